@@ -1,0 +1,159 @@
+//! The router: every route at `/` and under `/api/`, and the middleware every request passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderName, HeaderValue, Method, Request, header};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::map_response_body::MapResponseBodyLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::config::HttpSettings;
+use crate::db::Database;
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+
+/// The engine handles and settings handlers draw on; each handler extracts only its piece.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// The relational database.
+    pub db: Database,
+    /// Backends checked by `/readyz`.
+    pub readiness: Readiness,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// HTTP settings (limits, CORS).
+    pub http: Arc<HttpSettings>,
+    /// Cancelled when shutdown begins, so long-lived connections can say goodbye.
+    pub shutdown: CancellationToken,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The API routes, without middleware, relative to `/` (they are mounted again under `/api`).
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(crate::readiness::healthz))
+        .route("/actuator/health", get(crate::readiness::actuator_health))
+        .route("/readyz", get(crate::readiness::readyz))
+        .route("/metrics", get(crate::metrics::metrics))
+        .route("/v3/api-docs", get(crate::openapi::api_docs))
+}
+
+/// The whole application for `state`.
+pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The whole application with `extra` routes merged in (for embedding SomSom and for tests);
+/// they get the same middleware and the same `/api` twin.
+pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
+    let http = state.http.clone();
+    let routes = routes().merge(extra);
+    let router = Router::new()
+        .merge(routes.clone())
+        .nest("/api", routes)
+        .fallback(crate::error::not_found)
+        // Inside the router, so the matched route template is known.
+        .layer(from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(http.body_limit_bytes));
+
+    let outer = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings may carry personal data.
+                    tracing::info_span!("request", method = %request.method(),
+                        path = %request.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(cors(&http))
+        .layer(from_fn(crate::error::json_errors))
+        // The layers below answer with their own body types; json_errors needs axum's.
+        .layer(MapResponseBodyLayer::new(axum::body::Body::new))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_secs),
+        ));
+    router.layer(outer).with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}
+
+/// Origins that are not valid header values.
+pub fn invalid_cors_origins(http: &HttpSettings) -> Vec<String> {
+    http.cors_origins
+        .iter()
+        .filter(|o| *o != "*" && HeaderValue::from_str(o).is_err())
+        .cloned()
+        .collect()
+}
+
+/// CORS from configuration: the listed origins with credentials; `*` allows any origin, without
+/// credentials (browsers refuse the two together).
+fn cors(http: &HttpSettings) -> CorsLayer {
+    let base = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(3600));
+    if http.cors_origins.iter().any(|o| o == "*") {
+        return base
+            .allow_origin(AllowOrigin::any())
+            .allow_headers(tower_http::cors::Any);
+    }
+    let origins: Vec<HeaderValue> = http
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    base.allow_origin(AllowOrigin::list(origins))
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_credentials(true)
+}
+
+impl AppState {
+    /// Whether a handler should treat the server as shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+}
+
+/// A 503 for a backend that is not available right now.
+pub fn unavailable(backend: &str, error: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(backend, %error, "backend unavailable");
+    ApiError::new(ErrorCode::ServiceUnavailable).with_retry_after(1)
+}

@@ -1,0 +1,199 @@
+//! Building the server from configuration and running it until a graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppState, app_with, invalid_cors_origins};
+use crate::backends::{self, BackendError};
+use crate::config::Config;
+use crate::db::{Database, DbError};
+use crate::metrics::Metrics;
+use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
+use crate::tasks::Tasks;
+
+/// Why the server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration is inconsistent.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DbError),
+    /// A configured backend could not be reached.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound to its address and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    extra: Router<AppState>,
+    tasks: Tasks,
+    grace: Duration,
+}
+
+/// Connects every configured backend, applies migrations and binds the listen address.
+pub async fn build(config: Config) -> Result<Application, BuildError> {
+    let invalid = invalid_cors_origins(&config.http);
+    if !invalid.is_empty() {
+        return Err(BuildError::Config(format!(
+            "invalid CORS origins: {invalid:?}"
+        )));
+    }
+    let db = Database::connect(&config.database_url).await?;
+    db.migrate().await?;
+
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseCheck(db.clone()))];
+    if let Some(url) = &config.redis_url {
+        checks.push(Arc::new(RedisCheck(backends::redis(url).await?)));
+    }
+    if let Some(brokers) = &config.kafka_brokers {
+        let check = KafkaCheck::new(&backends::kafka_config(brokers)).map_err(|source| {
+            BackendError::Kafka {
+                brokers: brokers.clone(),
+                source,
+            }
+        })?;
+        checks.push(Arc::new(check));
+    }
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| BuildError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let state = AppState {
+        db,
+        readiness: Readiness::new(checks),
+        metrics: Arc::new(Metrics::new()),
+        http: Arc::new(config.http.clone()),
+        shutdown: CancellationToken::new(),
+    };
+    Ok(Application {
+        listener,
+        state,
+        extra: Router::new(),
+        tasks: Tasks::new(),
+        grace: Duration::from_secs(config.shutdown_grace_secs),
+    })
+}
+
+impl Application {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// The state handed to handlers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The owner of background tasks; they are cancelled and awaited at shutdown.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// Adds routes of the embedding program; they get the same middleware and `/api` twin.
+    pub fn with_routes(mut self, routes: Router<AppState>) -> Self {
+        self.extra = self.extra.merge(routes);
+        self
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully: stop accepting, let in-flight
+    /// requests finish (up to the grace period), stop background tasks, close the database.
+    pub async fn run_until<F>(self, signal: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Application {
+            listener,
+            state,
+            extra,
+            tasks,
+            grace,
+        } = self;
+        let router = app_with(state.clone(), extra);
+        let shutdown = state.shutdown.clone();
+        let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            signal.await;
+            tracing::info!("shutdown: no new connections; draining in-flight requests");
+            shutdown.cancel();
+            let _ = began_tx.send(());
+        };
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let deadline = async move {
+            match began_rx.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = server => result?,
+            () = deadline => tracing::warn!(?grace, "shutdown: requests still running after the grace period; closing them"),
+        }
+        if !tasks.shutdown(grace).await {
+            tracing::warn!(
+                ?grace,
+                "shutdown: background tasks still running after the grace period"
+            );
+        }
+        state.db.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

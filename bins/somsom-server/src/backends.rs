@@ -1,0 +1,71 @@
+//! Clients for the shared services, built from configuration. Only the binary reads the
+//! environment or builds AWS config; engines are handed these ready clients.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use crate::config::AwsSettings;
+
+/// Why a configured backend could not be set up at start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// Redis is configured but unreachable or misconfigured.
+    #[error("redis at {url}: {source}")]
+    Redis {
+        /// The URL, password masked.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The Kafka client could not be created.
+    #[error("kafka brokers {brokers}: {source}")]
+    Kafka {
+        /// The broker list.
+        brokers: String,
+        /// The driver's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+}
+
+/// A Redis connection manager (reconnects by itself). Fails when Redis cannot be reached now:
+/// a node that starts without its configured Redis should not pretend to be ready.
+pub async fn redis(url: &str) -> Result<redis::aio::ConnectionManager, BackendError> {
+    let wrap = |source| BackendError::Redis {
+        url: crate::config::mask_url_password(url),
+        source,
+    };
+    let client = redis::Client::open(url).map_err(wrap)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)));
+    redis::aio::ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(wrap)
+}
+
+/// The librdkafka settings shared by every Kafka client of the server.
+pub fn kafka_config(brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("socket.timeout.ms", "10000")
+        .set("client.id", "somsom-server");
+    config
+}
+
+/// The AWS SDK configuration: the standard chain (credentials, region, `AWS_ENDPOINT_URL`), with
+/// the region and endpoint of `settings` taking precedence when set.
+pub async fn aws_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &settings.endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}

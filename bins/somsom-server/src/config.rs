@@ -1,0 +1,331 @@
+//! Configuration: documented defaults that need nothing, overridden by an optional TOML file,
+//! overridden in turn by `SOMSOM_*` environment variables (and the standard `AWS_*` ones).
+//!
+//! Environment names are the TOML keys in upper case with `SOMSOM_` in front; nested keys are
+//! joined with a double underscore: `SOMSOM_HTTP__BODY_LIMIT_BYTES` sets `[http] body_limit_bytes`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The whole server configuration. `Config::default()` is the embedded default: listen on
+/// `0.0.0.0:8080`, a SQLite file under `./data/`, every engine in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on (`SOMSOM_LISTEN`).
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (embedded) or `mysql://USER:PASS@HOST/DB` (scaled out) (`SOMSOM_DATABASE_URL`).
+    pub database_url: String,
+    /// Setting it moves the engines that can use Redis onto it (`SOMSOM_REDIS_URL`).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub redis_url: Option<String>,
+    /// Comma-separated `host:port` list; setting it moves the chat relay onto Kafka
+    /// (`SOMSOM_KAFKA_BROKERS`).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub kafka_brokers: Option<String>,
+    /// Where the AWS backends (chosen by name in their own sections) talk to.
+    pub aws: AwsSettings,
+    /// HTTP behaviour shared by every route.
+    pub http: HttpSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// How long a graceful shutdown waits for in-flight requests and background tasks.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            database_url: "sqlite://data/somsom.db".to_owned(),
+            redis_url: None,
+            kafka_brokers: None,
+            aws: AwsSettings::default(),
+            http: HttpSettings::default(),
+            log: LogSettings::default(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// AWS region and endpoint. Credentials are never part of this file: they come from the standard
+/// AWS chain (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, instance roles).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsSettings {
+    /// Region (`AWS_REGION`); the AWS default chain decides when unset.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub region: Option<String>,
+    /// Endpoint override (`AWS_ENDPOINT_URL`), e.g. a local `moto_server`.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub endpoint_url: Option<String>,
+}
+
+/// HTTP behaviour shared by every route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Request bodies larger than this are refused with 413.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS (with credentials). A comma-separated string works too
+    /// (`SOMSOM_HTTP__CORS_ORIGINS=https://a.example,https://b.example`).
+    #[serde(deserialize_with = "string_or_list")]
+    pub cors_origins: Vec<String>,
+    /// A request still running after this many seconds is answered with 408.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            cors_origins: vec!["http://localhost:3000".to_owned()],
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info,somsom_server=debug`; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info,sqlx=warn,aws_config=warn,rdkafka=warn".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, one event a line.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Defaults, then the TOML file at `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file, Env::prefixed("SOMSOM_"), Env::raw())
+    }
+
+    /// `SOMSOM_*` variables that belong to the tooling, not to the server: they are not
+    /// configuration keys, so they must not trip the unknown-key check.
+    const TOOLING_VARIABLES: &[&str] = &["CONFIG", "REQUIRE_SERVICES", "CACHE", "UPDATE_DOCS"];
+
+    fn figment(file: Option<&Path>, somsom: Env, raw: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let aws = raw
+            .only(&["AWS_REGION", "AWS_ENDPOINT_URL"])
+            .map(|key| format!("aws.{}", &key.as_str()[4..]).to_lowercase().into());
+        figment
+            .merge(aws)
+            .merge(somsom.ignore(Self::TOOLING_VARIABLES).split("__"))
+            .extract()
+            .map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The configuration as JSON with every password in a URL and every secret-looking field
+    /// replaced by `****`, for printing at start.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        redact(&mut value, "");
+        value
+    }
+}
+
+fn redact(value: &mut serde_json::Value, key: &str) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => map.iter_mut().for_each(|(k, v)| redact(v, k)),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, key)),
+        Value::String(s) if is_secret_key(key) => *s = "****".to_owned(),
+        Value::String(s) if key.ends_with("url") => *s = mask_url_password(s),
+        _ => {}
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    ["secret", "password", "private_key", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// `mysql://user:pw@host/db` → `mysql://user:****@host/db`; anything unparsable is left alone.
+pub fn mask_url_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+fn empty_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.filter(|s| !s.trim().is_empty()))
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(str::to_owned).collect(),
+        OneOrMany::Many(v) => v,
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+// figment's Jail returns its own (large) error type from every closure.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    /// Loads inside a jail whose environment was cleared, so the developer's or CI's variables
+    /// (`AWS_ENDPOINT_URL`, `SOMSOM_REQUIRE_SERVICES`, ...) cannot leak in.
+    fn load_in_jail(file: Option<&str>) -> Result<Config, ConfigError> {
+        Config::figment(file.map(Path::new), Env::prefixed("SOMSOM_"), Env::raw())
+    }
+
+    #[test]
+    fn defaults_need_nothing() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            let config = load_in_jail(None).unwrap();
+            assert_eq!(config, Config::default());
+            assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+            assert!(config.database_url.starts_with("sqlite://data/"));
+            assert!(config.redis_url.is_none() && config.kafka_brokers.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file(
+                "somsom.toml",
+                r#"
+                listen = "127.0.0.1:9000"
+                database_url = "mysql://root:hunter2@db/somsom"
+                [http]
+                body_limit_bytes = 2048
+                cors_origins = ["https://a.example"]
+                "#,
+            )?;
+            jail.set_env("SOMSOM_LISTEN", "127.0.0.1:9100");
+            jail.set_env("SOMSOM_REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("SOMSOM_KAFKA_BROKERS", "127.0.0.1:9092");
+            jail.set_env(
+                "SOMSOM_HTTP__CORS_ORIGINS",
+                "https://b.example, https://c.example",
+            );
+            jail.set_env("AWS_REGION", "ap-northeast-2");
+            jail.set_env("AWS_ENDPOINT_URL", "http://127.0.0.1:5000");
+            let config = load_in_jail(Some("somsom.toml")).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.database_url, "mysql://root:hunter2@db/somsom");
+            assert_eq!(config.http.body_limit_bytes, 2048);
+            assert_eq!(
+                config.http.cors_origins,
+                vec!["https://b.example", "https://c.example"]
+            );
+            assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(config.kafka_brokers.as_deref(), Some("127.0.0.1:9092"));
+            assert_eq!(config.aws.region.as_deref(), Some("ap-northeast-2"));
+            assert_eq!(
+                config.aws.endpoint_url.as_deref(),
+                Some("http://127.0.0.1:5000")
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn empty_service_variables_mean_unset() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("SOMSOM_REDIS_URL", "");
+            jail.set_env("SOMSOM_REQUIRE_SERVICES", "1");
+            let config = load_in_jail(None).unwrap();
+            assert!(config.redis_url.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.create_file("bad.toml", "listen_port = 1\n")?;
+            let err = load_in_jail(Some("bad.toml")).unwrap_err().to_string();
+            assert!(err.contains("listen_port"), "{err}");
+            jail.set_env("SOMSOM_LISTEN", "not-an-address");
+            let err = load_in_jail(None).unwrap_err().to_string().to_lowercase();
+            assert!(err.contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        Jail::expect_with(|jail| {
+            jail.clear_env();
+            assert!(load_in_jail(Some("nope.toml")).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redaction_masks_url_passwords() {
+        let config = Config {
+            database_url: "mysql://root:hunter2@db:3306/somsom".into(),
+            redis_url: Some("redis://:sesame@cache:6379".into()),
+            ..Config::default()
+        };
+        let printed = config.redacted().to_string();
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("sesame"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("mysql://root:****@db:3306/somsom"),
+            "{printed}"
+        );
+    }
+}

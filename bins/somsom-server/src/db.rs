@@ -1,0 +1,122 @@
+//! The relational database: SQLite (embedded default) or MySQL/MariaDB (scaled out), chosen by
+//! the URL scheme, with the server's own migrations applied at start.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// A pool for whichever database the URL names. Engines take the inner pool they support.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// `sqlite://…`
+    Sqlite(SqlitePool),
+    /// `mysql://…` (MariaDB too)
+    MySql(MySqlPool),
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// The URL is neither `sqlite:` nor `mysql:`.
+    #[error(
+        "unsupported database URL scheme in {0:?}: use sqlite://PATH or mysql://USER:PASS@HOST/DB"
+    )]
+    UnsupportedScheme(String),
+    /// The directory for the SQLite file could not be created.
+    #[error("cannot create the directory for the SQLite file: {0}")]
+    Directory(#[source] std::io::Error),
+    /// Connecting failed.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl Database {
+    /// Opens a pool for `url`. A SQLite file (and its directory) is created when missing.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(DbError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let file = options.get_filename();
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(DbError::Directory)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            let url = url.replacen("mariadb:", "mysql:", 1);
+            let options = MySqlConnectOptions::from_str(&url).map_err(DbError::Connect)?;
+            let pool = MySqlPoolOptions::new()
+                .max_connections(32)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::MySql(pool))
+        } else {
+            Err(DbError::UnsupportedScheme(
+                crate::config::mask_url_password(url),
+            ))
+        }
+    }
+
+    /// Applies the server's migrations. Engines apply their own; every migrator ignores versions
+    /// it does not know, so they can share one database.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        match self {
+            Self::Sqlite(pool) => {
+                shared(sqlx::migrate!("./migrations/sqlite"))
+                    .run(pool)
+                    .await
+            }
+            Self::MySql(pool) => shared(sqlx::migrate!("./migrations/mysql")).run(pool).await,
+        }
+        .map_err(DbError::Migrate)
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Self::MySql(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }
+    }
+
+    /// `sqlite` or `mysql`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::MySql(_) => "mysql",
+        }
+    }
+
+    /// Closes every connection (at shutdown, so SQLite checkpoints its WAL).
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::MySql(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A migrator that leaves the versions of other crates' migrations in the shared table alone.
+fn shared(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    migrator.set_ignore_missing(true);
+    migrator
+}

@@ -1,0 +1,433 @@
+//! The API's one error body, `{"status", "code", "message", "errors"?}`, for every status.
+//!
+//! Handlers return [`ApiError`]. The [`json_errors`] middleware makes sure that responses produced
+//! elsewhere (axum's 405, a body-limit 413, a timeout 408, a caught panic) carry the same body,
+//! and re-renders messages in English for clients that prefer it (`Accept-Language: en`).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// Every error code the API answers with. The seed's codes keep their names, statuses and
+/// Korean messages; new ones are written in the same voice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 500: something failed on our side.
+    InternalServerError,
+    /// 400: the request is malformed (with `errors` naming each field at fault).
+    BadRequest,
+    /// 401: no valid credentials.
+    Unauthorized,
+    /// 403: the caller may not do this.
+    PermissionDenied,
+    /// 404: no route at this path.
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 408: the request took too long.
+    RequestTimeout,
+    /// 413: the body is larger than the configured limit.
+    PayloadTooLarge,
+    /// 415: the body is not in a format this route accepts.
+    UnsupportedMediaType,
+    /// 429: too many requests; `Retry-After` says when to come back.
+    TooManyRequests,
+    /// 503: a backend this request needs is unavailable.
+    ServiceUnavailable,
+    /// 404: the festival does not exist.
+    FestivalNotFound,
+    /// 404: the user does not exist.
+    UserNotFound,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            BadRequest => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            PermissionDenied => StatusCode::FORBIDDEN,
+            NotFound | FestivalNotFound | UserNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The message in `lang`.
+    pub fn message(self, lang: Lang) -> &'static str {
+        use ErrorCode::*;
+        let (ko, en) = match self {
+            InternalServerError => (
+                "내부 서버 오류가 발생했습니다.",
+                "An internal error occurred.",
+            ),
+            BadRequest => ("잘못된 요청입니다.", "The request is invalid."),
+            Unauthorized => ("인증이 필요합니다.", "Authentication is required."),
+            PermissionDenied => ("권한이 없습니다.", "You do not have permission."),
+            NotFound => ("요청한 경로를 찾을 수 없습니다.", "No such route."),
+            MethodNotAllowed => (
+                "허용되지 않은 요청 방식입니다.",
+                "This method is not allowed here.",
+            ),
+            RequestTimeout => (
+                "요청 처리 시간이 초과되었습니다.",
+                "The request took too long.",
+            ),
+            PayloadTooLarge => ("요청 본문이 너무 큽니다.", "The request body is too large."),
+            UnsupportedMediaType => (
+                "지원하지 않는 요청 형식입니다.",
+                "This content type is not supported.",
+            ),
+            TooManyRequests => (
+                "요청이 너무 많습니다. 잠시 후 다시 시도해주세요.",
+                "Too many requests. Please try again later.",
+            ),
+            ServiceUnavailable => (
+                "일시적으로 서비스를 이용할 수 없습니다.",
+                "The service is temporarily unavailable.",
+            ),
+            FestivalNotFound => ("존재하지 않는 축제입니다.", "The festival does not exist."),
+            UserNotFound => ("존재하지 않는 사용자입니다.", "The user does not exist."),
+        };
+        match lang {
+            Lang::Ko => ko,
+            Lang::En => en,
+        }
+    }
+
+    /// The code that fits a bare status produced outside our handlers.
+    pub fn for_status(status: StatusCode) -> Self {
+        use ErrorCode::*;
+        match status {
+            StatusCode::UNAUTHORIZED => Unauthorized,
+            StatusCode::FORBIDDEN => PermissionDenied,
+            StatusCode::NOT_FOUND => NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => RequestTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => UnsupportedMediaType,
+            StatusCode::TOO_MANY_REQUESTS => TooManyRequests,
+            StatusCode::SERVICE_UNAVAILABLE => ServiceUnavailable,
+            s if s.is_server_error() => InternalServerError,
+            _ => BadRequest,
+        }
+    }
+}
+
+/// The language of messages in error bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    /// Korean, the default.
+    #[default]
+    Ko,
+    /// English, for `Accept-Language` preferring `en`.
+    En,
+}
+
+impl Lang {
+    /// The language the client prefers among the two we speak (Korean unless English ranks higher).
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let Some(value) = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Lang::Ko;
+        };
+        let mut best = (Lang::Ko, 0.0_f32);
+        for part in value.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let lang = if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else if tag == "ko" || tag.starts_with("ko-") {
+                Lang::Ko
+            } else {
+                continue;
+            };
+            if q > best.1 {
+                best = (lang, q);
+            }
+        }
+        best.0
+    }
+}
+
+/// Why one input field was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldIssue {
+    /// The field is missing.
+    Required,
+    /// The value could not be read as the expected type or format.
+    Malformed(String),
+    /// The text is longer than `max` characters.
+    TooLong {
+        /// The maximum in characters.
+        max: usize,
+    },
+    /// The number is outside `min..=max`.
+    OutOfRange {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// Anything else, in both languages.
+    Other {
+        /// Korean text.
+        ko: String,
+        /// English text.
+        en: String,
+    },
+}
+
+impl FieldIssue {
+    fn render(&self, lang: Lang) -> String {
+        match (self, lang) {
+            (FieldIssue::Required, Lang::Ko) => "필수 값입니다.".to_owned(),
+            (FieldIssue::Required, Lang::En) => "is required".to_owned(),
+            (FieldIssue::Malformed(why), Lang::Ko) => format!("형식이 올바르지 않습니다: {why}"),
+            (FieldIssue::Malformed(why), Lang::En) => format!("is malformed: {why}"),
+            (FieldIssue::TooLong { max }, Lang::Ko) => format!("{max}자 이하로 입력해주세요."),
+            (FieldIssue::TooLong { max }, Lang::En) => format!("must be at most {max} characters"),
+            (FieldIssue::OutOfRange { min, max }, Lang::Ko) => {
+                format!("{min} 이상 {max} 이하여야 합니다.")
+            }
+            (FieldIssue::OutOfRange { min, max }, Lang::En) => {
+                format!("must be between {min} and {max}")
+            }
+            (FieldIssue::Other { ko, .. }, Lang::Ko) => ko.clone(),
+            (FieldIssue::Other { en, .. }, Lang::En) => en.clone(),
+        }
+    }
+}
+
+/// An error answered to the client. Cheap to clone; rendered in the client's language by
+/// [`json_errors`].
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    code: ErrorCode,
+    status: StatusCode,
+    fields: BTreeMap<String, FieldIssue>,
+    retry_after_secs: Option<u64>,
+}
+
+/// The JSON error body, as documented in the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// The machine-readable code.
+    pub code: ErrorCode,
+    /// A message for people (Korean by default).
+    pub message: String,
+    /// Each field at fault and why; absent when no field is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<BTreeMap<String, String>>,
+}
+
+impl ApiError {
+    /// An error with `code` and its status.
+    pub fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            status: code.status(),
+            fields: BTreeMap::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// A 400 naming one field.
+    pub fn field(name: impl Into<String>, issue: FieldIssue) -> Self {
+        Self::new(ErrorCode::BadRequest).with_field(name, issue)
+    }
+
+    /// Adds one more field at fault.
+    pub fn with_field(mut self, name: impl Into<String>, issue: FieldIssue) -> Self {
+        self.fields.insert(name.into(), issue);
+        self
+    }
+
+    /// Adds `Retry-After` (for 429 and 503).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// A 500 for an unexpected failure: logs `error` (never shown to the client).
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        Self::new(ErrorCode::InternalServerError)
+    }
+
+    /// The code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The fields at fault.
+    pub fn fields(&self) -> &BTreeMap<String, FieldIssue> {
+        &self.fields
+    }
+
+    fn for_status(status: StatusCode) -> Self {
+        Self {
+            status,
+            ..Self::new(ErrorCode::for_status(status))
+        }
+    }
+
+    /// The body in `lang`.
+    pub fn body(&self, lang: Lang) -> ErrorBody {
+        ErrorBody {
+            status: self.status.as_u16(),
+            code: self.code,
+            message: self.code.message(lang).to_owned(),
+            errors: (!self.fields.is_empty()).then(|| {
+                self.fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.render(lang)))
+                    .collect()
+            }),
+        }
+    }
+
+    fn render(&self, lang: Lang) -> Response {
+        let mut response = (self.status, Json(self.body(lang))).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render(Lang::Ko)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} ({})", self.code, self.status)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Middleware: every 4xx/5xx leaves as the JSON error body, in the client's language.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let lang = Lang::from_headers(request.headers());
+    let response = next.run(request).await;
+    if let Some(error) = response.extensions().get::<ApiError>() {
+        if lang == Lang::Ko {
+            return response;
+        }
+        let error = error.clone();
+        return keep_headers(&response, error.render(lang));
+    }
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    keep_headers(&response, ApiError::for_status(status).render(lang))
+}
+
+/// Carries over the headers that matter for the client (`Allow`, `Retry-After`, CORS, request id)
+/// from the response being replaced.
+fn keep_headers(original: &Response, mut replacement: Response) -> Response {
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            replacement
+                .headers_mut()
+                .entry(name)
+                .or_insert_with(|| value.clone());
+        }
+    }
+    replacement
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"))
+}
+
+/// The fallback for unknown routes: 404 `NOT_FOUND`.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(accept: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_LANGUAGE,
+            HeaderValue::from_str(accept).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn language_negotiation_prefers_the_higher_quality() {
+        assert_eq!(Lang::from_headers(&HeaderMap::new()), Lang::Ko);
+        assert_eq!(Lang::from_headers(&headers("en")), Lang::En);
+        assert_eq!(Lang::from_headers(&headers("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_headers(&headers("ko-KR,en;q=0.5")), Lang::Ko);
+        assert_eq!(Lang::from_headers(&headers("fr, en;q=0.3")), Lang::En);
+        assert_eq!(Lang::from_headers(&headers("fr")), Lang::Ko);
+    }
+
+    #[test]
+    fn bodies_carry_status_code_message_and_fields() {
+        let error = ApiError::field("limit", FieldIssue::OutOfRange { min: 1, max: 100 });
+        let body = serde_json::to_value(error.body(Lang::Ko)).unwrap();
+        assert_eq!(body["status"], 400);
+        assert_eq!(body["code"], "BAD_REQUEST");
+        assert_eq!(body["message"], "잘못된 요청입니다.");
+        assert_eq!(body["errors"]["limit"], "1 이상 100 이하여야 합니다.");
+        let body = serde_json::to_value(ApiError::new(ErrorCode::FestivalNotFound).body(Lang::En))
+            .unwrap();
+        assert_eq!(body["status"], 404);
+        assert_eq!(body["code"], "FESTIVAL_NOT_FOUND");
+        assert_eq!(body["message"], "The festival does not exist.");
+        assert!(body.get("errors").is_none());
+    }
+
+    #[test]
+    fn every_code_maps_back_from_its_status_family() {
+        for status in [400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 502, 503] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let code = ErrorCode::for_status(status);
+            assert_eq!(
+                code.status().is_server_error(),
+                status.is_server_error(),
+                "{status}"
+            );
+        }
+    }
+}

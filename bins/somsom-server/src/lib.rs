@@ -1,0 +1,21 @@
+//! SomSom's server as a library: [`build`] turns a [`Config`] into a ready [`Application`], and
+//! [`app`] turns state into the axum [`Router`](axum::Router). `main.rs` only reads config, sets
+//! up logging, builds and serves; tests drive the router without a socket or bind port 0.
+
+pub mod app;
+pub mod backends;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod readiness;
+pub mod tasks;
+pub mod telemetry;
+
+mod application;
+
+pub use app::{AppState, app, app_with};
+pub use application::{Application, BuildError, build, shutdown_signal};
+pub use config::Config;

@@ -1,0 +1,72 @@
+//! The OpenAPI 3 document, generated from the handlers and served at `/v3/api-docs` (the seed's
+//! springdoc path). `docs/openapi.json` is a checked-in copy kept current by a test.
+
+use std::sync::LazyLock;
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ErrorBody, ErrorCode};
+
+/// The document's root.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "SomSom API",
+        description = "Festival reservations: festivals, tickets, a fair waiting room, chat and \
+                       reminders. Every route also answers under `/api`. Errors share one JSON body \
+                       (`ErrorBody`) for every status.",
+    ),
+    paths(
+        crate::readiness::healthz,
+        crate::readiness::actuator_health,
+        crate::readiness::readyz,
+        crate::metrics::metrics,
+        api_docs,
+    ),
+    components(schemas(ErrorBody, ErrorCode)),
+    modifiers(&BearerAuth),
+    tags((name = "operations", description = "Health, readiness, metrics and this document")),
+)]
+pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme (`Authorization: Bearer <access token>`).
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty JSON (what `docs/openapi.json` holds).
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serialises")
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(document);
+
+/// `GET /v3/api-docs`
+#[utoipa::path(get, path = "/v3/api-docs", tag = "operations",
+    responses((status = 200, description = "This OpenAPI 3 document", content_type = "application/json")))]
+pub async fn api_docs() -> Response {
+    let mut response = DOCUMENT.as_str().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

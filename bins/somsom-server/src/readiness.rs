@@ -1,0 +1,217 @@
+//! Liveness (`/healthz`, `/actuator/health`) and readiness (`/readyz`): readiness checks every
+//! configured backend, concurrently and with a deadline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::extract::State;
+use http::StatusCode;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Serialize;
+
+use crate::db::Database;
+
+/// One backend the server depends on.
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    /// Short name shown in `/readyz`, e.g. `database`.
+    fn name(&self) -> &'static str;
+    /// Succeeds when the backend answers.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Every check of this server.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.checks.iter().map(|c| c.name()))
+            .finish()
+    }
+}
+
+const CHECK_DEADLINE: Duration = Duration::from_secs(3);
+
+impl Readiness {
+    /// The checks to run for `/readyz`.
+    pub fn new(checks: Vec<Arc<dyn ReadinessCheck>>) -> Self {
+        Self {
+            checks: Arc::new(checks),
+        }
+    }
+
+    /// Runs every check concurrently; each is given [`CHECK_DEADLINE`].
+    pub async fn report(&self) -> Health {
+        let results = futures::future::join_all(self.checks.iter().map(|check| async move {
+            let outcome = match tokio::time::timeout(CHECK_DEADLINE, check.check()).await {
+                Ok(Ok(())) => Component::up(),
+                Ok(Err(why)) => Component::down(why),
+                Err(_) => Component::down(format!("no answer within {CHECK_DEADLINE:?}")),
+            };
+            (check.name().to_owned(), outcome)
+        }))
+        .await;
+        let all_up = results.iter().all(|(_, c)| c.status == Status::Up);
+        Health {
+            status: if all_up { Status::Up } else { Status::Down },
+            components: Some(results.into_iter().collect()),
+        }
+    }
+}
+
+/// `UP` or `DOWN`, in Spring Actuator's spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    /// Working.
+    Up,
+    /// Not working.
+    Down,
+}
+
+/// One backend's state.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Component {
+    /// `UP` or `DOWN`.
+    pub status: Status,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Component {
+    fn up() -> Self {
+        Self {
+            status: Status::Up,
+            error: None,
+        }
+    }
+    fn down(why: String) -> Self {
+        Self {
+            status: Status::Down,
+            error: Some(why),
+        }
+    }
+}
+
+/// A health answer: `{"status": "UP"}`, with `components` for readiness.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Overall state.
+    pub status: Status,
+    /// Each backend's state (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub components: Option<BTreeMap<String, Component>>,
+}
+
+impl Health {
+    fn alive() -> Self {
+        Self {
+            status: Status::Up,
+            components: None,
+        }
+    }
+}
+
+/// `GET /healthz`: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health::alive())
+}
+
+/// `GET /actuator/health`: the seed's load-balancer check, answered like `/healthz`.
+#[utoipa::path(get, path = "/actuator/health", tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn actuator_health() -> Json<Health> {
+    Json(Health::alive())
+}
+
+/// `GET /readyz`: every configured backend answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Every backend answers", body = Health),
+        (status = 503, description = "At least one backend does not", body = Health)))]
+pub async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Health>) {
+    let health = readiness.report().await;
+    let status = match health.status {
+        Status::Up => StatusCode::OK,
+        Status::Down => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(health))
+}
+
+/// The relational database answers `SELECT 1`.
+#[derive(Debug)]
+pub struct DatabaseCheck(pub Database);
+
+#[async_trait]
+impl ReadinessCheck for DatabaseCheck {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Redis answers `PING`.
+pub struct RedisCheck(pub redis::aio::ConnectionManager);
+
+#[async_trait]
+impl ReadinessCheck for RedisCheck {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    async fn check(&self) -> Result<(), String> {
+        let mut conn = self.0.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The Kafka cluster answers a metadata request.
+pub struct KafkaCheck(Arc<BaseConsumer>);
+
+impl KafkaCheck {
+    /// A metadata-only client for `config` (librdkafka connects lazily).
+    pub fn new(config: &rdkafka::ClientConfig) -> Result<Self, rdkafka::error::KafkaError> {
+        Ok(Self(Arc::new(config.create()?)))
+    }
+}
+
+#[async_trait]
+impl ReadinessCheck for KafkaCheck {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+    async fn check(&self) -> Result<(), String> {
+        let consumer = self.0.clone();
+        // librdkafka's metadata call blocks its thread.
+        tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, CHECK_DEADLINE)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+        .and_then(|brokers| {
+            if brokers > 0 {
+                Ok(())
+            } else {
+                Err("no brokers in metadata".to_owned())
+            }
+        })
+    }
+}
