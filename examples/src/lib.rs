@@ -1,0 +1,1 @@
+//! Examples live next to this crate's manifest; this crate has no library code.
