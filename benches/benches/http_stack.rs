@@ -16,7 +16,10 @@ use somsom_server::readiness::Readiness;
 use tower::ServiceExt;
 
 fn bench_http_stack(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let router = runtime.block_on(async {
         let db = Database::connect("sqlite::memory:").await.unwrap();
         somsom_server::app(AppState {
@@ -28,7 +31,10 @@ fn bench_http_stack(c: &mut Criterion) {
         })
     });
     let mut group = c.benchmark_group("http_stack");
-    for (name, path) in [("healthz", "/api/healthz"), ("unknown_route_404", "/api/nope")] {
+    for (name, path) in [
+        ("healthz", "/api/healthz"),
+        ("unknown_route_404", "/api/nope"),
+    ] {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| {
                 let request = Request::get(path).body(Body::empty()).unwrap();

@@ -190,7 +190,11 @@ async fn server_answers_health_errors_metrics_and_docs() {
         .unwrap();
     let healthz_line = metrics
         .lines()
-        .find(|l| l.starts_with(r#"somsom_http_requests_total{method="GET",route="/healthz",status="200"}"#))
+        .find(|l| {
+            l.starts_with(
+                r#"somsom_http_requests_total{method="GET",route="/healthz",status="200"}"#,
+            )
+        })
         .unwrap_or_else(|| panic!("no /healthz counter in\n{metrics}"));
     assert!(healthz_line.ends_with(" 2"), "{healthz_line}");
     assert!(metrics.contains(r#"route="unmatched""#), "{metrics}");
