@@ -1,5 +1,5 @@
 //! SomSom's server as a library: [`build`] turns a [`Config`] into a ready [`Application`], and
-//! [`app`] turns state into the axum [`Router`](axum::Router). `main.rs` only reads config, sets
+//! [`app()`] turns state into the axum [`Router`](axum::Router). `main.rs` only reads config, sets
 //! up logging, builds and serves; tests drive the router without a socket or bind port 0.
 
 pub mod app;

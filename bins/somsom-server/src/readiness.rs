@@ -47,7 +47,7 @@ impl Readiness {
         }
     }
 
-    /// Runs every check concurrently; each is given [`CHECK_DEADLINE`].
+    /// Runs every check concurrently, each with a deadline of a few seconds.
     pub async fn report(&self) -> Health {
         let results = futures::future::join_all(self.checks.iter().map(|check| async move {
             let outcome = match tokio::time::timeout(CHECK_DEADLINE, check.check()).await {

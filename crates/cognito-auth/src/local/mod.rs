@@ -1,0 +1,495 @@
+//! The local identity provider: accounts in an [`AccountStore`], argon2id passwords, 6-digit
+//! e-mail codes, RS256 tokens with a persisted key, rotating refresh tokens with reuse detection.
+
+mod memory;
+#[cfg(feature = "sql")]
+mod sql;
+pub mod store;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Duration;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sql")]
+pub use sql::SqlStore;
+use store::{Account, AccountStore, RefreshRecord};
+
+use crate::jwt::{AccessTokenClaims, IdTokenClaims, Jwks, SigningKey, Verifier};
+use crate::password::{self, Policy};
+use crate::sender::{CodeSender, Recipient};
+use crate::{
+    AuthError, Claims, Clock, IdentityProvider, Login, Profile, Result, Role, SignUp,
+    SignUpOutcome, Tokens, normalize_email, validate_email,
+};
+
+/// Settings of the local provider.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// `iss` of every token, e.g. `http://localhost:8080`.
+    pub issuer: String,
+    /// `client_id` of access tokens and `aud` of identity tokens.
+    pub client_id: String,
+    /// Access and identity token lifetime (Cognito's default: one hour).
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (Cognito's default: 30 days).
+    pub refresh_ttl: Duration,
+    /// Confirmation code lifetime (Cognito: 24 hours).
+    pub code_ttl: Duration,
+    /// Wrong codes allowed before the code is locked (a new one must be requested).
+    pub max_code_attempts: u32,
+    /// Password rules.
+    pub policy: Policy,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "somsom".into(),
+            client_id: "somsom-web".into(),
+            access_ttl: Duration::hours(1),
+            refresh_ttl: Duration::days(30),
+            code_ttl: Duration::hours(24),
+            max_code_attempts: 5,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// The local identity provider.
+#[derive(Debug, Clone)]
+pub struct LocalIdentity {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn AccountStore>,
+    sender: Arc<dyn CodeSender>,
+    clock: Arc<dyn Clock>,
+    key: SigningKey,
+    verifier: Verifier,
+    config: LocalConfig,
+}
+
+impl LocalIdentity {
+    /// A provider over `store`. The signing key is loaded from the store, or generated and
+    /// stored on first start (every node sharing the store then signs with the same key).
+    pub async fn new(
+        store: Arc<dyn AccountStore>,
+        sender: Arc<dyn CodeSender>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+    ) -> Result<Self> {
+        let (kid, pem) = match store.signing_key().await? {
+            Some(stored) => stored,
+            None => {
+                let fresh = tokio::task::spawn_blocking(SigningKey::generate)
+                    .await
+                    .map_err(|e| AuthError::unavailable("rsa", e.to_string()))??;
+                store
+                    .store_signing_key(fresh.kid(), fresh.private_pem())
+                    .await?
+            }
+        };
+        let key = SigningKey::from_pem(&kid, &pem)?;
+        Ok(Self::with_key(store, sender, clock, config, key))
+    }
+
+    /// A provider with a given key (tests share one to skip key generation).
+    pub fn with_key(
+        store: Arc<dyn AccountStore>,
+        sender: Arc<dyn CodeSender>,
+        clock: Arc<dyn Clock>,
+        config: LocalConfig,
+        key: SigningKey,
+    ) -> Self {
+        let jwks = Jwks {
+            keys: vec![key.jwk().clone()],
+        };
+        let verifier = Verifier::new(&jwks, &config.issuer, Some(&config.client_id));
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                sender,
+                clock,
+                key,
+                verifier,
+                config,
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.inner.clock.now().timestamp_millis()
+    }
+
+    async fn account(&self, email: &str) -> Result<Option<Account>> {
+        Ok(self
+            .inner
+            .store
+            .account_by_email(&normalize_email(email))
+            .await?)
+    }
+
+    async fn send_new_code(&self, account: &mut Account) -> Result<()> {
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
+        account.code_hash = Some(code_hash(&account.username, &code));
+        account.code_expires_at =
+            Some(self.now_ms() + self.inner.config.code_ttl.num_milliseconds());
+        account.code_attempts = 0;
+        self.inner.store.update_account(account).await?;
+        let to = Recipient {
+            email: account.email.clone(),
+            name: account.name.clone(),
+        };
+        self.inner.sender.send_code(&to, &code).await
+    }
+
+    fn issue(&self, account: &Account, family: &str) -> Result<(Tokens, RefreshRecord)> {
+        let config = &self.inner.config;
+        let now = self.inner.clock.now();
+        let iat = now.timestamp();
+        let exp = (now + config.access_ttl).timestamp();
+        let access = AccessTokenClaims {
+            sub: account.username.clone(),
+            username: account.username.clone(),
+            iss: config.issuer.clone(),
+            token_use: "access".into(),
+            client_id: Some(config.client_id.clone()),
+            iat,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
+            sid: Some(family.to_owned()),
+            email: Some(account.email.clone()),
+            name: Some(account.name.clone()),
+            groups: match account.role {
+                Role::Admin => vec![Role::Admin.as_str().to_owned()],
+                Role::User => vec![],
+            },
+        };
+        let id = IdTokenClaims {
+            sub: account.username.clone(),
+            aud: config.client_id.clone(),
+            iss: config.issuer.clone(),
+            token_use: "id".into(),
+            username: account.username.clone(),
+            email: account.email.clone(),
+            email_verified: account.confirmed,
+            name: account.name.clone(),
+            iat,
+            exp,
+        };
+        let refresh_token = random_token();
+        let record = RefreshRecord {
+            token_hash: sha256_hex(refresh_token.as_bytes()),
+            family: family.to_owned(),
+            username: account.username.clone(),
+            expires_at: (now + config.refresh_ttl).timestamp_millis(),
+        };
+        let tokens = Tokens {
+            access_token: self.inner.key.sign(&access)?,
+            id_token: self.inner.key.sign(&id)?,
+            refresh_token: Some(refresh_token),
+            expires_in: u64::try_from(config.access_ttl.num_seconds()).unwrap_or(0),
+        };
+        Ok((tokens, record))
+    }
+}
+
+fn profile(a: &Account) -> Profile {
+    Profile {
+        username: a.username.clone(),
+        email: a.email.clone(),
+        name: a.name.clone(),
+        role: a.role,
+        confirmed: a.confirmed,
+    }
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::rngs::OsRng.r#gen();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn code_hash(username: &str, code: &str) -> String {
+    sha256_hex(format!("{username}:{code}").as_bytes())
+}
+
+/// Runs argon2 off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AuthError::unavailable("argon2", e.to_string()))
+}
+
+#[async_trait]
+impl IdentityProvider for LocalIdentity {
+    async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome> {
+        validate_email(&request.email)?;
+        let name = request.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 50 {
+            return Err(AuthError::InvalidParameter("name".into()));
+        }
+        self.inner.config.policy.check(&request.password)?;
+        let email = normalize_email(&request.email);
+        if self.inner.store.account_by_email(&email).await?.is_some() {
+            return Err(AuthError::UserAlreadyExists);
+        }
+        let password = request.password;
+        let password_hash = blocking(move || password::hash(&password)).await??;
+        let mut account = Account {
+            username: uuid::Uuid::new_v4().to_string(),
+            email,
+            name,
+            password_hash,
+            role: Role::User,
+            confirmed: false,
+            code_hash: None,
+            code_expires_at: None,
+            code_attempts: 0,
+            created_at: self.now_ms(),
+        };
+        self.inner.store.insert_account(&account).await?;
+        self.send_new_code(&mut account).await?;
+        Ok(SignUpOutcome {
+            username: account.username,
+            confirmed: false,
+        })
+    }
+
+    async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<Profile> {
+        let mut account = self.account(email).await?.ok_or(AuthError::UserNotFound)?;
+        if account.confirmed {
+            return Err(AuthError::AlreadyConfirmed);
+        }
+        let max = self.inner.config.max_code_attempts;
+        if account.code_attempts >= max {
+            return Err(AuthError::TooManyAttempts);
+        }
+        let Some(expected) = account.code_hash.clone() else {
+            return Err(AuthError::CodeExpired);
+        };
+        if account.code_expires_at.is_none_or(|at| at <= self.now_ms()) {
+            return Err(AuthError::CodeExpired);
+        }
+        if code_hash(&account.username, code.trim()) != expected {
+            let attempts = self.inner.store.add_code_attempt(&account.email).await?;
+            return Err(if attempts >= max {
+                AuthError::TooManyAttempts
+            } else {
+                AuthError::CodeMismatch
+            });
+        }
+        account.confirmed = true;
+        account.code_hash = None;
+        account.code_expires_at = None;
+        account.code_attempts = 0;
+        self.inner.store.update_account(&account).await?;
+        Ok(profile(&account))
+    }
+
+    async fn resend_confirmation_code(&self, email: &str) -> Result<()> {
+        let mut account = self.account(email).await?.ok_or(AuthError::UserNotFound)?;
+        if account.confirmed {
+            return Err(AuthError::AlreadyConfirmed);
+        }
+        self.send_new_code(&mut account).await
+    }
+
+    async fn sign_in(&self, email: &str, password: &str) -> Result<Login> {
+        let account = self.account(email).await?;
+        // The same work and the same answer whether or not the e-mail exists.
+        let phc = account.as_ref().map_or_else(
+            || password::decoy_hash().to_owned(),
+            |a| a.password_hash.clone(),
+        );
+        let password = password.to_owned();
+        let matches = blocking(move || password::verify(&password, &phc)).await?;
+        let account = match account {
+            Some(a) if matches => a,
+            _ => return Err(AuthError::NotAuthorized),
+        };
+        if !account.confirmed {
+            return Err(AuthError::UserNotConfirmed);
+        }
+        let family = uuid::Uuid::new_v4().to_string();
+        let (tokens, record) = self.issue(&account, &family)?;
+        self.inner.store.insert_refresh(&record).await?;
+        Ok(Login {
+            tokens,
+            user: profile(&account),
+        })
+    }
+
+    async fn refresh(&self, username: &str, refresh_token: &str) -> Result<Tokens> {
+        let hash = sha256_hex(refresh_token.trim().as_bytes());
+        let found = self
+            .inner
+            .store
+            .refresh_by_hash(&hash)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        if found.record.username != username || found.family_revoked {
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        if found.record.expires_at <= self.now_ms() {
+            return Err(AuthError::RefreshTokenExpired);
+        }
+        if found.used || !self.inner.store.mark_refresh_used(&hash).await? {
+            // A refresh token that is traded in twice has leaked: end the whole session.
+            tracing::warn!(username, "refresh token reuse: revoking its session");
+            self.inner.store.revoke_family(&found.record.family).await?;
+            return Err(AuthError::InvalidRefreshToken);
+        }
+        let account = self
+            .inner
+            .store
+            .account_by_username(username)
+            .await?
+            .ok_or(AuthError::InvalidRefreshToken)?;
+        let (tokens, record) = self.issue(&account, &found.record.family)?;
+        self.inner.store.insert_refresh(&record).await?;
+        Ok(tokens)
+    }
+
+    async fn sign_out(&self, access_token: &str) -> Result<()> {
+        let claims = self.verify(access_token).await?;
+        self.inner.store.revoke_user(&claims.username).await?;
+        Ok(())
+    }
+
+    async fn verify(&self, access_token: &str) -> Result<Claims> {
+        let now = self.inner.clock.now().timestamp();
+        let raw = self.inner.verifier.verify_access(access_token, now)?;
+        if let Some(sid) = &raw.sid
+            && !self.inner.store.family_active(sid).await?
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(raw.claims())
+    }
+
+    async fn profile(&self, email: &str) -> Result<Profile> {
+        self.account(email)
+            .await?
+            .map(|a| profile(&a))
+            .ok_or(AuthError::UserNotFound)
+    }
+
+    async fn set_role(&self, email: &str, role: Role) -> Result<()> {
+        let mut account = self.account(email).await?.ok_or(AuthError::UserNotFound)?;
+        account.role = role;
+        self.inner.store.update_account(&account).await?;
+        Ok(())
+    }
+
+    fn jwks(&self) -> Option<Jwks> {
+        Some(Jwks {
+            keys: vec![self.inner.key.jwk().clone()],
+        })
+    }
+}
+
+/// One RSA key per test process: generating keys is slow, and tests need many providers.
+#[cfg(any(test, feature = "testing"))]
+pub fn test_key() -> SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate().expect("RSA key generation"))
+        .clone()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::conformance::{Harness, run_all};
+    use crate::sender::MemorySender;
+
+    /// The local provider over `store`, with a memory sender and a manual clock.
+    pub(crate) fn harness(store: Arc<dyn AccountStore>) -> Harness {
+        let codes = Arc::new(MemorySender::new());
+        let clock = ManualClock::starting_now();
+        let provider = LocalIdentity::with_key(
+            store,
+            codes.clone(),
+            Arc::new(clock.clone()),
+            LocalConfig::default(),
+            test_key(),
+        );
+        Harness {
+            provider: Arc::new(provider),
+            codes: Some(Arc::new(move |email: &str| codes.last_code(email))),
+            clock: Some(clock),
+            rotates_refresh_tokens: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_passes_the_conformance_suite() {
+        run_all(&harness(Arc::new(MemoryStore::new()))).await;
+    }
+
+    #[tokio::test]
+    async fn the_signing_key_is_generated_once_and_kept() {
+        let store: Arc<dyn AccountStore> = Arc::new(MemoryStore::new());
+        let sender = Arc::new(MemorySender::new());
+        let first = LocalIdentity::new(
+            store.clone(),
+            sender.clone(),
+            Arc::new(crate::SystemClock),
+            LocalConfig::default(),
+        )
+        .await
+        .unwrap();
+        let second = LocalIdentity::new(
+            store,
+            sender,
+            Arc::new(crate::SystemClock),
+            LocalConfig::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            first.jwks(),
+            second.jwks(),
+            "a restart (or another node) reuses the stored key"
+        );
+    }
+
+    #[tokio::test]
+    async fn codes_are_six_digits_and_stored_hashed() {
+        let store = Arc::new(MemoryStore::new());
+        let h = harness(store.clone());
+        h.provider
+            .sign_up(SignUp {
+                email: "c@example.com".into(),
+                password: "Festival1!".into(),
+                name: "c".into(),
+            })
+            .await
+            .unwrap();
+        let code = (h.codes.as_ref().unwrap())("c@example.com").unwrap();
+        assert_eq!(code.len(), 6);
+        assert!(code.chars().all(|c| c.is_ascii_digit()));
+        let account = store
+            .account_by_email("c@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(account.code_hash.as_deref(), Some(code.as_str()));
+        assert!(account.password_hash.starts_with("$argon2id$"));
+    }
+}
