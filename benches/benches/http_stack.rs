@@ -2,17 +2,11 @@
 //! panic catcher, body limit, timeout, routing, metrics), measured through the router without a
 //! socket: `cargo bench -p somsom-benches --bench http_stack`.
 
-use std::hint::black_box;
-use std::sync::Arc;
-
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
-use somsom_server::AppState;
-use somsom_server::config::HttpSettings;
-use somsom_server::db::Database;
-use somsom_server::metrics::Metrics;
-use somsom_server::readiness::Readiness;
+use somsom_server::Config;
+use std::hint::black_box;
 use tower::ServiceExt;
 
 fn bench_http_stack(c: &mut Criterion) {
@@ -20,15 +14,15 @@ fn bench_http_stack(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    let dir = std::env::temp_dir().join(format!("somsom-bench-{}", std::process::id()));
     let router = runtime.block_on(async {
-        let db = Database::connect("sqlite::memory:").await.unwrap();
-        somsom_server::app(AppState {
-            db,
-            readiness: Readiness::default(),
-            metrics: Arc::new(Metrics::new()),
-            http: Arc::new(HttpSettings::default()),
-            shutdown: Default::default(),
-        })
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: format!("sqlite://{}/bench.db", dir.display()),
+            ..Config::default()
+        };
+        let app = somsom_server::build(config).await.unwrap();
+        somsom_server::app(app.state().clone())
     });
     let mut group = c.benchmark_group("http_stack");
     for (name, path) in [

@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::{HeaderName, HeaderValue, Method, Request, header};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -19,6 +19,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use cognito_auth::IdentityProvider;
+
+use crate::auth::{AdminEmails, AttemptLimits};
 use crate::config::HttpSettings;
 use crate::db::Database;
 use crate::error::{ApiError, ErrorCode};
@@ -38,6 +41,12 @@ pub struct AppState {
     pub http: Arc<HttpSettings>,
     /// Cancelled when shutdown begins, so long-lived connections can say goodbye.
     pub shutdown: CancellationToken,
+    /// The identity provider.
+    pub auth: Arc<dyn IdentityProvider>,
+    /// Login and confirmation attempt limits.
+    pub limits: Arc<AttemptLimits>,
+    /// Who becomes an admin on confirmation.
+    pub admins: AdminEmails,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -50,6 +59,14 @@ fn routes() -> Router<AppState> {
         .route("/readyz", get(crate::readiness::readyz))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/v3/api-docs", get(crate::openapi::api_docs))
+        .route("/signup", post(crate::auth::signup))
+        .route("/confirm-signup", post(crate::auth::confirm_signup))
+        .route("/resend-confirmation-code", post(crate::auth::resend_code))
+        .route("/login", post(crate::auth::login))
+        .route("/signout", post(crate::auth::signout))
+        .route("/verify-token", get(crate::auth::verify_token))
+        .route("/refresh-token", post(crate::auth::refresh_token))
+        .route("/.well-known/jwks.json", get(crate::auth::jwks))
 }
 
 /// The whole application for `state`.
@@ -66,6 +83,11 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(routes.clone())
         .nest("/api", routes)
         .fallback(crate::error::not_found)
+        // A bearer token, when present, must be valid on every route (as the seed's filter).
+        .layer(from_fn_with_state(
+            state.auth.clone(),
+            crate::auth::check_bearer,
+        ))
         // Inside the router, so the matched route template is known.
         .layer(from_fn_with_state(
             state.metrics.clone(),

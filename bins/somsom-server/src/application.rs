@@ -9,8 +9,14 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
+use cognito_auth::sender::{CodeSender, LogSender};
+use cognito_auth::{IdentityProvider, SystemClock};
+
 use crate::app::{AppState, app_with, invalid_cors_origins};
+use crate::auth::{AdminEmails, AttemptLimits};
 use crate::backends::{self, BackendError};
+use crate::config::AuthBackend;
 use crate::config::Config;
 use crate::db::{Database, DbError};
 use crate::metrics::Metrics;
@@ -50,8 +56,20 @@ pub struct Application {
     grace: Duration,
 }
 
+/// Pieces an embedding program or a test supplies instead of the configured ones.
+#[derive(Default)]
+pub struct Overrides {
+    /// Delivers confirmation codes (default: the log).
+    pub code_sender: Option<Arc<dyn CodeSender>>,
+}
+
 /// Connects every configured backend, applies migrations and binds the listen address.
 pub async fn build(config: Config) -> Result<Application, BuildError> {
+    build_with(config, Overrides::default()).await
+}
+
+/// [`build`] with some pieces supplied by the caller.
+pub async fn build_with(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
     let invalid = invalid_cors_origins(&config.http);
     if !invalid.is_empty() {
         return Err(BuildError::Config(format!(
@@ -75,6 +93,14 @@ pub async fn build(config: Config) -> Result<Application, BuildError> {
         checks.push(Arc::new(check));
     }
 
+    let sender = overrides.code_sender.unwrap_or_else(|| Arc::new(LogSender));
+    let auth = identity_provider(&config, &db, sender).await?;
+    let admins = AdminEmails::new(&config.admin_emails);
+    admins
+        .apply(auth.as_ref(), &db)
+        .await
+        .map_err(|e| BuildError::Config(format!("granting admin roles: {e}")))?;
+
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| BuildError::Bind {
@@ -87,6 +113,12 @@ pub async fn build(config: Config) -> Result<Application, BuildError> {
         metrics: Arc::new(Metrics::new()),
         http: Arc::new(config.http.clone()),
         shutdown: CancellationToken::new(),
+        auth,
+        limits: Arc::new(AttemptLimits::new(
+            config.auth.attempts_per_account_per_minute,
+            config.auth.attempts_per_address_per_minute,
+        )),
+        admins,
     };
     Ok(Application {
         listener,
@@ -95,6 +127,35 @@ pub async fn build(config: Config) -> Result<Application, BuildError> {
         tasks: Tasks::new(),
         grace: Duration::from_secs(config.shutdown_grace_secs),
     })
+}
+
+/// The identity provider the configuration names, over the server's database.
+async fn identity_provider(
+    config: &Config,
+    db: &Database,
+    sender: Arc<dyn CodeSender>,
+) -> Result<Arc<dyn IdentityProvider>, BuildError> {
+    match config.auth.backend {
+        AuthBackend::Local => {
+            let store = match db {
+                Database::Sqlite(pool) => SqlStore::Sqlite(pool.clone()),
+                Database::MySql(pool) => SqlStore::MySql(pool.clone()),
+            };
+            store
+                .migrate()
+                .await
+                .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
+            let local = LocalConfig {
+                issuer: config.auth.issuer.clone(),
+                ..LocalConfig::default()
+            };
+            let provider =
+                LocalIdentity::new(Arc::new(store), sender, Arc::new(SystemClock), local)
+                    .await
+                    .map_err(|e| BuildError::Config(format!("identity provider: {e}")))?;
+            Ok(Arc::new(provider))
+        }
+    }
 }
 
 impl Application {

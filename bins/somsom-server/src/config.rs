@@ -35,6 +35,44 @@ pub struct Config {
     pub log: LogSettings,
     /// How long a graceful shutdown waits for in-flight requests and background tasks.
     pub shutdown_grace_secs: u64,
+    /// E-mail addresses that become admins once confirmed (`SOMSOM_ADMIN_EMAILS`, comma-separated).
+    #[serde(deserialize_with = "string_or_list")]
+    pub admin_emails: Vec<String>,
+    /// The identity provider.
+    pub auth: AuthSettings,
+}
+
+/// Identity settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `local` (the default: accounts in the database).
+    pub backend: AuthBackend,
+    /// `iss` of the tokens the local provider issues.
+    pub issuer: String,
+    /// Login and confirmation attempts allowed per account per minute.
+    pub attempts_per_account_per_minute: u32,
+    /// Login and confirmation attempts allowed per client address per minute.
+    pub attempts_per_address_per_minute: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            backend: AuthBackend::Local,
+            issuer: "somsom".into(),
+            attempts_per_account_per_minute: 10,
+            attempts_per_address_per_minute: 60,
+        }
+    }
+}
+
+/// Which identity provider to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthBackend {
+    /// SomSom's own accounts (argon2id, RS256), in the configured database.
+    Local,
 }
 
 impl Default for Config {
@@ -48,6 +86,8 @@ impl Default for Config {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             shutdown_grace_secs: 30,
+            admin_emails: Vec::new(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -257,6 +297,7 @@ mod tests {
             );
             jail.set_env("AWS_REGION", "ap-northeast-2");
             jail.set_env("AWS_ENDPOINT_URL", "http://127.0.0.1:5000");
+            jail.set_env("SOMSOM_ADMIN_EMAILS", "root@example.com, ops@example.com");
             let config = load_in_jail(Some("somsom.toml")).unwrap();
             assert_eq!(config.listen.to_string(), "127.0.0.1:9100");
             assert_eq!(config.database_url, "mysql://root:hunter2@db/somsom");
@@ -268,6 +309,10 @@ mod tests {
             assert_eq!(config.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
             assert_eq!(config.kafka_brokers.as_deref(), Some("127.0.0.1:9092"));
             assert_eq!(config.aws.region.as_deref(), Some("ap-northeast-2"));
+            assert_eq!(
+                config.admin_emails,
+                vec!["root@example.com", "ops@example.com"]
+            );
             assert_eq!(
                 config.aws.endpoint_url.as_deref(),
                 Some("http://127.0.0.1:5000")

@@ -45,6 +45,24 @@ pub enum ErrorCode {
     FestivalNotFound,
     /// 404: the user does not exist.
     UserNotFound,
+    /// 409: an account with this e-mail exists.
+    UserAlreadyExists,
+    /// 403: the e-mail is not confirmed yet.
+    UserNotConfirmed,
+    /// 409: the e-mail is confirmed already.
+    AlreadyConfirmed,
+    /// 403: too many wrong codes; a new code must be requested.
+    ConfirmationLocked,
+    /// 400: the password does not meet the policy.
+    InvalidPassword,
+    /// 401: the access token expired.
+    AccessTokenExpired,
+    /// 401: the refresh token expired.
+    RefreshTokenExpired,
+    /// 400: the refresh token is unknown, revoked or reused.
+    InvalidRefreshToken,
+    /// 401: the access token is malformed, forged or revoked.
+    TokenVerificationFailed,
 }
 
 impl ErrorCode {
@@ -57,6 +75,12 @@ impl ErrorCode {
             Unauthorized => StatusCode::UNAUTHORIZED,
             PermissionDenied => StatusCode::FORBIDDEN,
             NotFound | FestivalNotFound | UserNotFound => StatusCode::NOT_FOUND,
+            UserAlreadyExists | AlreadyConfirmed => StatusCode::CONFLICT,
+            UserNotConfirmed | ConfirmationLocked => StatusCode::FORBIDDEN,
+            InvalidPassword | InvalidRefreshToken => StatusCode::BAD_REQUEST,
+            AccessTokenExpired | RefreshTokenExpired | TokenVerificationFailed => {
+                StatusCode::UNAUTHORIZED
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -101,6 +125,42 @@ impl ErrorCode {
             ),
             FestivalNotFound => ("존재하지 않는 축제입니다.", "The festival does not exist."),
             UserNotFound => ("존재하지 않는 사용자입니다.", "The user does not exist."),
+            UserAlreadyExists => (
+                "이미 존재하는 사용자입니다.",
+                "A user with this e-mail already exists.",
+            ),
+            UserNotConfirmed => (
+                "이메일 인증이 필요합니다. 이메일을 확인해주세요.",
+                "Please confirm your e-mail address first.",
+            ),
+            AlreadyConfirmed => (
+                "이미 인증된 사용자입니다.",
+                "The e-mail address is already confirmed.",
+            ),
+            ConfirmationLocked => (
+                "인증 코드 입력 횟수를 초과했습니다. 인증 코드를 다시 요청해주세요.",
+                "Too many wrong codes. Please request a new code.",
+            ),
+            InvalidPassword => (
+                "비밀번호는 8자 이상이며 대문자, 소문자, 숫자, 특수문자를 포함해야 합니다.",
+                "The password needs at least 8 characters with upper- and lower-case letters, a digit and a symbol.",
+            ),
+            AccessTokenExpired => (
+                "Access Token이 만료되었습니다.",
+                "The access token expired.",
+            ),
+            RefreshTokenExpired => (
+                "Refresh Token이 만료되었습니다.",
+                "The refresh token expired.",
+            ),
+            InvalidRefreshToken => (
+                "유효하지 않은 Refresh Token입니다.",
+                "The refresh token is invalid.",
+            ),
+            TokenVerificationFailed => (
+                "토큰 검증에 실패했습니다.",
+                "The token could not be verified.",
+            ),
         };
         match lang {
             Lang::Ko => ko,

@@ -3,6 +3,7 @@
 //! up logging, builds and serves; tests drive the router without a socket or bind port 0.
 
 pub mod app;
+pub mod auth;
 pub mod backends;
 pub mod config;
 pub mod db;
@@ -17,5 +18,5 @@ pub mod telemetry;
 mod application;
 
 pub use app::{AppState, app, app_with};
-pub use application::{Application, BuildError, build, shutdown_signal};
+pub use application::{Application, BuildError, Overrides, build, build_with, shutdown_signal};
 pub use config::Config;

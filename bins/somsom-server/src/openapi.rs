@@ -25,10 +25,21 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::readiness::readyz,
         crate::metrics::metrics,
         api_docs,
+        crate::auth::signup,
+        crate::auth::confirm_signup,
+        crate::auth::resend_code,
+        crate::auth::login,
+        crate::auth::signout,
+        crate::auth::verify_token,
+        crate::auth::refresh_token,
+        crate::auth::jwks,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&BearerAuth),
-    tags((name = "operations", description = "Health, readiness, metrics and this document")),
+    tags(
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "auth", description = "Accounts, tokens and sessions"),
+    ),
 )]
 pub struct ApiDoc;
 

@@ -1,0 +1,449 @@
+//! The auth routes over a real socket: every route, every error code, bad input, bearer checks,
+//! rate limits and admin grants.
+
+mod common;
+
+use std::sync::Arc;
+
+use cognito_auth::sender::MemorySender;
+use serde_json::{Value, json};
+use somsom_server::{Config, Overrides, build_with};
+
+struct Ctx {
+    server: common::Running,
+    codes: Arc<MemorySender>,
+    http: reqwest::Client,
+    db: somsom_server::db::Database,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(tweak: impl FnOnce(&mut Config)) -> Ctx {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config_in(dir.path());
+    tweak(&mut config);
+    let codes = Arc::new(MemorySender::new());
+    let app = build_with(
+        config,
+        Overrides {
+            code_sender: Some(codes.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let db = app.state().db.clone();
+    Ctx {
+        server: common::spawn(app),
+        codes,
+        http: reqwest::Client::new(),
+        db,
+        _dir: dir,
+    }
+}
+
+impl Ctx {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.server.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.server.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn signed_up(&self, email: &str) {
+        let (status, body) = self
+            .post(
+                "/signup",
+                json!({"email": email, "password": "Festival1!", "name": "솜솜"}),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (200, &json!("이메일 인증을 완료해주세요.")),
+            "{body}"
+        );
+    }
+
+    async fn confirmed(&self, email: &str) {
+        self.signed_up(email).await;
+        let code = self.codes.last_code(email).unwrap();
+        let (status, body) = self
+            .post(
+                "/api/confirm-signup",
+                json!({"email": email, "name": "솜솜", "code": code}),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (200, &json!("회원가입되었습니다.")),
+            "{body}"
+        );
+    }
+
+    async fn login(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post("/login", json!({"email": email, "password": "Festival1!"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+#[tokio::test]
+async fn sign_up_confirm_login_verify_refresh_sign_out() {
+    let ctx = start(|_| {}).await;
+    let email = "flow@example.com";
+    ctx.signed_up(email).await;
+
+    let (status, body) = ctx
+        .post("/login", json!({"email": email, "password": "Festival1!"}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("USER_NOT_CONFIRMED")),
+        "{body}"
+    );
+
+    let code = ctx.codes.last_code(email).unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let (status, body) = ctx
+        .post("/confirm-signup", json!({"email": email, "code": wrong}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{body}"
+    );
+    assert!(body["errors"]["code"].is_string());
+
+    let (status, _) = ctx
+        .post("/confirm-signup", json!({"email": email, "code": code}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = ctx
+        .post("/confirm-signup", json!({"email": email, "code": code}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("ALREADY_CONFIRMED"))
+    );
+
+    let login = ctx.login(email).await;
+    for key in [
+        "accessToken",
+        "idToken",
+        "refreshToken",
+        "userName",
+        "userNickname",
+    ] {
+        assert!(
+            login[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {login}"
+        );
+    }
+    assert_eq!(login["tokenType"], "Bearer");
+    assert_eq!(login["expiresIn"], 3600);
+    assert_eq!(login["userNickname"], "솜솜");
+    let user_id = login["userId"].as_i64().unwrap();
+    assert!(user_id > 0);
+    let access = login["accessToken"].as_str().unwrap();
+
+    let (status, body) = ctx.get("/verify-token", Some(access)).await;
+    assert_eq!((status, &body["message"]), (200, &json!("유효한 토큰")));
+
+    // Refresh, seed style: RefreshToken header and username query parameter.
+    let username = login["userName"].as_str().unwrap();
+    let old_refresh = login["refreshToken"].as_str().unwrap();
+    let res = ctx
+        .http
+        .post(
+            ctx.server
+                .url(&format!("/refresh-token?username={username}")),
+        )
+        .header("RefreshToken", old_refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let refreshed: Value = res.json().await.unwrap();
+    assert_eq!(refreshed["tokenType"], "Bearer");
+    let new_access = refreshed["accessToken"].as_str().unwrap().to_owned();
+    let new_refresh = refreshed["refreshToken"].as_str().unwrap().to_owned();
+
+    // The same, with a JSON body; the used token is refused (and ends the session).
+    let (status, body) = ctx
+        .post(
+            "/refresh-token",
+            json!({"refreshToken": old_refresh, "username": username}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_REFRESH_TOKEN")),
+        "{body}"
+    );
+    let (status, body) = ctx
+        .post(
+            "/refresh-token",
+            json!({"refreshToken": new_refresh, "username": username}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_REFRESH_TOKEN")),
+        "reuse revoked the family: {body}"
+    );
+    let (status, body) = ctx.get("/verify-token", Some(&new_access)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("TOKEN_VERIFICATION_FAILED"))
+    );
+
+    // Sign out ends every session: the first login's access token dies too.
+    let second = ctx.login(email).await;
+    let second_access = second["accessToken"].as_str().unwrap();
+    let res = ctx
+        .http
+        .post(ctx.server.url("/signout"))
+        .bearer_auth(second_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["message"],
+        "로그아웃 성공"
+    );
+    for token in [access, second_access] {
+        let (status, body) = ctx.get("/verify-token", Some(token)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("TOKEN_VERIFICATION_FAILED"))
+        );
+    }
+    let (status, body) = ctx
+        .post(
+            "/refresh-token",
+            json!({"refreshToken": second["refreshToken"], "username": username}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_REFRESH_TOKEN")),
+        "{body}"
+    );
+
+    // The users row the seed's other tables refer to.
+    let user = somsom_server::auth::users::by_username(&ctx.db, username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (user.id, user.email.as_str(), user.name.as_str()),
+        (user_id, email, "솜솜")
+    );
+    ctx.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_and_error_codes() {
+    let ctx = start(|_| {}).await;
+    ctx.confirmed("taken@example.com").await;
+
+    let (status, body) = ctx
+        .post(
+            "/signup",
+            json!({"email": "TAKEN@example.com", "password": "Festival1!", "name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("USER_ALREADY_EXISTS"))
+    );
+
+    let (status, body) = ctx
+        .post(
+            "/signup",
+            json!({"email": "weak@example.com", "password": "weakpass", "name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("INVALID_PASSWORD"))
+    );
+    assert!(body["errors"]["password"].is_string(), "{body}");
+
+    let (status, body) = ctx
+        .post("/signup", json!({"password": "Festival1!", "name": "x"}))
+        .await;
+    assert_eq!(
+        (status, &body["errors"]["email"]),
+        (400, &json!("필수 값입니다.")),
+        "{body}"
+    );
+    let (status, body) = ctx
+        .post(
+            "/signup",
+            json!({"email": "bad", "password": "Festival1!", "name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["errors"]["email"].is_string(), "{body}");
+    let (status, body) = ctx
+        .post(
+            "/signup",
+            json!({"email": "n@example.com", "password": "Festival1!", "name": "x".repeat(51)}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["errors"]["name"].is_string(), "{body}");
+    let res = ctx
+        .http
+        .post(ctx.server.url("/login"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(res.json::<Value>().await.unwrap()["errors"]["body"].is_string());
+
+    // Wrong password and unknown e-mail: the same answer.
+    let (s1, wrong) = ctx
+        .post(
+            "/login",
+            json!({"email": "taken@example.com", "password": "Wrong-pass1!"}),
+        )
+        .await;
+    let (s2, unknown) = ctx
+        .post(
+            "/login",
+            json!({"email": "nobody@example.com", "password": "Festival1!"}),
+        )
+        .await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(wrong, unknown);
+    assert_eq!(wrong["code"], "UNAUTHORIZED");
+
+    let (status, body) = ctx
+        .post(
+            "/confirm-signup",
+            json!({"email": "nobody@example.com", "code": "123456"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("USER_NOT_FOUND"))
+    );
+
+    // Missing and invalid bearer tokens: 401 JSON; an invalid one even on public routes.
+    let (status, body) = ctx.get("/verify-token", None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    let (status, body) = ctx.get("/healthz", Some("not-a-token")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("TOKEN_VERIFICATION_FAILED"))
+    );
+    let res = ctx
+        .http
+        .post(ctx.server.url("/signout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    let (status, body) = ctx.post("/refresh-token", json!({})).await;
+    assert_eq!(
+        (status, body["errors"]["RefreshToken"].as_str()),
+        (400, Some("필수 값입니다.")),
+        "{body}"
+    );
+    let (status, body) = ctx
+        .post("/refresh-token", json!({"refreshToken": "x"}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["errors"]["username"].is_string(), "{body}");
+
+    let (status, jwks) = ctx.get("/.well-known/jwks.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    ctx.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_attempts_are_limited_per_account() {
+    let ctx = start(|c| c.auth.attempts_per_account_per_minute = 3).await;
+    for _ in 0..3 {
+        let (status, _) = ctx
+            .post(
+                "/login",
+                json!({"email": "x@example.com", "password": "Wrong-pass1!"}),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let res = ctx
+        .http
+        .post(ctx.server.url("/login"))
+        .json(&json!({"email": "X@example.com", "password": "Wrong-pass1!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "TOO_MANY_REQUESTS"
+    );
+    // Another account is not affected.
+    let (status, _) = ctx
+        .post(
+            "/login",
+            json!({"email": "y@example.com", "password": "Wrong-pass1!"}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    ctx.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn configured_admins_become_admins_once_confirmed() {
+    let ctx = start(|c| c.admin_emails = vec!["Boss@Example.com".into()]).await;
+    ctx.confirmed("boss@example.com").await;
+    ctx.confirmed("staff@example.com").await;
+    let boss = ctx.login("boss@example.com").await;
+    let staff = ctx.login("staff@example.com").await;
+    let role = |login: &Value| {
+        let username = login["userName"].as_str().unwrap().to_owned();
+        let db = ctx.db.clone();
+        async move {
+            somsom_server::auth::users::by_username(&db, &username)
+                .await
+                .unwrap()
+                .unwrap()
+                .role
+        }
+    };
+    assert_eq!(role(&boss).await, cognito_auth::Role::Admin);
+    assert_eq!(role(&staff).await, cognito_auth::Role::User);
+    ctx.server.shutdown().await;
+}
