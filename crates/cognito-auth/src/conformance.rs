@@ -40,7 +40,8 @@ impl Harness {
         }
     }
 
-    async fn confirmed_user(&self) -> String {
+    /// A new, unconfirmed user with [`PASSWORD`].
+    async fn unconfirmed_user(&self) -> String {
         let email = email();
         self.p()
             .sign_up(SignUp {
@@ -50,6 +51,11 @@ impl Harness {
             })
             .await
             .expect("sign up");
+        email
+    }
+
+    async fn confirmed_user(&self) -> String {
+        let email = self.unconfirmed_user().await;
         self.p()
             .confirm_sign_up(&email, &self.code(&email))
             .await
@@ -158,15 +164,7 @@ pub async fn wrong_password_and_unknown_user_look_the_same(h: &Harness) {
 
 /// No tokens before the e-mail is confirmed.
 pub async fn unconfirmed_login_is_refused(h: &Harness) {
-    let email = email();
-    h.p()
-        .sign_up(SignUp {
-            email: email.clone(),
-            password: PASSWORD.into(),
-            name: "a".into(),
-        })
-        .await
-        .unwrap();
+    let email = h.unconfirmed_user().await;
     let login = h.p().sign_in(&email, PASSWORD).await;
     assert!(
         matches!(login, Err(AuthError::UserNotConfirmed)),
@@ -224,15 +222,7 @@ pub async fn wrong_codes_lock_after_five(h: &Harness) {
     if h.codes.is_none() {
         return; // moto accepts any code.
     }
-    let email = email();
-    h.p()
-        .sign_up(SignUp {
-            email: email.clone(),
-            password: PASSWORD.into(),
-            name: "a".into(),
-        })
-        .await
-        .unwrap();
+    let email = h.unconfirmed_user().await;
     let right = h.code(&email);
     let wrong = if right == "000000" {
         "000001"
@@ -278,15 +268,7 @@ pub async fn codes_expire(h: &Harness) {
     let (Some(clock), Some(_)) = (&h.clock, &h.codes) else {
         return;
     };
-    let email = email();
-    h.p()
-        .sign_up(SignUp {
-            email: email.clone(),
-            password: PASSWORD.into(),
-            name: "a".into(),
-        })
-        .await
-        .unwrap();
+    let email = h.unconfirmed_user().await;
     clock.advance(chrono::Duration::hours(25));
     let expired = h.p().confirm_sign_up(&email, &h.code(&email)).await;
     assert!(
