@@ -9,6 +9,9 @@ pub mod sender;
 #[cfg(feature = "axum")]
 pub mod extract;
 
+#[cfg(feature = "cognito")]
+pub mod cognito;
+
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
