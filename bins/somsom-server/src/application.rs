@@ -9,6 +9,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
 use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
 use cognito_auth::sender::{CodeSender, LogSender};
 use cognito_auth::{IdentityProvider, SystemClock};
@@ -153,6 +154,39 @@ async fn identity_provider(
                 LocalIdentity::new(Arc::new(store), sender, Arc::new(SystemClock), local)
                     .await
                     .map_err(|e| BuildError::Config(format!("identity provider: {e}")))?;
+            Ok(Arc::new(provider))
+        }
+        AuthBackend::Cognito => {
+            let settings = &config.auth.cognito;
+            if settings.user_pool_id.is_empty() || settings.client_id.is_empty() {
+                return Err(BuildError::Config(
+                    "auth.backend = cognito needs auth.cognito.user_pool_id and client_id".into(),
+                ));
+            }
+            let sdk = backends::aws_config(&config.aws).await;
+            let region = sdk.region().map(ToString::to_string).ok_or_else(|| {
+                BuildError::Config("auth.backend = cognito needs an AWS region".into())
+            })?;
+            let jwks_url = settings.jwks_url.clone().or_else(|| {
+                config.aws.endpoint_url.as_ref().map(|endpoint| {
+                    format!(
+                        "{}/{}/.well-known/jwks.json",
+                        endpoint.trim_end_matches('/'),
+                        settings.user_pool_id
+                    )
+                })
+            });
+            let cognito = CognitoConfig {
+                region,
+                user_pool_id: settings.user_pool_id.clone(),
+                client_id: settings.client_id.clone(),
+                client_secret: settings.client_secret.clone(),
+                jwks_url,
+            };
+            let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+            let provider = CognitoIdentity::new(client, cognito, Arc::new(SystemClock))
+                .await
+                .map_err(|e| BuildError::Config(format!("cognito: {e}")))?;
             Ok(Arc::new(provider))
         }
     }

@@ -54,6 +54,25 @@ pub struct AuthSettings {
     pub attempts_per_account_per_minute: u32,
     /// Login and confirmation attempts allowed per client address per minute.
     pub attempts_per_address_per_minute: u32,
+    /// The Cognito pool, for `backend = "cognito"`.
+    pub cognito: CognitoSettings,
+}
+
+/// An AWS Cognito user pool and app client (`SOMSOM_AUTH__COGNITO__USER_POOL_ID`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CognitoSettings {
+    /// Pool id.
+    pub user_pool_id: String,
+    /// App client id.
+    pub client_id: String,
+    /// App client secret, when the client has one (masked when printed).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub client_secret: Option<String>,
+    /// JWKS URL override; by default the pool's public one, or `{AWS_ENDPOINT_URL}/{pool}/...`
+    /// when an endpoint is configured.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub jwks_url: Option<String>,
 }
 
 impl Default for AuthSettings {
@@ -63,6 +82,7 @@ impl Default for AuthSettings {
             issuer: "somsom".into(),
             attempts_per_account_per_minute: 10,
             attempts_per_address_per_minute: 60,
+            cognito: CognitoSettings::default(),
         }
     }
 }
@@ -73,6 +93,8 @@ impl Default for AuthSettings {
 pub enum AuthBackend {
     /// SomSom's own accounts (argon2id, RS256), in the configured database.
     Local,
+    /// An AWS Cognito user pool (`[auth.cognito]`, region and endpoint from `[aws]`).
+    Cognito,
 }
 
 impl Default for Config {

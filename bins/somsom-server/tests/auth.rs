@@ -447,3 +447,100 @@ async fn configured_admins_become_admins_once_confirmed() {
     assert_eq!(role(&staff).await, cognito_auth::Role::User);
     ctx.server.shutdown().await;
 }
+
+/// The same routes with `auth.backend = "cognito"`, against a pool on moto (which accepts any
+/// confirmation code).
+#[tokio::test]
+async fn cognito_backend_end_to_end_on_moto() {
+    use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
+    let endpoint = test_support::require_service!(test_support::AWS);
+    let aws = somsom_server::config::AwsSettings {
+        region: Some(std::env::var("AWS_REGION").unwrap_or_else(|_| "ap-northeast-2".into())),
+        endpoint_url: Some(endpoint),
+    };
+    let sdk = somsom_server::backends::aws_config(&aws).await;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(test_support::unique_name("somsom_server"))
+        .send()
+        .await
+        .unwrap();
+    let pool_id = pool.user_pool().and_then(|p| p.id()).unwrap().to_owned();
+    let app = cognito
+        .create_user_pool_client()
+        .user_pool_id(&pool_id)
+        .client_name("somsom")
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .send()
+        .await
+        .unwrap();
+    let client_id = app
+        .user_pool_client()
+        .and_then(|c| c.client_id())
+        .unwrap()
+        .to_owned();
+
+    let ctx = start(|c| {
+        c.aws = aws.clone();
+        c.auth.backend = somsom_server::config::AuthBackend::Cognito;
+        c.auth.cognito.user_pool_id = pool_id.clone();
+        c.auth.cognito.client_id = client_id.clone();
+        c.admin_emails = vec!["cog-admin@example.com".into()];
+    })
+    .await;
+    let email = "cog-admin@example.com";
+    ctx.signed_up(email).await;
+    let (status, body) = ctx
+        .post("/confirm-signup", json!({"email": email, "code": "123456"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let login = ctx.login(email).await;
+    assert!(login["userId"].as_i64().unwrap() > 0);
+    let access = login["accessToken"].as_str().unwrap();
+    let (status, _) = ctx.get("/verify-token", Some(access)).await;
+    assert_eq!(status, 200);
+    let username = login["userName"].as_str().unwrap();
+    let user = somsom_server::auth::users::by_username(&ctx.db, username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        user.role,
+        cognito_auth::Role::Admin,
+        "admin e-mails become admins with Cognito too"
+    );
+
+    let res = ctx
+        .http
+        .post(
+            ctx.server
+                .url(&format!("/refresh-token?username={username}")),
+        )
+        .header("RefreshToken", login["refreshToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = ctx
+        .http
+        .post(ctx.server.url("/signout"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, body) = ctx.get("/verify-token", Some(access)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("TOKEN_VERIFICATION_FAILED"))
+    );
+    let (status, jwks) = ctx.get("/.well-known/jwks.json", None).await;
+    assert_eq!(
+        (status, jwks["code"].as_str()),
+        (404, Some("NOT_FOUND")),
+        "Cognito publishes its own JWKS"
+    );
+    ctx.server.shutdown().await;
+}
