@@ -544,3 +544,42 @@ async fn cognito_backend_end_to_end_on_moto() {
     );
     ctx.server.shutdown().await;
 }
+
+/// A token from `/login` verifies with an independent JWT library (PyJWT) against the JWKS the
+/// server publishes, with the issuer and `token_use` SomSom documents.
+#[tokio::test]
+async fn tokens_verify_with_pyjwt_against_the_published_jwks() {
+    let python = test_support::require_service!(test_support::PYTHON);
+    let ctx = start(|_| {}).await;
+    ctx.confirmed("py@example.com").await;
+    let login = ctx.login("py@example.com").await;
+    let (_, jwks) = ctx.get("/.well-known/jwks.json", None).await;
+    let script = r#"
+import json, sys, jwt
+jwks, token = json.loads(sys.argv[1]), sys.argv[2]
+kid = jwt.get_unverified_header(token)["kid"]
+key = jwt.PyJWKSet.from_dict(jwks)[kid].key
+claims = jwt.decode(token, key, algorithms=["RS256"], issuer="somsom", options={"require": ["exp", "iss", "sub"]})
+assert claims["token_use"] == "access", claims
+print(claims["username"])
+try:
+    jwt.decode(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"), key, algorithms=["RS256"])
+    print("TAMPERED TOKEN ACCEPTED")
+except jwt.InvalidSignatureError:
+    pass
+"#;
+    let token = login["accessToken"].as_str().unwrap().to_owned();
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script, &jwks.to_string(), &token])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), login["userName"].as_str().unwrap());
+    ctx.server.shutdown().await;
+}

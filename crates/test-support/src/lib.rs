@@ -22,6 +22,8 @@ pub const MYSQL: &str = "TEST_MYSQL_URL";
 pub const KAFKA: &str = "TEST_KAFKA_BROKERS";
 /// Environment variable naming the AWS endpoint (moto) for tests, e.g. `http://127.0.0.1:5000`.
 pub const AWS: &str = "AWS_ENDPOINT_URL";
+/// Environment variable naming a Python interpreter with PyJWT, for independent checks.
+pub const PYTHON: &str = "TEST_PYTHON";
 
 /// True when `.ci/run` (or a developer) demands that every service be present.
 pub fn services_required() -> bool {
