@@ -24,6 +24,11 @@ enum Command {
     Serve,
     /// Print the effective configuration (secrets masked) and exit.
     Config,
+    /// Make a confirmed user an admin (in the identity provider and in `users`).
+    GrantAdmin {
+        /// The user's e-mail address.
+        email: String,
+    },
 }
 
 #[tokio::main]
@@ -43,6 +48,30 @@ async fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve => serve(config).await,
+        Command::GrantAdmin { email } => grant_admin(config, &email).await,
+    }
+}
+
+async fn grant_admin(mut config: Config, email: &str) -> ExitCode {
+    // Only the database and the identity provider are needed; never take the server's port.
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = match build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("somsom-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = app.state();
+    match somsom_server::auth::grant_admin(state.auth.as_ref(), &state.db, email).await {
+        Ok(user) => {
+            eprintln!("{} (users.id {}) is now an admin", user.email, user.id);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("somsom-server: cannot grant admin to {email}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

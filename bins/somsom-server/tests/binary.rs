@@ -76,3 +76,77 @@ async fn binary_runs_on_the_embedded_default_and_stops_on_sigterm() {
     let shutdown_logged = rx.try_iter().any(|e| e["message"] == "shutdown complete");
     assert!(shutdown_logged, "the shutdown is logged");
 }
+
+#[tokio::test]
+async fn grant_admin_command_promotes_a_confirmed_user() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/data/somsom.db", dir.path().display());
+    // Make a confirmed account through the library, as the server would.
+    let codes = Arc::new(cognito_auth::sender::MemorySender::new());
+    let config = somsom_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.clone(),
+        ..Default::default()
+    };
+    let app = somsom_server::build_with(
+        config,
+        somsom_server::Overrides {
+            code_sender: Some(codes.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    let auth = app.state().auth.clone();
+    auth.sign_up(cognito_auth::SignUp {
+        email: "chief@example.com".into(),
+        password: "Festival1!".into(),
+        name: "chief".into(),
+    })
+    .await
+    .unwrap();
+    auth.confirm_sign_up(
+        "chief@example.com",
+        &codes.last_code("chief@example.com").unwrap(),
+    )
+    .await
+    .unwrap();
+    app.state().db.close().await;
+    drop(app);
+
+    let run = |email: &str| {
+        Command::new(env!("CARGO_BIN_EXE_somsom-server"))
+            .args(["grant-admin", email])
+            .env("SOMSOM_DATABASE_URL", &database_url)
+            .output()
+            .unwrap()
+    };
+    let ok = run("chief@example.com");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let unknown = run("nobody@example.com");
+    assert!(!unknown.status.success());
+
+    let db = somsom_server::db::Database::connect(&database_url)
+        .await
+        .unwrap();
+    let profile = {
+        let app = somsom_server::build(somsom_server::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: database_url.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        app.state().auth.profile("chief@example.com").await.unwrap()
+    };
+    assert_eq!(profile.role, cognito_auth::Role::Admin);
+    let user = somsom_server::auth::users::by_username(&db, &profile.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.role, cognito_auth::Role::Admin);
+}
