@@ -6,7 +6,7 @@
 #   MariaDB  127.0.0.1:3306, root, no password         TEST_MYSQL_URL
 #   moto     AWS SQS/SNS/DynamoDB/Cognito on loopback  AWS_ENDPOINT_URL (+ test credentials)
 #   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS
-#   Python   with PyJWT, for cross-checking tokens      TEST_PYTHON
+#   Python   with PyJWT and aiosmtpd (tokens, e-mail)   TEST_PYTHON
 #
 # Tools are installed once into $SOMSOM_CACHE (default ~/.cache/somsom), never into the repo.
 # The moto and tansu processes started here are stopped when the sourcing shell exits.
@@ -58,9 +58,9 @@ _ensure_moto() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6'
   fi
-  # PyJWT: an independent JWT implementation that checks SomSom's tokens against its JWKS.
-  "$venv/bin/python" -c 'import jwt, cryptography' 2>/dev/null \
-    || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3'
+  # PyJWT checks SomSom's tokens against its JWKS; aiosmtpd receives its e-mail.
+  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' 2>/dev/null \
+    || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3' 'aiosmtpd>=1.4,<2'
   export TEST_PYTHON="$venv/bin/python"
   local port; port=$(_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SOMSOM_CACHE/logs/moto.log" 2>&1 &

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
 use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
-use cognito_auth::sender::{CodeSender, LogSender};
+use cognito_auth::sender::{CodeSender, LogSender, SmtpSender};
 use cognito_auth::{IdentityProvider, SystemClock};
 
 use crate::app::{AppState, app_with, invalid_cors_origins};
@@ -94,7 +94,14 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         checks.push(Arc::new(check));
     }
 
-    let sender = overrides.code_sender.unwrap_or_else(|| Arc::new(LogSender));
+    let sender: Arc<dyn CodeSender> = match (overrides.code_sender, &config.smtp_url) {
+        (Some(sender), _) => sender,
+        (None, Some(url)) => Arc::new(
+            SmtpSender::new(url, &config.smtp_from)
+                .map_err(|e| BuildError::Config(format!("smtp: {e}")))?,
+        ),
+        (None, None) => Arc::new(LogSender),
+    };
     let auth = identity_provider(&config, &db, sender).await?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins

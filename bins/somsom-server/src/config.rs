@@ -40,6 +40,12 @@ pub struct Config {
     pub admin_emails: Vec<String>,
     /// The identity provider.
     pub auth: AuthSettings,
+    /// Setting it e-mails confirmation codes through this SMTP server (`SOMSOM_SMTP_URL`, e.g.
+    /// `smtp://127.0.0.1:2525`, `smtps://user:pass@mail.example.com`); unset, codes go to the log.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub smtp_url: Option<String>,
+    /// The sender of those e-mails (`SOMSOM_SMTP_FROM`).
+    pub smtp_from: String,
 }
 
 /// Identity settings.
@@ -110,6 +116,8 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             admin_emails: Vec::new(),
             auth: AuthSettings::default(),
+            smtp_url: None,
+            smtp_from: "SomSom <no-reply@somsom.local>".to_owned(),
         }
     }
 }

@@ -583,3 +583,43 @@ except jwt.InvalidSignatureError:
     assert_eq!(stdout.trim(), login["userName"].as_str().unwrap());
     ctx.server.shutdown().await;
 }
+
+/// `SOMSOM_SMTP_URL` switches the code sender to e-mail: the code arrives by SMTP and confirms.
+#[tokio::test]
+async fn smtp_url_sends_confirmation_codes_by_email() {
+    let python = test_support::require_service!(test_support::PYTHON);
+    let sink = test_support::smtp::SmtpSink::start(&python);
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        smtp_url: Some(sink.url()),
+        ..common::config_in(dir.path())
+    };
+    let server = common::spawn(somsom_server::build(config).await.unwrap());
+    let http = reqwest::Client::new();
+    let res = http
+        .post(server.url("/signup"))
+        .json(&json!({"email": "mail@example.com", "password": "Festival1!", "name": "메일"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mail = tokio::task::spawn_blocking(move || sink.message())
+        .await
+        .unwrap()
+        .expect("an e-mail");
+    assert_eq!(mail["to"], json!(["mail@example.com"]));
+    let body = mail["body"].as_str().unwrap();
+    let code = body
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.chars().all(|c| c.is_ascii_digit()))
+        .expect("a code line");
+    let res = http
+        .post(server.url("/confirm-signup"))
+        .json(&json!({"email": "mail@example.com", "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    server.shutdown().await;
+}

@@ -34,6 +34,84 @@ impl CodeSender for LogSender {
     }
 }
 
+/// The confirmation e-mail: subject and plain-text body, Korean first, then English, with the
+/// code on a line of its own in both.
+pub fn confirmation_email(to: &Recipient, code: &str) -> (String, String) {
+    let subject = "[SomSom] 이메일 인증 코드 / Your confirmation code".to_owned();
+    let body = format!(
+        "안녕하세요, {name}님.\n\n\
+         SomSom 회원가입을 마치려면 아래 인증 코드를 입력해주세요. 코드는 24시간 동안 유효합니다.\n\n\
+         {code}\n\n\
+         Hello {name},\n\n\
+         Enter this code to finish signing up to SomSom. It is valid for 24 hours.\n\n\
+         {code}\n\n\
+         요청하지 않으셨다면 이 메일을 무시해주세요. / If you did not sign up, ignore this e-mail.\n",
+        name = to.name,
+    );
+    (subject, body)
+}
+
+/// Sends codes by e-mail over SMTP (feature `smtp`): `smtp://host:port` (plain, for a local
+/// relay), `smtp://host:587?tls=required` (STARTTLS) or `smtps://host:465`, with credentials in the
+/// URL.
+#[cfg(feature = "smtp")]
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+#[cfg(feature = "smtp")]
+impl std::fmt::Debug for SmtpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSender")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "smtp")]
+impl SmtpSender {
+    /// A sender for the server at `url`, writing from `from` (e.g. `SomSom <no-reply@example.com>`).
+    pub fn new(url: &str, from: &str) -> Result<Self, AuthError> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| AuthError::unavailable("smtp", e))?
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|_| AuthError::InvalidParameter("smtp sender address".into()))?;
+        Ok(Self { transport, from })
+    }
+}
+
+#[cfg(feature = "smtp")]
+#[async_trait]
+impl CodeSender for SmtpSender {
+    async fn send_code(&self, to: &Recipient, code: &str) -> Result<(), AuthError> {
+        use lettre::AsyncTransport;
+        let (subject, body) = confirmation_email(to, code);
+        let mailbox = lettre::message::Mailbox::new(
+            Some(to.name.clone()),
+            to.email
+                .parse()
+                .map_err(|_| AuthError::InvalidParameter("email".into()))?,
+        );
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(mailbox)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| AuthError::unavailable("smtp", e))?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|e| AuthError::unavailable("smtp", e))
+    }
+}
+
 /// Keeps every code in memory: for tests and for programs that deliver codes themselves.
 #[derive(Debug, Default)]
 pub struct MemorySender {
@@ -78,5 +156,42 @@ impl CodeSender for MemorySender {
             .expect("sender lock")
             .push((crate::normalize_email(&to.email), code.to_owned()));
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "smtp"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn smtp_sender_delivers_a_readable_bilingual_message() {
+        let python = test_support::require_service!(test_support::PYTHON);
+        let sink = test_support::smtp::SmtpSink::start(&python);
+        let sender = SmtpSender::new(&sink.url(), "SomSom <no-reply@somsom.test>").unwrap();
+        let to = Recipient {
+            email: "guest@example.com".into(),
+            name: "솜솜".into(),
+        };
+        sender.send_code(&to, "042137").await.unwrap();
+
+        let mail = tokio::task::spawn_blocking(move || sink.message())
+            .await
+            .unwrap()
+            .expect("the message reached the SMTP server");
+        assert_eq!(mail["to"], serde_json::json!(["guest@example.com"]));
+        assert_eq!(mail["from"], "no-reply@somsom.test");
+        assert_eq!(mail["content_type"], "text/plain");
+        assert_eq!(
+            mail["subject"],
+            "[SomSom] 이메일 인증 코드 / Your confirmation code"
+        );
+        let body = mail["body"].as_str().unwrap();
+        assert!(body.contains("안녕하세요, 솜솜님."), "{body}");
+        assert!(body.contains("Hello 솜솜,"), "{body}");
+        let code_lines = body.lines().filter(|l| l.trim() == "042137").count();
+        assert_eq!(
+            code_lines, 2,
+            "the code stands on its own line in both languages: {body}"
+        );
     }
 }

@@ -8,6 +8,7 @@
 //! * [`mysql::TestDatabase`]: a throwaway MySQL/MariaDB database per test.
 
 pub mod mysql;
+pub mod smtp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
