@@ -74,6 +74,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     key: SigningKey,
     verifier: Verifier,
+    /// Tokens whose signature and claims were already checked. The RSA check dominates the cost
+    /// of a verification; the session (revocation) check still runs on every call.
+    verified: moka::sync::Cache<String, AccessTokenClaims>,
     config: LocalConfig,
 }
 
@@ -120,6 +123,10 @@ impl LocalIdentity {
                 clock,
                 key,
                 verifier,
+                verified: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(std::time::Duration::from_secs(300))
+                    .build(),
                 config,
             }),
         }
@@ -373,7 +380,18 @@ impl IdentityProvider for LocalIdentity {
 
     async fn verify(&self, access_token: &str) -> Result<Claims> {
         let now = self.inner.clock.now().timestamp();
-        let raw = self.inner.verifier.verify_access(access_token, now)?;
+        let raw = match self.inner.verified.get(access_token) {
+            // Same bytes, same signature: only expiry can have changed since.
+            Some(raw) if raw.exp > now => raw,
+            Some(_) => return Err(AuthError::TokenExpired),
+            None => {
+                let raw = self.inner.verifier.verify_access(access_token, now)?;
+                self.inner
+                    .verified
+                    .insert(access_token.to_owned(), raw.clone());
+                raw
+            }
+        };
         if let Some(sid) = &raw.sid
             && !self.inner.store.family_active(sid).await?
         {
@@ -467,6 +485,53 @@ pub(crate) mod tests {
             second.jwks(),
             "a restart (or another node) reuses the stored key"
         );
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_still_expires_and_still_dies_with_its_session() {
+        let h = harness(Arc::new(MemoryStore::new()));
+        let p = h.provider.as_ref();
+        p.sign_up(SignUp {
+            email: "v@example.com".into(),
+            password: "Festival1!".into(),
+            name: "v".into(),
+        })
+        .await
+        .unwrap();
+        let code = (h.codes.as_ref().unwrap())("v@example.com").unwrap();
+        p.confirm_sign_up("v@example.com", &code).await.unwrap();
+        let first = p
+            .sign_in("v@example.com", "Festival1!")
+            .await
+            .unwrap()
+            .tokens;
+        let second = p
+            .sign_in("v@example.com", "Festival1!")
+            .await
+            .unwrap()
+            .tokens;
+        // Verified once: the next checks come from the cache.
+        p.verify(&first.access_token).await.unwrap();
+        p.verify(&second.access_token).await.unwrap();
+        p.sign_out(&second.access_token).await.unwrap();
+        assert!(matches!(
+            p.verify(&first.access_token).await,
+            Err(AuthError::InvalidToken)
+        ));
+        let third = p
+            .sign_in("v@example.com", "Festival1!")
+            .await
+            .unwrap()
+            .tokens;
+        p.verify(&third.access_token).await.unwrap();
+        h.clock
+            .as_ref()
+            .unwrap()
+            .advance(chrono::Duration::hours(2));
+        assert!(matches!(
+            p.verify(&third.access_token).await,
+            Err(AuthError::TokenExpired)
+        ));
     }
 
     #[tokio::test]
