@@ -524,10 +524,7 @@ pub(crate) mod tests {
             .unwrap()
             .tokens;
         p.verify(&third.access_token).await.unwrap();
-        h.clock
-            .as_ref()
-            .unwrap()
-            .advance(chrono::Duration::hours(2));
+        h.clock.as_ref().unwrap().advance(Duration::hours(2));
         assert!(matches!(
             p.verify(&third.access_token).await,
             Err(AuthError::TokenExpired)
