@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
 use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
 use cognito_auth::sender::{CodeSender, LogSender, SmtpSender};
-use cognito_auth::{IdentityProvider, SystemClock};
+use cognito_auth::{Clock, IdentityProvider, SystemClock};
 
 use crate::app::{AppState, app_with, invalid_cors_origins};
 use crate::auth::{AdminEmails, AttemptLimits};
@@ -62,6 +62,8 @@ pub struct Application {
 pub struct Overrides {
     /// Delivers confirmation codes (default: the log).
     pub code_sender: Option<Arc<dyn CodeSender>>,
+    /// The clock of the engines (default: the system clock); tests move a manual one.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Connects every configured backend, applies migrations and binds the listen address.
@@ -102,7 +104,8 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         ),
         (None, None) => Arc::new(LogSender),
     };
-    let auth = identity_provider(&config, &db, sender).await?;
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let auth = identity_provider(&config, &db, sender, clock).await?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins
         .apply(auth.as_ref(), &db)
@@ -142,6 +145,7 @@ async fn identity_provider(
     config: &Config,
     db: &Database,
     sender: Arc<dyn CodeSender>,
+    clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     match config.auth.backend {
         AuthBackend::Local => {
@@ -157,10 +161,9 @@ async fn identity_provider(
                 issuer: config.auth.issuer.clone(),
                 ..LocalConfig::default()
             };
-            let provider =
-                LocalIdentity::new(Arc::new(store), sender, Arc::new(SystemClock), local)
-                    .await
-                    .map_err(|e| BuildError::Config(format!("identity provider: {e}")))?;
+            let provider = LocalIdentity::new(Arc::new(store), sender, clock, local)
+                .await
+                .map_err(|e| BuildError::Config(format!("identity provider: {e}")))?;
             Ok(Arc::new(provider))
         }
         AuthBackend::Cognito => {
@@ -191,7 +194,7 @@ async fn identity_provider(
                 jwks_url,
             };
             let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-            let provider = CognitoIdentity::new(client, cognito, Arc::new(SystemClock))
+            let provider = CognitoIdentity::new(client, cognito, clock)
                 .await
                 .map_err(|e| BuildError::Config(format!("cognito: {e}")))?;
             Ok(Arc::new(provider))

@@ -18,6 +18,13 @@ struct Ctx {
 }
 
 async fn start(tweak: impl FnOnce(&mut Config)) -> Ctx {
+    start_with_clock(tweak, cognito_auth::ManualClock::starting_now()).await
+}
+
+async fn start_with_clock(
+    tweak: impl FnOnce(&mut Config),
+    clock: cognito_auth::ManualClock,
+) -> Ctx {
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config_in(dir.path());
     tweak(&mut config);
@@ -26,6 +33,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Ctx {
         config,
         Overrides {
             code_sender: Some(codes.clone()),
+            clock: Some(Arc::new(clock)),
         },
     )
     .await
@@ -622,4 +630,106 @@ async fn smtp_url_sends_confirmation_codes_by_email() {
         .unwrap();
     assert_eq!(res.status(), 200);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiry_locks_resend_and_per_address_limits() {
+    let clock = cognito_auth::ManualClock::starting_now();
+    let ctx = start_with_clock(
+        |c| c.auth.attempts_per_address_per_minute = 12,
+        clock.clone(),
+    )
+    .await;
+
+    // Five wrong codes lock the code; a resent one works.
+    let email = "lock@example.com";
+    ctx.signed_up(email).await;
+    let right = ctx.codes.last_code(email).unwrap();
+    let wrong = if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    };
+    for _ in 0..4 {
+        let (status, _) = ctx
+            .post("/confirm-signup", json!({"email": email, "code": wrong}))
+            .await;
+        assert_eq!(status, 400);
+    }
+    let (status, body) = ctx
+        .post("/confirm-signup", json!({"email": email, "code": wrong}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("CONFIRMATION_LOCKED"))
+    );
+    let (status, body) = ctx
+        .post("/resend-confirmation-code", json!({"email": email}))
+        .await;
+    assert_eq!(
+        (status, &body["message"]),
+        (200, &json!("인증 코드를 다시 보냈습니다."))
+    );
+    assert_eq!(ctx.codes.count(email), 2);
+    let (status, _) = ctx
+        .post(
+            "/confirm-signup",
+            json!({"email": email, "code": ctx.codes.last_code(email).unwrap()}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Expired access and refresh tokens.
+    let login = ctx.login(email).await;
+    clock.advance(chrono::Duration::hours(2));
+    let (status, body) = ctx
+        .get("/verify-token", login["accessToken"].as_str())
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("ACCESS_TOKEN_EXPIRED"))
+    );
+    clock.advance(chrono::Duration::days(31));
+    let (status, body) = ctx
+        .post(
+            "/refresh-token",
+            json!({"refreshToken": login["refreshToken"], "username": login["userName"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("REFRESH_TOKEN_EXPIRED"))
+    );
+
+    // An expired code.
+    ctx.signed_up("late@example.com").await;
+    clock.advance(chrono::Duration::hours(25));
+    let (status, body) = ctx
+        .post("/confirm-signup", json!({"email": "late@example.com", "code": ctx.codes.last_code("late@example.com").unwrap()}))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("UNAUTHORIZED")),
+        "{body}"
+    );
+
+    // Per client address: 12 attempts a minute in all, whichever accounts they name (this
+    // test has used 10 from 127.0.0.1 so far: 7 confirms, 1 resend, 1 login, 1 confirm).
+    let mut limited = None;
+    for i in 0..5 {
+        let (status, body) = ctx
+            .post(
+                "/login",
+                json!({"email": format!("spray{i}@example.com"), "password": "Wrong-pass1!"}),
+            )
+            .await;
+        if status == 429 {
+            limited = Some(body);
+            break;
+        }
+        assert_eq!(status, 401);
+    }
+    let body = limited.expect("the address limit stops a password spray across accounts");
+    assert_eq!(body["code"], "TOO_MANY_REQUESTS");
+    ctx.server.shutdown().await;
 }

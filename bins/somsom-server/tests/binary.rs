@@ -93,6 +93,7 @@ async fn grant_admin_command_promotes_a_confirmed_user() {
         config,
         somsom_server::Overrides {
             code_sender: Some(codes.clone()),
+            ..Default::default()
         },
     )
     .await
