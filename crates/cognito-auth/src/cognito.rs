@@ -27,7 +27,7 @@ use crate::jwt::{Jwks, Refusal, Verifier};
 use crate::password::Policy;
 use crate::{
     AuthError, Claims, Clock, IdentityProvider, Login, Profile, Result, Role, SignUp,
-    SignUpOutcome, Tokens, normalize_email, validate_email,
+    SignUpOutcome, Tokens, normalize_email,
 };
 
 /// Where the pool is.
@@ -206,13 +206,7 @@ where
 #[async_trait]
 impl IdentityProvider for CognitoIdentity {
     async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome> {
-        validate_email(&request.email)?;
-        let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 50 {
-            return Err(AuthError::InvalidParameter("name".into()));
-        }
-        self.policy.check(&request.password)?;
-        let email = normalize_email(&request.email);
+        let (email, name) = request.validate(&self.policy)?;
         let attribute = |n: &str, v: &str| {
             AttributeType::builder()
                 .name(n)

@@ -240,6 +240,20 @@ pub trait IdentityProvider: Send + Sync + 'static {
     }
 }
 
+impl SignUp {
+    /// Checks the request the same way for every backend (e-mail syntax, a 1–50 character name,
+    /// `policy`) and returns the normalised e-mail and the trimmed name.
+    pub fn validate(&self, policy: &password::Policy) -> Result<(String, String)> {
+        validate_email(&self.email)?;
+        let name = self.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 50 {
+            return Err(AuthError::InvalidParameter("name".into()));
+        }
+        policy.check(&self.password)?;
+        Ok((normalize_email(&self.email), name))
+    }
+}
+
 /// Normalises an e-mail address for lookups: trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()

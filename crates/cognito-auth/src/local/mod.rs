@@ -25,7 +25,7 @@ use crate::password::{self, Policy};
 use crate::sender::{CodeSender, Recipient};
 use crate::{
     AuthError, Claims, Clock, IdentityProvider, Login, Profile, Result, Role, SignUp,
-    SignUpOutcome, Tokens, normalize_email, validate_email,
+    SignUpOutcome, Tokens, normalize_email,
 };
 
 /// Settings of the local provider.
@@ -245,13 +245,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 #[async_trait]
 impl IdentityProvider for LocalIdentity {
     async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome> {
-        validate_email(&request.email)?;
-        let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 50 {
-            return Err(AuthError::InvalidParameter("name".into()));
-        }
-        self.inner.config.policy.check(&request.password)?;
-        let email = normalize_email(&request.email);
+        let (email, name) = request.validate(&self.inner.config.policy)?;
         if self.inner.store.account_by_email(&email).await?.is_some() {
             return Err(AuthError::UserAlreadyExists);
         }
