@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod clock;
 pub mod jwt;
 pub mod local;
 pub mod password;
@@ -18,7 +17,7 @@ pub mod conformance;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine_clock::{Clock, ManualClock, SystemClock};
 
 /// What a new user gives at sign-up.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,4 +1,4 @@
-//! Time as a dependency, so tests move it instead of sleeping.
+#![doc = include_str!("../README.md")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,0 +1,98 @@
+#![doc = include_str!("../README.md")]
+
+mod keyword;
+pub mod memory;
+mod model;
+
+#[cfg(feature = "sql")]
+pub mod sql;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+use async_trait::async_trait;
+
+pub use engine_clock::{Clock, ManualClock, SystemClock};
+pub use keyword::{Keyword, fold, grams};
+pub use memory::MemoryCatalog;
+pub use model::{
+    DESCRIPTION_MAX, Festival, FestivalChanges, FestivalId, KEYWORD_MAX, LIMIT_MAX, LOCATION_MAX,
+    MAX_DAYS, NAME_MAX, NewFestival, Page, PageRequest,
+};
+
+/// Why a catalog operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// No festival has this id.
+    #[error("festival {0} not found")]
+    NotFound(FestivalId),
+    /// A field is missing, too long or inconsistent.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field at fault, as the API names it (`name`, `startDate`, `keyword`, …).
+        field: &'static str,
+        /// Why, in English.
+        reason: String,
+    },
+    /// The backend could not be reached or failed.
+    #[error("{backend} catalog unavailable: {message}")]
+    Unavailable {
+        /// Which backend.
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl CatalogError {
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The festival catalog.
+///
+/// Listing and search page with the seed's cursor: `last_id` 0 for the first page, then the
+/// `last_id` of the previous [`Page`]; newest (highest id) first.
+#[async_trait]
+pub trait Catalog: Send + Sync + std::fmt::Debug {
+    /// Adds a festival (after [`NewFestival::validate`]).
+    async fn create(&self, festival: NewFestival) -> Result<Festival, CatalogError>;
+
+    /// Adds many festivals at once (bulk loading); returns them in order.
+    async fn create_many(
+        &self,
+        festivals: Vec<NewFestival>,
+    ) -> Result<Vec<Festival>, CatalogError> {
+        let mut created = Vec::with_capacity(festivals.len());
+        for festival in festivals {
+            created.push(self.create(festival).await?);
+        }
+        Ok(created)
+    }
+
+    /// Changes a festival's name, description or location. Dates are fixed once tickets exist.
+    async fn update(
+        &self,
+        id: FestivalId,
+        changes: FestivalChanges,
+    ) -> Result<Festival, CatalogError>;
+
+    /// One festival.
+    async fn get(&self, id: FestivalId) -> Result<Festival, CatalogError>;
+
+    /// All festivals, newest first. A `last_id` that names no festival is
+    /// [`CatalogError::NotFound`], as in the seed.
+    async fn list(&self, page: PageRequest) -> Result<Page, CatalogError>;
+
+    /// Festivals whose name or description contains the keyword, ignoring case (both sides go
+    /// through [`fold`]); `%` and `_` are ordinary characters. Newest first.
+    async fn search(&self, keyword: &Keyword, page: PageRequest) -> Result<Page, CatalogError>;
+
+    /// How many festivals there are.
+    async fn count(&self) -> Result<u64, CatalogError>;
+}

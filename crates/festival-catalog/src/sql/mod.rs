@@ -1,0 +1,277 @@
+//! SQLite and MySQL/MariaDB (feature `sql`), with an n-gram index for keyword search.
+//!
+//! Search by the plain definition (`LIKE '%kw%'` over every row) reads the whole table when few
+//! festivals match. Here every festival's folded name and description are indexed by their
+//! distinct characters and pairs of neighbouring characters (`festival_grams`, with a count per
+//! gram in `festival_gram_counts`). A keyword can only occur in a festival that has all of its
+//! grams, so search walks the postings of the keyword's rarest gram, newest first, and checks
+//! each candidate with `instr` on the folded columns (a byte-exact substring test, so `%` and `_`
+//! are literal). A gram that no festival has answers at once. The conformance suite checks the
+//! result against the plain definition on random data.
+
+mod statements;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use engine_clock::{Clock, SystemClock};
+use sqlx::{MySqlPool, SqlitePool};
+
+use crate::memory::truncate_to_millis;
+use crate::{
+    Catalog, CatalogError, Festival, FestivalChanges, FestivalId, Keyword, NewFestival, Page,
+    PageRequest, fold, grams,
+};
+
+/// Which database.
+#[derive(Debug, Clone)]
+pub enum SqlPool {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// MySQL or MariaDB.
+    MySql(MySqlPool),
+}
+
+/// The catalog in a SQL database. Create it, then [`migrate`](Self::migrate) once at start.
+#[derive(Debug, Clone)]
+pub struct SqlCatalog {
+    pool: SqlPool,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(sqlx::FromRow)]
+struct FestivalRow {
+    id: i64,
+    name: String,
+    description: String,
+    location: Option<String>,
+    start_date: NaiveDate,
+    end_date: NaiveDate,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<FestivalRow> for Festival {
+    fn from(r: FestivalRow) -> Self {
+        Festival {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            location: r.location,
+            start_date: r.start_date,
+            end_date: r.end_date,
+            created_at: millis(r.created_at),
+            updated_at: millis(r.updated_at),
+        }
+    }
+}
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// A festival ready to be written: validated, folded, its grams computed.
+struct Prepared {
+    festival: NewFestival,
+    name_folded: String,
+    description_folded: String,
+    grams: Vec<String>,
+}
+
+impl Prepared {
+    fn new(mut festival: NewFestival) -> Result<Self, CatalogError> {
+        festival.validate()?;
+        let name_folded = fold(&festival.name);
+        let description_folded = fold(&festival.description);
+        let grams = grams([name_folded.as_str(), description_folded.as_str()])
+            .into_iter()
+            .collect();
+        Ok(Self {
+            festival,
+            name_folded,
+            description_folded,
+            grams,
+        })
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> CatalogError {
+    CatalogError::Unavailable {
+        backend: "sql",
+        message: e.to_string(),
+    }
+}
+
+/// MySQL/MariaDB may pick a transaction as a deadlock victim when gram counts of concurrent
+/// writes overlap; such a transaction is simply run again.
+fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("40001"))
+}
+
+const WRITE_ATTEMPTS: usize = 5;
+
+impl SqlCatalog {
+    /// A catalog over `pool`.
+    pub fn new(pool: SqlPool) -> Self {
+        Self::with_clock(pool, Arc::new(SystemClock))
+    }
+
+    /// [`new`](Self::new) reading the time from `clock`.
+    pub fn with_clock(pool: SqlPool, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, clock }
+    }
+
+    /// Creates or updates the tables. The migrator ignores other crates' versions, so the
+    /// catalog can share a database (and its migrations table) with them.
+    pub async fn migrate(&self) -> Result<(), CatalogError> {
+        let result = match &self.pool {
+            SqlPool::Sqlite(pool) => {
+                let mut m = sqlx::migrate!("./migrations/sqlite");
+                m.set_ignore_missing(true);
+                m.run(pool).await
+            }
+            SqlPool::MySql(pool) => {
+                let mut m = sqlx::migrate!("./migrations/mysql");
+                m.set_ignore_missing(true);
+                m.run(pool).await
+            }
+        };
+        result.map_err(|e| CatalogError::Unavailable {
+            backend: "sql",
+            message: format!("migration failed: {e}"),
+        })
+    }
+
+    fn now(&self) -> i64 {
+        truncate_to_millis(self.clock.now()).timestamp_millis()
+    }
+
+    async fn insert(&self, prepared: &[Prepared]) -> Result<Vec<FestivalId>, CatalogError> {
+        let now = self.now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match &self.pool {
+                SqlPool::Sqlite(pool) => statements::sqlite::insert(pool, prepared, now).await,
+                SqlPool::MySql(pool) => statements::mysql::insert(pool, prepared, now).await,
+            };
+            match result {
+                Err(e) if is_retryable(&e) && attempt < WRITE_ATTEMPTS => continue,
+                other => return other.map_err(unavailable),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Catalog for SqlCatalog {
+    async fn create(&self, festival: NewFestival) -> Result<Festival, CatalogError> {
+        let prepared = [Prepared::new(festival)?];
+        let ids = self.insert(&prepared).await?;
+        self.get(ids[0]).await
+    }
+
+    async fn create_many(
+        &self,
+        festivals: Vec<NewFestival>,
+    ) -> Result<Vec<Festival>, CatalogError> {
+        let prepared = festivals
+            .into_iter()
+            .map(Prepared::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut created = Vec::with_capacity(prepared.len());
+        // Bounded transactions, so a bulk load neither holds locks long nor builds huge statements.
+        for chunk in prepared.chunks(500) {
+            let ids = self.insert(chunk).await?;
+            let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+                continue;
+            };
+            let rows = match &self.pool {
+                SqlPool::Sqlite(pool) => statements::sqlite::range(pool, *first, *last).await,
+                SqlPool::MySql(pool) => statements::mysql::range(pool, *first, *last).await,
+            }
+            .map_err(unavailable)?;
+            created.extend(rows.into_iter().map(Festival::from));
+        }
+        Ok(created)
+    }
+
+    async fn update(
+        &self,
+        id: FestivalId,
+        mut changes: FestivalChanges,
+    ) -> Result<Festival, CatalogError> {
+        changes.validate()?;
+        let now = self.now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match &self.pool {
+                SqlPool::Sqlite(pool) => statements::sqlite::update(pool, id, &changes, now).await,
+                SqlPool::MySql(pool) => statements::mysql::update(pool, id, &changes, now).await,
+            };
+            match result {
+                Err(e) if is_retryable(&e) && attempt < WRITE_ATTEMPTS => continue,
+                Err(e) => return Err(unavailable(e)),
+                Ok(None) => return Err(CatalogError::NotFound(id)),
+                Ok(Some(row)) => return Ok(row.into()),
+            }
+        }
+    }
+
+    async fn get(&self, id: FestivalId) -> Result<Festival, CatalogError> {
+        match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::get(pool, id).await,
+            SqlPool::MySql(pool) => statements::mysql::get(pool, id).await,
+        }
+        .map_err(unavailable)?
+        .map(Festival::from)
+        .ok_or(CatalogError::NotFound(id))
+    }
+
+    async fn list(&self, page: PageRequest) -> Result<Page, CatalogError> {
+        if page.last_id() != 0 {
+            self.get(page.last_id()).await?;
+        }
+        let limit = i64::from(page.limit()) + 1;
+        let rows = match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::list(pool, page.id_bound(), limit).await,
+            SqlPool::MySql(pool) => statements::mysql::list(pool, page.id_bound(), limit).await,
+        }
+        .map_err(unavailable)?;
+        Ok(page.page(rows.into_iter().map(Festival::from).collect()))
+    }
+
+    async fn search(&self, keyword: &Keyword, page: PageRequest) -> Result<Page, CatalogError> {
+        let required = keyword.required_grams();
+        let limit = i64::from(page.limit()) + 1;
+        let rows = match &self.pool {
+            SqlPool::Sqlite(pool) => {
+                statements::sqlite::search(
+                    pool,
+                    &required,
+                    keyword.as_str(),
+                    page.id_bound(),
+                    limit,
+                )
+                .await
+            }
+            SqlPool::MySql(pool) => {
+                statements::mysql::search(pool, &required, keyword.as_str(), page.id_bound(), limit)
+                    .await
+            }
+        }
+        .map_err(unavailable)?;
+        Ok(page.page(rows.into_iter().map(Festival::from).collect()))
+    }
+
+    async fn count(&self) -> Result<u64, CatalogError> {
+        let n = match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::count(pool).await,
+            SqlPool::MySql(pool) => statements::mysql::count(pool).await,
+        }
+        .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
