@@ -47,6 +47,8 @@ pub struct AppState {
     pub limits: Arc<AttemptLimits>,
     /// Who becomes an admin on confirmation.
     pub admins: AdminEmails,
+    /// The festival catalog and its search cache.
+    pub festivals: crate::festivals::Festivals,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -67,6 +69,13 @@ fn routes() -> Router<AppState> {
         .route("/verify-token", get(crate::auth::verify_token))
         .route("/refresh-token", post(crate::auth::refresh_token))
         .route("/.well-known/jwks.json", get(crate::auth::jwks))
+        .route("/festivals", get(crate::festivals::list))
+        .route("/festivals/create", post(crate::festivals::create))
+        .route("/festivals/search", get(crate::festivals::search))
+        .route(
+            "/festivals/{festivalId}",
+            get(crate::festivals::detail).patch(crate::festivals::update),
+        )
 }
 
 /// The whole application for `state`.

@@ -20,9 +20,13 @@ use crate::backends::{self, BackendError};
 use crate::config::AuthBackend;
 use crate::config::Config;
 use crate::db::{Database, DbError};
+use crate::festivals::Festivals;
 use crate::metrics::Metrics;
 use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
 use crate::tasks::Tasks;
+use festival_catalog::sql::SqlCatalog;
+use search_cache::redis::RedisCache;
+use search_cache::{CacheAside, CacheStore, MemoryCache};
 
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +87,12 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     db.migrate().await?;
 
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseCheck(db.clone()))];
-    if let Some(url) = &config.redis_url {
-        checks.push(Arc::new(RedisCheck(backends::redis(url).await?)));
+    let redis = match &config.redis_url {
+        Some(url) => Some(backends::redis(url).await?),
+        None => None,
+    };
+    if let Some(redis) = &redis {
+        checks.push(Arc::new(RedisCheck(redis.clone())));
     }
     if let Some(brokers) = &config.kafka_brokers {
         let check = KafkaCheck::new(&backends::kafka_config(brokers)).map_err(|source| {
@@ -105,7 +113,9 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         (None, None) => Arc::new(LogSender),
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let auth = identity_provider(&config, &db, sender, clock).await?;
+    let auth = identity_provider(&config, &db, sender, clock.clone()).await?;
+    let mut metrics = Metrics::new();
+    let festivals = festivals(&config, &db, redis.as_ref(), clock.clone(), &mut metrics).await?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins
         .apply(auth.as_ref(), &db)
@@ -121,7 +131,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     let state = AppState {
         db,
         readiness: Readiness::new(checks),
-        metrics: Arc::new(Metrics::new()),
+        metrics: Arc::new(metrics),
         http: Arc::new(config.http.clone()),
         shutdown: CancellationToken::new(),
         auth,
@@ -130,6 +140,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
             config.auth.attempts_per_address_per_minute,
         )),
         admins,
+        festivals,
     };
     Ok(Application {
         listener,
@@ -137,6 +148,36 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         extra: Router::new(),
         tasks: Tasks::new(),
         grace: Duration::from_secs(config.shutdown_grace_secs),
+    })
+}
+
+/// The catalog over the server's database, and the search cache (Redis when configured).
+async fn festivals(
+    config: &Config,
+    db: &Database,
+    redis: Option<&redis::aio::ConnectionManager>,
+    clock: Arc<dyn Clock>,
+    metrics: &mut Metrics,
+) -> Result<Festivals, BuildError> {
+    let catalog = SqlCatalog::with_clock(db.catalog_pool(), clock.clone());
+    catalog
+        .migrate()
+        .await
+        .map_err(|e| BuildError::Config(format!("festival catalog: {e}")))?;
+    let store: Arc<dyn CacheStore> = match redis {
+        Some(redis) => Arc::new(RedisCache::new(redis.clone(), "somsom:cache:")),
+        None => Arc::new(MemoryCache::with_clock(64 * 1024 * 1024, clock)),
+    };
+    // A TTL of 0 turns the cache off (to measure the database alone).
+    let search_cache = (config.search_cache_ttl_secs > 0).then(|| {
+        let cache =
+            CacheAside::new(store).with_ttl(Duration::from_secs(config.search_cache_ttl_secs));
+        metrics.register_cache("festival_search", cache.stats());
+        cache
+    });
+    Ok(Festivals {
+        catalog: Arc::new(catalog),
+        search_cache,
     })
 }
 

@@ -46,6 +46,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender of those e-mails (`SOMSOM_SMTP_FROM`).
     pub smtp_from: String,
+    /// How long festival search answers are cached (`SOMSOM_SEARCH_CACHE_TTL_SECS`; 0 turns the
+    /// cache off); the cache lives in Redis when `redis_url` is set, else in memory.
+    pub search_cache_ttl_secs: u64,
 }
 
 /// Identity settings.
@@ -118,6 +121,7 @@ impl Default for Config {
             auth: AuthSettings::default(),
             smtp_url: None,
             smtp_from: "SomSom <no-reply@somsom.local>".to_owned(),
+            search_cache_ttl_secs: 600,
         }
     }
 }

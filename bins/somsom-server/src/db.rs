@@ -98,6 +98,14 @@ impl Database {
         }
     }
 
+    /// The same pool, for the festival catalog.
+    pub fn catalog_pool(&self) -> festival_catalog::sql::SqlPool {
+        match self {
+            Self::Sqlite(pool) => festival_catalog::sql::SqlPool::Sqlite(pool.clone()),
+            Self::MySql(pool) => festival_catalog::sql::SqlPool::MySql(pool.clone()),
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -112,6 +112,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         use axum::extract::path::ErrorKind;
+        // The names of the route's parameters, to name the one at fault when axum reports it by
+        // position (a single parameter, or a tuple).
+        let names: Vec<String> = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map(|params| params.iter().map(|(k, _)| k.to_owned()).collect())
+            .unwrap_or_default();
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
@@ -127,11 +133,17 @@ where
                         expected_type,
                         ..
                     } => (
-                        format!("path[{index}]"),
+                        names
+                            .get(*index)
+                            .cloned()
+                            .unwrap_or_else(|| format!("path[{index}]")),
                         format!("expected {}", short_type(expected_type)),
                     ),
                     ErrorKind::ParseError { expected_type, .. } => (
-                        "path".to_owned(),
+                        match names.as_slice() {
+                            [only] => only.clone(),
+                            _ => "path".to_owned(),
+                        },
                         format!("expected {}", short_type(expected_type)),
                     ),
                     ErrorKind::InvalidUtf8InPathParam { key } => {

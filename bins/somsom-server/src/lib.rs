@@ -9,6 +9,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod festivals;
+pub mod generate;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;

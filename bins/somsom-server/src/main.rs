@@ -29,6 +29,15 @@ enum Command {
         /// The user's e-mail address.
         email: String,
     },
+    /// Fill the catalog with realistic festivals (Korean and English), for load tests and demos.
+    GenerateFestivals {
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// The same seed gives the same festivals.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[tokio::main]
@@ -49,7 +58,36 @@ async fn main() -> ExitCode {
         }
         Command::Serve => serve(config).await,
         Command::GrantAdmin { email } => grant_admin(config, &email).await,
+        Command::GenerateFestivals { count, seed } => generate(config, count, seed).await,
     }
+}
+
+async fn generate(mut config: Config, count: usize, seed: u64) -> ExitCode {
+    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let app = match build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("somsom-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let festivals = somsom_server::generate::festivals(seed, count);
+    let mut made = 0;
+    for chunk in festivals.chunks(1_000) {
+        match somsom_server::festivals::create_many(app.state(), chunk.to_vec()).await {
+            Ok(created) => made += created.len(),
+            Err(e) => {
+                eprintln!("somsom-server: generating festivals failed after {made}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    eprintln!(
+        "generated {made} festivals in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
 }
 
 async fn grant_admin(mut config: Config, email: &str) -> ExitCode {

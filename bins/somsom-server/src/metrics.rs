@@ -64,6 +64,12 @@ impl Metrics {
         }
     }
 
+    /// Exposes a cache's counters as `somsom_cache_{hits,misses,coalesced,errors}_total{cache=name}`.
+    pub fn register_cache(&mut self, name: &'static str, stats: Arc<search_cache::CacheStats>) {
+        self.registry
+            .register_collector(Box::new(CacheCollector { name, stats }));
+    }
+
     /// For registering more metrics while the server is being built.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
@@ -140,4 +146,49 @@ pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Result<Response, Ap
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     Ok(response)
+}
+
+/// Reads a cache's counters at scrape time.
+#[derive(Debug)]
+struct CacheCollector {
+    name: &'static str,
+    stats: Arc<search_cache::CacheStats>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+impl prometheus_client::collector::Collector for CacheCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let s = self.stats.snapshot();
+        let counters = [
+            ("cache_hits", "Lookups answered from the cache", s.hits),
+            ("cache_misses", "Lookups that ran the query", s.misses),
+            (
+                "cache_coalesced",
+                "Lookups that waited for a query another caller was running",
+                s.coalesced,
+            ),
+            (
+                "cache_errors",
+                "Cache backend failures (the query ran uncached)",
+                s.errors,
+            ),
+        ];
+        let labels = CacheLabels { cache: self.name };
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let mut family = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            let metric = family.encode_family(&labels)?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
 }

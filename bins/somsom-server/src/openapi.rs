@@ -33,12 +33,18 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::auth::verify_token,
         crate::auth::refresh_token,
         crate::auth::jwks,
+        crate::festivals::create,
+        crate::festivals::update,
+        crate::festivals::list,
+        crate::festivals::detail,
+        crate::festivals::search,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Accounts, tokens and sessions"),
+        (name = "festivals", description = "Festivals: create, list, detail and keyword search"),
     ),
 )]
 pub struct ApiDoc;

@@ -3,7 +3,11 @@
 
 use std::net::SocketAddr;
 
-use somsom_server::{Application, Config};
+use std::sync::Arc;
+
+use cognito_auth::sender::MemorySender;
+use serde_json::{Value, json};
+use somsom_server::{Application, Config, Overrides, build_with};
 
 /// A configuration for tests: loopback port 0 and a SQLite file in `dir`.
 pub fn config_in(dir: &std::path::Path) -> Config {
@@ -52,5 +56,155 @@ pub fn spawn(app: Application) -> Running {
         addr,
         stop: Some(stop),
         done,
+    }
+}
+
+/// A server on a SQLite file in a temporary directory, with codes captured in memory.
+pub struct Ctx {
+    pub server: Running,
+    pub codes: Arc<MemorySender>,
+    pub http: reqwest::Client,
+    pub db: somsom_server::db::Database,
+    pub state: somsom_server::AppState,
+    pub _dir: tempfile::TempDir,
+}
+
+pub async fn start(tweak: impl FnOnce(&mut Config)) -> Ctx {
+    start_with_clock(tweak, cognito_auth::ManualClock::starting_now()).await
+}
+
+pub async fn start_with_clock(
+    tweak: impl FnOnce(&mut Config),
+    clock: cognito_auth::ManualClock,
+) -> Ctx {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path());
+    tweak(&mut config);
+    let codes = Arc::new(MemorySender::new());
+    let app = build_with(
+        config,
+        Overrides {
+            code_sender: Some(codes.clone()),
+            clock: Some(Arc::new(clock)),
+        },
+    )
+    .await
+    .unwrap();
+    let db = app.state().db.clone();
+    let state = app.state().clone();
+    Ctx {
+        server: spawn(app),
+        codes,
+        http: reqwest::Client::new(),
+        db,
+        state,
+        _dir: dir,
+    }
+}
+
+impl Ctx {
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(self.server.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.server.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn signed_up(&self, email: &str) {
+        let (status, body) = self
+            .post(
+                "/signup",
+                json!({"email": email, "password": "Festival1!", "name": "솜솜"}),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (200, &json!("이메일 인증을 완료해주세요.")),
+            "{body}"
+        );
+    }
+
+    pub async fn confirmed(&self, email: &str) {
+        self.signed_up(email).await;
+        let code = self.codes.last_code(email).unwrap();
+        let (status, body) = self
+            .post(
+                "/api/confirm-signup",
+                json!({"email": email, "name": "솜솜", "code": code}),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["message"]),
+            (200, &json!("회원가입되었습니다.")),
+            "{body}"
+        );
+    }
+
+    pub async fn login(&self, email: &str) -> Value {
+        let (status, body) = self
+            .post("/login", json!({"email": email, "password": "Festival1!"}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+impl Ctx {
+    /// Any request; the body is JSON when given. Returns the status and the JSON answer (or
+    /// `Null` when the body is not JSON).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.server.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A confirmed, logged-in user's access token.
+    pub async fn user_token(&self, email: &str) -> String {
+        self.confirmed(email).await;
+        self.login(email).await["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// An admin's access token (granted through the same path as the `grant-admin` command).
+    pub async fn admin_token(&self, email: &str) -> String {
+        self.confirmed(email).await;
+        let state = self.state.clone();
+        somsom_server::auth::grant_admin(state.auth.as_ref(), &state.db, email)
+            .await
+            .unwrap();
+        self.login(email).await["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }

@@ -1,0 +1,199 @@
+//! Request and response bodies, with the seed's field names.
+
+use chrono::NaiveDate;
+use festival_catalog::{Festival, NewFestival, Page};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, FieldIssue};
+
+/// The seed's `FestivalPreViewDTO`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FestivalPreview {
+    /// Festival id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// First day, `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    pub start_date: NaiveDate,
+    /// Last day, `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    pub end_date: NaiveDate,
+}
+
+impl From<&Festival> for FestivalPreview {
+    fn from(f: &Festival) -> Self {
+        Self {
+            id: f.id,
+            name: f.name.clone(),
+            description: f.description.clone(),
+            start_date: f.start_date,
+            end_date: f.end_date,
+        }
+    }
+}
+
+/// The seed's `FestivalPreViewListDTO`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FestivalPreviewList {
+    /// Newest first.
+    pub festivals: Vec<FestivalPreview>,
+    /// Whether another page follows.
+    pub has_next: bool,
+    /// The cursor of the next page (`null` on the last page).
+    pub last_id: Option<i64>,
+}
+
+impl From<Page> for FestivalPreviewList {
+    fn from(page: Page) -> Self {
+        Self {
+            festivals: page.festivals.iter().map(FestivalPreview::from).collect(),
+            has_next: page.has_next,
+            last_id: page.last_id,
+        }
+    }
+}
+
+/// One festival in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FestivalDetail {
+    /// Festival id (also its chat room's id).
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Where it takes place.
+    pub location: Option<String>,
+    /// First day, `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    pub start_date: NaiveDate,
+    /// Last day, `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date)]
+    pub end_date: NaiveDate,
+    /// When it was added (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Festival> for FestivalDetail {
+    fn from(f: Festival) -> Self {
+        Self {
+            id: f.id,
+            name: f.name,
+            description: f.description,
+            location: f.location,
+            start_date: f.start_date,
+            end_date: f.end_date,
+            created_at: f.created_at,
+            updated_at: f.updated_at,
+        }
+    }
+}
+
+/// `POST /festivals/create`: JSON, a form, or query parameters, as the seed took them.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateFestivalRequest {
+    /// The name (the seed's field; `name` is accepted too).
+    #[serde(alias = "name")]
+    pub title: Option<String>,
+    /// Up to 2,000 characters.
+    pub description: Option<String>,
+    /// Up to 100 characters.
+    pub location: Option<String>,
+    /// First day, `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub start_date: Option<NaiveDate>,
+    /// Last day, `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub end_date: Option<NaiveDate>,
+}
+
+impl CreateFestivalRequest {
+    /// The catalog's input; every missing field is named.
+    pub fn into_new(self) -> Result<NewFestival, ApiError> {
+        let mut missing = Vec::new();
+        if self.title.as_deref().is_none_or(|t| t.trim().is_empty()) {
+            missing.push("title");
+        }
+        if self.start_date.is_none() {
+            missing.push("startDate");
+        }
+        if self.end_date.is_none() {
+            missing.push("endDate");
+        }
+        if let Some((first, rest)) = missing.split_first() {
+            let mut error = ApiError::field(*first, FieldIssue::Required);
+            for field in rest {
+                error = error.with_field(*field, FieldIssue::Required);
+            }
+            return Err(error);
+        }
+        let (Some(name), Some(start_date), Some(end_date)) =
+            (self.title, self.start_date, self.end_date)
+        else {
+            unreachable!("checked above");
+        };
+        Ok(NewFestival {
+            name,
+            description: self.description.unwrap_or_default(),
+            location: self.location,
+            start_date,
+            end_date,
+        })
+    }
+}
+
+/// `PATCH /festivals/{festivalId}`: what is present changes.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateFestivalRequest {
+    /// A new name.
+    #[serde(alias = "title")]
+    pub name: Option<String>,
+    /// A new description.
+    pub description: Option<String>,
+    /// A new location; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub location: Option<Option<String>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `GET /festivals` parameters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// The cursor: 0 (default) for the first page, then the previous page's `lastId`.
+    pub last_id: Option<i64>,
+    /// Page size, 1..=100 (default 10).
+    pub limit: Option<u32>,
+}
+
+/// `GET /festivals/search` parameters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// 1..=50 characters (required).
+    pub keyword: Option<String>,
+    /// The cursor: 0 (default) for the first page.
+    pub last_id: Option<i64>,
+    /// Page size, 1..=100 (default 10).
+    pub limit: Option<u32>,
+}

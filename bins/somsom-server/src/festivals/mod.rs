@@ -1,0 +1,214 @@
+//! Festivals: the seed's create, list, detail and search routes over the catalog engine, with
+//! search answers cached (and the cache invalidated on every change).
+
+mod dto;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use festival_catalog::{Catalog, CatalogError, FestivalChanges, Keyword, NewFestival, PageRequest};
+use http::{StatusCode, header};
+use search_cache::CacheAside;
+
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ErrorCode, FieldIssue};
+use crate::extract::{Json as JsonBody, Path, Query, parse_json, parse_query};
+use axum::Json;
+
+pub use dto::{
+    CreateFestivalRequest, FestivalDetail, FestivalPreview, FestivalPreviewList, ListQuery,
+    SearchQuery, UpdateFestivalRequest,
+};
+
+/// The cache namespace of search answers; invalidated by every create and update.
+pub const SEARCH_NAMESPACE: &str = "festival::search";
+
+/// The festival engines a handler needs.
+#[derive(Clone)]
+pub struct Festivals {
+    /// The catalog.
+    pub catalog: Arc<dyn Catalog>,
+    /// Search answers (`None`: not cached).
+    pub search_cache: Option<CacheAside>,
+}
+
+/// Maps catalog errors onto the API's codes.
+pub fn catalog_error(e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::NotFound(_) => ApiError::new(ErrorCode::FestivalNotFound),
+        CatalogError::Invalid { field, reason } => ApiError::field(
+            field,
+            FieldIssue::Other {
+                ko: format!("올바르지 않은 값입니다 ({reason})."),
+                en: reason,
+            },
+        ),
+        other => crate::app::unavailable("catalog", other),
+    }
+}
+
+fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
+    if user.role == cognito_auth::Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::PermissionDenied))
+    }
+}
+
+/// Reads the create request from a JSON body, a form body, or (as the seed's clients send it)
+/// the query string.
+async fn create_request(request: Request) -> Result<CreateFestivalRequest, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
+        .await
+        .map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
+    if content_type.starts_with("application/json") || content_type.contains("+json") {
+        parse_json(&body)
+    } else if content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/form-data") && body.is_empty()
+    {
+        parse_query(
+            std::str::from_utf8(&body)
+                .map_err(|_| ApiError::field("body", FieldIssue::Malformed("not UTF-8".into())))?,
+        )
+    } else if body.is_empty() || content_type.is_empty() && only_whitespace(&body) {
+        parse_query(&query)
+    } else {
+        Err(ApiError::new(ErrorCode::UnsupportedMediaType))
+    }
+}
+
+fn only_whitespace(body: &Bytes) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// `POST /festivals/create` (admins): the festival, its ticket days and its chat room.
+#[utoipa::path(post, path = "/festivals/create", tag = "festivals", request_body = CreateFestivalRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = FestivalDetail), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(festivals): State<Festivals>,
+    user: CurrentUser,
+    request: Request,
+) -> Result<impl IntoResponse, ApiError> {
+    admin_only(&user)?;
+    let new: NewFestival = create_request(request).await?.into_new()?;
+    let festival = festivals.catalog.create(new).await.map_err(catalog_error)?;
+    invalidate_search(&festivals).await;
+    tracing::info!(festival = festival.id, admin = %user.user.username, "festival created");
+    Ok((StatusCode::CREATED, Json(FestivalDetail::from(festival))))
+}
+
+/// `PATCH /festivals/{festivalId}` (admins): name, description or location.
+#[utoipa::path(patch, path = "/festivals/{festivalId}", tag = "festivals", request_body = UpdateFestivalRequest,
+    params(("festivalId" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = FestivalDetail), (status = 400, body = crate::error::ErrorBody),
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn update(
+    State(festivals): State<Festivals>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<UpdateFestivalRequest>,
+) -> Result<Json<FestivalDetail>, ApiError> {
+    admin_only(&user)?;
+    let changes = FestivalChanges {
+        name: body.name,
+        description: body.description,
+        location: body.location,
+    };
+    let festival = festivals
+        .catalog
+        .update(id, changes)
+        .await
+        .map_err(catalog_error)?;
+    invalidate_search(&festivals).await;
+    Ok(Json(festival.into()))
+}
+
+/// Adds festivals in bulk (the generator), with everything a created festival gets.
+pub async fn create_many(
+    state: &crate::AppState,
+    festivals: Vec<NewFestival>,
+) -> Result<Vec<festival_catalog::Festival>, ApiError> {
+    let created = state
+        .festivals
+        .catalog
+        .create_many(festivals)
+        .await
+        .map_err(catalog_error)?;
+    invalidate_search(&state.festivals).await;
+    Ok(created)
+}
+
+async fn invalidate_search(festivals: &Festivals) {
+    // A failed invalidation leaves answers at most one TTL old; the change itself stands.
+    if let Some(cache) = &festivals.search_cache
+        && let Err(error) = cache.invalidate(SEARCH_NAMESPACE).await
+    {
+        tracing::warn!(%error, "search cache not invalidated");
+    }
+}
+
+/// `GET /festivals`: newest first, `lastId` cursor.
+#[utoipa::path(get, path = "/festivals", tag = "festivals", params(ListQuery),
+    responses((status = 200, body = FestivalPreviewList), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(festivals): State<Festivals>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<FestivalPreviewList>, ApiError> {
+    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
+        .map_err(catalog_error)?;
+    let page = festivals.catalog.list(page).await.map_err(catalog_error)?;
+    Ok(Json(page.into()))
+}
+
+/// `GET /festivals/{festivalId}`
+#[utoipa::path(get, path = "/festivals/{festivalId}", tag = "festivals",
+    params(("festivalId" = i64, Path)),
+    responses((status = 200, body = FestivalDetail), (status = 400, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody)))]
+pub async fn detail(
+    State(festivals): State<Festivals>,
+    Path(id): Path<i64>,
+) -> Result<Json<FestivalDetail>, ApiError> {
+    let festival = festivals.catalog.get(id).await.map_err(catalog_error)?;
+    Ok(Json(festival.into()))
+}
+
+/// `GET /festivals/search?keyword=`: name or description contains the keyword (any case);
+/// answers are cached for the configured TTL.
+#[utoipa::path(get, path = "/festivals/search", tag = "festivals", params(SearchQuery),
+    responses((status = 200, body = FestivalPreviewList), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn search(
+    State(festivals): State<Festivals>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<FestivalPreviewList>, ApiError> {
+    let raw = query
+        .keyword
+        .ok_or_else(|| ApiError::field("keyword", FieldIssue::Required))?;
+    let keyword = Keyword::parse(&raw).map_err(catalog_error)?;
+    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
+        .map_err(catalog_error)?;
+    let key = format!("{}::{}::{}", keyword.as_str(), page.last_id(), page.limit());
+    let catalog = festivals.catalog.clone();
+    let load = || async move {
+        let page = catalog.search(&keyword, page).await?;
+        Ok::<_, CatalogError>(FestivalPreviewList::from(page))
+    };
+    let list = match &festivals.search_cache {
+        Some(cache) => cache.get_or_load(SEARCH_NAMESPACE, &key, load).await,
+        None => load().await,
+    }
+    .map_err(catalog_error)?;
+    Ok(Json(list))
+}
