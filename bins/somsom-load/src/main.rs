@@ -38,12 +38,32 @@ struct Args {
     /// Requests sent (and not counted) before the measurement, to warm connections and caches.
     #[arg(long, default_value_t = 0)]
     warmup: usize,
+    /// Words, comma-separated: `{w}` in the URL or body becomes word `i % count`
+    /// (percent-encoded in the URL).
+    #[arg(long, value_delimiter = ',')]
+    words: Vec<String>,
 }
 
 fn fill(template: &str, i: usize, c: usize) -> String {
     template
         .replace("{i}", &i.to_string())
         .replace("{c}", &c.to_string())
+}
+
+fn word(words: &[String], i: usize, encode: bool) -> String {
+    match words.get(i % words.len().max(1)) {
+        Some(w) if encode => w
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect(),
+        Some(w) => w.clone(),
+        None => String::new(),
+    }
 }
 
 struct Outcome {
@@ -64,7 +84,8 @@ async fn client(
     let method: reqwest::Method = args.method.parse().expect("HTTP method");
     let mut outcomes = Vec::with_capacity(numbers.len());
     for i in numbers {
-        let mut request = http.request(method.clone(), fill(&args.url, i, c));
+        let url = fill(&args.url, i, c).replace("{w}", &word(&args.words, i, true));
+        let mut request = http.request(method.clone(), url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -76,7 +97,7 @@ async fn client(
         if let Some(body) = &args.body {
             request = request
                 .header("content-type", "application/json")
-                .body(fill(body, i, c));
+                .body(fill(body, i, c).replace("{w}", &word(&args.words, i, false)));
         }
         let started = Instant::now();
         let status = match request.send().await {

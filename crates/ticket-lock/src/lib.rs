@@ -1,0 +1,105 @@
+#![doc = include_str!("../README.md")]
+
+pub mod memory;
+mod model;
+
+#[cfg(feature = "sql")]
+pub mod sql;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+use async_trait::async_trait;
+
+pub use engine_clock::{Clock, ManualClock, SystemClock};
+pub use memory::MemoryTickets;
+pub use model::{
+    Booked, Booking, DayStock, FestivalId, Inventory, KEY_MAX, NewInventory, Reservation,
+    ReservationId, ReservationPage, Rules, Status, UserId, Window, kst,
+};
+
+/// Why a ticket operation failed. Every refusal leaves stock and reservations as they were.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The festival has no tickets for that day (no inventory, or a day outside the festival).
+    #[error("no tickets for this festival day")]
+    NotFound,
+    /// No reservation with this id belongs to the user.
+    #[error("reservation not found")]
+    ReservationNotFound,
+    /// Fewer tickets are left than asked for.
+    #[error("sold out: {left} left")]
+    SoldOut {
+        /// Tickets left for the day.
+        left: u32,
+    },
+    /// The user would hold more tickets for the day than the festival allows.
+    #[error("a user may hold {limit} tickets for a festival day; {held} held already")]
+    LimitExceeded {
+        /// The cap per user and day.
+        limit: u32,
+        /// What the user holds already.
+        held: u32,
+    },
+    /// The reservation was cancelled already.
+    #[error("already processed")]
+    AlreadyProcessed,
+    /// The idempotency key was used before for a different booking.
+    #[error("idempotency key reused for a different booking")]
+    KeyReused,
+    /// The day is over: it can no longer be booked or cancelled.
+    #[error("the festival day is over")]
+    DayClosed,
+    /// An argument is out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field, as the API names it.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The backend could not be reached or failed.
+    #[error("{backend} unavailable: {message}")]
+    Unavailable {
+        /// Which backend.
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Ticket stock per festival day, and the reservations made against it.
+///
+/// `reserve` checks, atomically with the stock: the day exists and is not over, the quantity is
+/// within the festival's maximum per reservation, the user's tickets for the day stay within the
+/// cap, and enough are left. With an idempotency key, a retried booking returns the reservation
+/// the first attempt made instead of booking again.
+#[async_trait]
+pub trait TicketEngine: Send + Sync + std::fmt::Debug {
+    /// Creates a festival's stock. Creating it again returns the existing one unchanged.
+    async fn create_inventory(&self, inventory: NewInventory) -> Result<Inventory, TicketError>;
+
+    /// A festival's stock and rules; [`TicketError::NotFound`] if it has none.
+    async fn inventory(&self, festival: FestivalId) -> Result<Inventory, TicketError>;
+
+    /// Books tickets.
+    async fn reserve(&self, booking: Booking) -> Result<Booked, TicketError>;
+
+    /// Cancels the user's reservation and returns its tickets to stock.
+    async fn cancel(&self, user: UserId, id: ReservationId) -> Result<Reservation, TicketError>;
+
+    /// One of the user's reservations.
+    async fn reservation(
+        &self,
+        user: UserId,
+        id: ReservationId,
+    ) -> Result<Reservation, TicketError>;
+
+    /// The user's reservations, newest first, with the seed's cursor (`last_id` 0: first page).
+    async fn reservations(
+        &self,
+        user: UserId,
+        window: Window,
+    ) -> Result<ReservationPage, TicketError>;
+}

@@ -1,0 +1,233 @@
+//! The in-memory engine: one lock around everything, so every rule holds trivially. One process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{FixedOffset, NaiveDate};
+use engine_clock::{Clock, SystemClock};
+
+use crate::model::{check, from_millis, kst, millis, today};
+use crate::{
+    Booked, Booking, DayStock, FestivalId, Inventory, NewInventory, Reservation, ReservationId,
+    ReservationPage, Rules, Status, TicketEngine, TicketError, UserId, Window,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    inventories: HashMap<FestivalId, (Rules, BTreeMap<NaiveDate, DayStock>)>,
+    reservations: BTreeMap<ReservationId, Reservation>,
+    keys: HashMap<(UserId, String), ReservationId>,
+    next_id: ReservationId,
+}
+
+/// Tickets in memory.
+#[derive(Debug, Clone)]
+pub struct MemoryTickets {
+    state: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+    offset: FixedOffset,
+}
+
+impl Default for MemoryTickets {
+    fn default() -> Self {
+        Self::new(Arc::new(SystemClock), kst())
+    }
+}
+
+impl MemoryTickets {
+    /// An empty engine; days end at midnight in `offset` (e.g. [`kst`](crate::model::kst)).
+    pub fn new(clock: Arc<dyn Clock>, offset: FixedOffset) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            offset,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn held(state: &State, user: UserId, festival: FestivalId, date: NaiveDate) -> u32 {
+    state
+        .reservations
+        .values()
+        .filter(|r| {
+            r.user == user && r.festival == festival && r.date == date && r.status == Status::Active
+        })
+        .map(|r| r.quantity)
+        .sum()
+}
+
+#[async_trait]
+impl TicketEngine for MemoryTickets {
+    async fn create_inventory(&self, new: NewInventory) -> Result<Inventory, TicketError> {
+        new.validate()?;
+        {
+            let mut state = self.lock();
+            state.inventories.entry(new.festival).or_insert_with(|| {
+                let days = new
+                    .days
+                    .iter()
+                    .map(|&(date, total)| {
+                        (
+                            date,
+                            DayStock {
+                                date,
+                                total,
+                                left: total,
+                            },
+                        )
+                    })
+                    .collect();
+                (new.rules, days)
+            });
+        }
+        self.inventory(new.festival).await
+    }
+
+    async fn inventory(&self, festival: FestivalId) -> Result<Inventory, TicketError> {
+        let state = self.lock();
+        let (rules, days) = state
+            .inventories
+            .get(&festival)
+            .ok_or(TicketError::NotFound)?;
+        Ok(Inventory {
+            festival,
+            rules: *rules,
+            days: days.values().copied().collect(),
+        })
+    }
+
+    async fn reserve(&self, booking: Booking) -> Result<Booked, TicketError> {
+        booking.validate()?;
+        let now = from_millis(millis(self.clock.now()));
+        let mut state = self.lock();
+        if let Some(key) = &booking.idempotency_key
+            && let Some(id) = state.keys.get(&(booking.user, key.clone()))
+        {
+            let earlier = state.reservations[id].clone();
+            if !booking.same_as(&earlier) {
+                return Err(TicketError::KeyReused);
+            }
+            return Ok(Booked {
+                reservation: earlier,
+                replayed: true,
+            });
+        }
+        let (rules, left) = {
+            let (rules, days) = state
+                .inventories
+                .get(&booking.festival)
+                .ok_or(TicketError::NotFound)?;
+            let day = days.get(&booking.date).ok_or(TicketError::NotFound)?;
+            (*rules, day.left)
+        };
+        let held = held(&state, booking.user, booking.festival, booking.date);
+        check(&booking, rules, left, held, today(now, self.offset))?;
+        if let Some((_, days)) = state.inventories.get_mut(&booking.festival)
+            && let Some(day) = days.get_mut(&booking.date)
+        {
+            day.left -= booking.quantity;
+        }
+        state.next_id += 1;
+        let reservation = Reservation {
+            id: state.next_id,
+            user: booking.user,
+            festival: booking.festival,
+            date: booking.date,
+            quantity: booking.quantity,
+            status: Status::Active,
+            created_at: now,
+            cancelled_at: None,
+        };
+        state
+            .reservations
+            .insert(reservation.id, reservation.clone());
+        if let Some(key) = booking.idempotency_key {
+            state.keys.insert((booking.user, key), reservation.id);
+        }
+        Ok(Booked {
+            reservation,
+            replayed: false,
+        })
+    }
+
+    async fn cancel(&self, user: UserId, id: ReservationId) -> Result<Reservation, TicketError> {
+        let now = from_millis(millis(self.clock.now()));
+        let mut state = self.lock();
+        let reservation = state
+            .reservations
+            .get(&id)
+            .filter(|r| r.user == user)
+            .cloned()
+            .ok_or(TicketError::ReservationNotFound)?;
+        if reservation.status == Status::Cancelled {
+            return Err(TicketError::AlreadyProcessed);
+        }
+        if reservation.date < today(now, self.offset) {
+            return Err(TicketError::DayClosed);
+        }
+        if let Some((_, days)) = state.inventories.get_mut(&reservation.festival)
+            && let Some(day) = days.get_mut(&reservation.date)
+        {
+            day.left += reservation.quantity;
+        }
+        let stored = state
+            .reservations
+            .get_mut(&id)
+            .ok_or(TicketError::ReservationNotFound)?;
+        stored.status = Status::Cancelled;
+        stored.cancelled_at = Some(now);
+        Ok(stored.clone())
+    }
+
+    async fn reservation(
+        &self,
+        user: UserId,
+        id: ReservationId,
+    ) -> Result<Reservation, TicketError> {
+        self.lock()
+            .reservations
+            .get(&id)
+            .filter(|r| r.user == user)
+            .cloned()
+            .ok_or(TicketError::ReservationNotFound)
+    }
+
+    async fn reservations(
+        &self,
+        user: UserId,
+        window: Window,
+    ) -> Result<ReservationPage, TicketError> {
+        let state = self.lock();
+        let rows = state
+            .reservations
+            .range(..window.bound())
+            .rev()
+            .map(|(_, r)| r)
+            .filter(|r| r.user == user)
+            .take(window.limit as usize + 1)
+            .cloned()
+            .collect();
+        Ok(window.page(rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::run_all;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_tickets_pass_the_conformance_suite() {
+        run_all(&|clock| {
+            Box::pin(
+                async move { Arc::new(MemoryTickets::new(clock, kst())) as Arc<dyn TicketEngine> },
+            )
+        })
+        .await;
+    }
+}

@@ -1,0 +1,379 @@
+//! The statements, written once and instantiated for SQLite and MySQL/MariaDB: they differ in how
+//! a transaction begins, whether a read can lock (`FOR UPDATE`), `INSERT … IGNORE`, and how the
+//! new id is read.
+
+use chrono::NaiveDate;
+
+use super::{Outcome, Strategy};
+use crate::model::{check, from_millis};
+use crate::{
+    Booking, DayStock, Inventory, NewInventory, Reservation, ReservationId, Rules, Status,
+    TicketError, UserId,
+};
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReservationRow {
+    id: i64,
+    user_id: i64,
+    festival_id: i64,
+    festival_date: NaiveDate,
+    quantity: i32,
+    status: String,
+    created_at: i64,
+    cancelled_at: Option<i64>,
+}
+
+impl From<ReservationRow> for Reservation {
+    fn from(r: ReservationRow) -> Self {
+        Reservation {
+            id: r.id,
+            user: r.user_id,
+            festival: r.festival_id,
+            date: r.festival_date,
+            quantity: u32::try_from(r.quantity).unwrap_or(0),
+            status: Status::parse(&r.status).unwrap_or(Status::Cancelled),
+            created_at: from_millis(r.created_at),
+            cancelled_at: r.cancelled_at.map(from_millis),
+        }
+    }
+}
+
+const RESERVATION_COLUMNS: &str =
+    "id, user_id, festival_id, festival_date, quantity, status, created_at, cancelled_at";
+
+fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// The same functions for each database.
+macro_rules! dialect {
+    ($module:ident, $db:ty, begin: $begin:literal, for_update: $for_update:literal,
+     insert_ignore: $insert_ignore:literal, |$result:ident| $last_id:expr) => {
+        pub(super) mod $module {
+            use super::*;
+            use sqlx::{Pool, QueryBuilder};
+
+            type Db = $db;
+
+            pub(crate) async fn create_inventory(
+                pool: &Pool<Db>,
+                new: &NewInventory,
+            ) -> Result<(), sqlx::Error> {
+                let mut tx = pool.begin_with($begin).await?;
+                let inserted = sqlx::query(concat!(
+                    $insert_ignore,
+                    " INTO ticket_rules (festival_id, max_per_reservation, max_per_user_per_day) \
+                     VALUES (?, ?, ?)"
+                ))
+                .bind(new.festival)
+                .bind(i64::from(new.rules.max_per_reservation))
+                .bind(i64::from(new.rules.max_per_user_per_day))
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO ticket_days (festival_id, festival_date, total, remaining) ",
+                    );
+                    q.push_values(&new.days, |mut row, (date, total)| {
+                        row.push_bind(new.festival)
+                            .push_bind(*date)
+                            .push_bind(i64::from(*total))
+                            .push_bind(i64::from(*total));
+                    });
+                    q.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+
+            pub(crate) async fn inventory(
+                pool: &Pool<Db>,
+                festival: i64,
+            ) -> Result<Option<Inventory>, sqlx::Error> {
+                let rules: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT max_per_reservation, max_per_user_per_day FROM ticket_rules \
+                     WHERE festival_id = ?",
+                )
+                .bind(festival)
+                .fetch_optional(pool)
+                .await?;
+                let Some((per_reservation, per_user)) = rules else {
+                    return Ok(None);
+                };
+                let days: Vec<(NaiveDate, i64, i64)> = sqlx::query_as(
+                    "SELECT festival_date, total, remaining FROM ticket_days \
+                     WHERE festival_id = ? ORDER BY festival_date",
+                )
+                .bind(festival)
+                .fetch_all(pool)
+                .await?;
+                Ok(Some(Inventory {
+                    festival,
+                    rules: Rules {
+                        max_per_reservation: count(per_reservation),
+                        max_per_user_per_day: count(per_user),
+                    },
+                    days: days
+                        .into_iter()
+                        .map(|(date, total, left)| DayStock {
+                            date,
+                            total: count(total),
+                            left: count(left),
+                        })
+                        .collect(),
+                }))
+            }
+
+            async fn remaining_locked(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                booking: &Booking,
+            ) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::query_scalar(concat!(
+                    "SELECT remaining FROM ticket_days WHERE festival_id = ? AND festival_date = ?",
+                    $for_update
+                ))
+                .bind(booking.festival)
+                .bind(booking.date)
+                .fetch_optional(&mut **tx)
+                .await
+            }
+
+            pub(crate) async fn reserve(
+                pool: &Pool<Db>,
+                strategy: Strategy,
+                booking: &Booking,
+                now: i64,
+                today: NaiveDate,
+            ) -> Result<Outcome, sqlx::Error> {
+                let quantity = i64::from(booking.quantity);
+                let mut tx = pool.begin_with($begin).await?;
+                // 1. The day's row lock, and whether the stock is taken already.
+                let (taken, remaining) = match strategy {
+                    Strategy::RowLock => (false, remaining_locked(&mut tx, booking).await?),
+                    Strategy::ConditionalUpdate => {
+                        let updated = sqlx::query(
+                            "UPDATE ticket_days SET remaining = remaining - ? \
+                             WHERE festival_id = ? AND festival_date = ? AND remaining >= ?",
+                        )
+                        .bind(quantity)
+                        .bind(booking.festival)
+                        .bind(booking.date)
+                        .bind(quantity)
+                        .execute(&mut *tx)
+                        .await?;
+                        if updated.rows_affected() == 1 {
+                            (true, Some(quantity))
+                        } else {
+                            (false, remaining_locked(&mut tx, booking).await?)
+                        }
+                    }
+                };
+                let Some(remaining) = remaining else {
+                    return Ok(Outcome::Refused(TicketError::NotFound));
+                };
+                // 2. A retry of an earlier booking answers with it (read under the lock).
+                if let Some(key) = &booking.idempotency_key {
+                    let sql = format!(
+                        "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                         WHERE user_id = ? AND idempotency_key = ?"
+                    );
+                    let earlier: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(booking.user)
+                        .bind(key.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(earlier) = earlier {
+                        tx.rollback().await?;
+                        let earlier = Reservation::from(earlier);
+                        return Ok(if booking.same_as(&earlier) {
+                            Outcome::Replayed(earlier)
+                        } else {
+                            Outcome::Refused(TicketError::KeyReused)
+                        });
+                    }
+                }
+                // 3. The rules, the user's holdings, the stock.
+                let rules: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT max_per_reservation, max_per_user_per_day FROM ticket_rules \
+                     WHERE festival_id = ?",
+                )
+                .bind(booking.festival)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let rules = rules
+                    .map(|(r, u)| Rules {
+                        max_per_reservation: count(r),
+                        max_per_user_per_day: count(u),
+                    })
+                    .unwrap_or_default();
+                let held: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM reservations \
+                     WHERE user_id = ? AND festival_id = ? AND festival_date = ? AND status = 'ACTIVE'",
+                )
+                .bind(booking.user)
+                .bind(booking.festival)
+                .bind(booking.date)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Err(refusal) =
+                    check(booking, rules, count(remaining), count(held.unwrap_or(0)), today)
+                {
+                    tx.rollback().await?;
+                    return Ok(Outcome::Refused(refusal));
+                }
+                // 4. Take the stock (unless the conditional update did) and record the booking.
+                if !taken {
+                    sqlx::query(
+                        "UPDATE ticket_days SET remaining = remaining - ? \
+                         WHERE festival_id = ? AND festival_date = ? AND remaining >= ?",
+                    )
+                    .bind(quantity)
+                    .bind(booking.festival)
+                    .bind(booking.date)
+                    .bind(quantity)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let $result = sqlx::query(
+                    "INSERT INTO reservations (user_id, festival_id, festival_date, quantity, \
+                     status, idempotency_key, created_at) VALUES (?, ?, ?, ?, 'ACTIVE', ?, ?)",
+                )
+                .bind(booking.user)
+                .bind(booking.festival)
+                .bind(booking.date)
+                .bind(quantity)
+                .bind(booking.idempotency_key.as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                let id: i64 = $last_id;
+                tx.commit().await?;
+                Ok(Outcome::Booked(Reservation {
+                    id,
+                    user: booking.user,
+                    festival: booking.festival,
+                    date: booking.date,
+                    quantity: booking.quantity,
+                    status: Status::Active,
+                    created_at: from_millis(now),
+                    cancelled_at: None,
+                }))
+            }
+
+            pub(crate) async fn cancel(
+                pool: &Pool<Db>,
+                user: UserId,
+                id: ReservationId,
+                now: i64,
+                today: NaiveDate,
+            ) -> Result<Result<Reservation, TicketError>, sqlx::Error> {
+                let mut tx = pool.begin_with($begin).await?;
+                let Some(row) = reservation_in(&mut tx, user, id).await? else {
+                    return Ok(Err(TicketError::ReservationNotFound));
+                };
+                let reservation = Reservation::from(row);
+                if reservation.status == Status::Cancelled {
+                    return Ok(Err(TicketError::AlreadyProcessed));
+                }
+                if reservation.date < today {
+                    return Ok(Err(TicketError::DayClosed));
+                }
+                // The day's row lock first, as bookings take it, then the status change that a
+                // concurrent cancellation may have won.
+                sqlx::query(
+                    "UPDATE ticket_days SET remaining = remaining + ? \
+                     WHERE festival_id = ? AND festival_date = ?",
+                )
+                .bind(i64::from(reservation.quantity))
+                .bind(reservation.festival)
+                .bind(reservation.date)
+                .execute(&mut *tx)
+                .await?;
+                let changed = sqlx::query(
+                    "UPDATE reservations SET status = 'CANCELLED', cancelled_at = ? \
+                     WHERE id = ? AND status = 'ACTIVE'",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if changed.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(Err(TicketError::AlreadyProcessed));
+                }
+                tx.commit().await?;
+                Ok(Ok(Reservation {
+                    status: Status::Cancelled,
+                    cancelled_at: Some(from_millis(now)),
+                    ..reservation
+                }))
+            }
+
+            async fn reservation_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                user: UserId,
+                id: ReservationId,
+            ) -> Result<Option<ReservationRow>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ? AND user_id = ?"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(user)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+
+            pub(crate) async fn reservation(
+                pool: &Pool<Db>,
+                user: UserId,
+                id: ReservationId,
+            ) -> Result<Option<Reservation>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ? AND user_id = ?"
+                );
+                let row: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(user)
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(row.map(Reservation::from))
+            }
+
+            pub(crate) async fn reservations(
+                pool: &Pool<Db>,
+                user: UserId,
+                below: ReservationId,
+                limit: i64,
+            ) -> Result<Vec<Reservation>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                     WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+                );
+                let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .bind(below)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.into_iter().map(Reservation::from).collect())
+            }
+        }
+    };
+}
+
+dialect!(
+    sqlite,
+    sqlx::Sqlite,
+    begin: "BEGIN IMMEDIATE",
+    for_update: "",
+    insert_ignore: "INSERT OR IGNORE",
+    |result| result.last_insert_rowid()
+);
+dialect!(
+    mysql,
+    sqlx::MySql,
+    begin: "BEGIN",
+    for_update: " FOR UPDATE",
+    insert_ignore: "INSERT IGNORE",
+    |result| i64::try_from(result.last_insert_id()).unwrap_or(i64::MAX)
+);
