@@ -185,7 +185,9 @@ async fn main() -> ExitCode {
         "statuses": statuses,
     });
     eprintln!("{report}");
-    if outcomes.iter().any(|o| o.status == 0) {
+    // A failed connection or a server error makes the measurement worthless: say so.
+    if outcomes.iter().any(|o| o.status == 0 || o.status >= 500) {
+        eprintln!("somsom-load: some requests failed (status 0 = no answer)");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

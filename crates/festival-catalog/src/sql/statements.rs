@@ -205,7 +205,8 @@ macro_rules! dialect {
                     list.push_bind(gram.as_str());
                 }
                 q.push(")");
-                let counts: Vec<(String, i64)> = q.build_query_as().fetch_all(pool).await?;
+                // Grams are binary in MySQL (see the migration): read bytes on both databases.
+                let counts: Vec<(Vec<u8>, i64)> = q.build_query_as().fetch_all(pool).await?;
                 if counts.len() < required.len() {
                     // Some gram of the keyword occurs in no festival.
                     return Ok(Vec::new());
@@ -221,7 +222,7 @@ macro_rules! dialect {
                     COLUMNS.split(", ").map(|c| format!("f.{c}")).collect::<Vec<_>>().join(", ")
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(rarest.as_str())
+                    .bind(String::from_utf8_lossy(rarest).into_owned())
                     .bind(below)
                     .bind(keyword)
                     .bind(keyword)
