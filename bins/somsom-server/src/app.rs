@@ -49,6 +49,10 @@ pub struct AppState {
     pub admins: AdminEmails,
     /// The festival catalog and its search cache.
     pub festivals: crate::festivals::Festivals,
+    /// Ticket stock and reservations.
+    pub tickets: Arc<dyn ticket_lock::TicketEngine>,
+    /// Ticket defaults for new festivals.
+    pub ticket_defaults: crate::config::TicketSettings,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -76,6 +80,15 @@ fn routes() -> Router<AppState> {
             "/festivals/{festivalId}",
             get(crate::festivals::detail).patch(crate::festivals::update),
         )
+        .route(
+            "/reservations",
+            post(crate::reservations::reserve).get(crate::reservations::list),
+        )
+        .route(
+            "/reservations/{reservationId}",
+            axum::routing::delete(crate::reservations::cancel),
+        )
+        .route("/me", get(crate::reservations::me))
 }
 
 /// The whole application for `state`.

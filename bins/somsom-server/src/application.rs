@@ -27,6 +27,7 @@ use crate::tasks::Tasks;
 use festival_catalog::sql::SqlCatalog;
 use search_cache::redis::RedisCache;
 use search_cache::{CacheAside, CacheStore, MemoryCache};
+use ticket_lock::sql::SqlTickets;
 
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +117,16 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     let auth = identity_provider(&config, &db, sender, clock.clone()).await?;
     let mut metrics = Metrics::new();
     let festivals = festivals(&config, &db, redis.as_ref(), clock.clone(), &mut metrics).await?;
+    let tickets = SqlTickets::with_clock(
+        db.ticket_pool(),
+        config.tickets.strategy,
+        clock.clone(),
+        ticket_lock::kst(),
+    );
+    tickets
+        .migrate()
+        .await
+        .map_err(|e| BuildError::Config(format!("tickets: {e}")))?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins
         .apply(auth.as_ref(), &db)
@@ -141,6 +152,8 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         )),
         admins,
         festivals,
+        tickets: Arc::new(tickets),
+        ticket_defaults: config.tickets.clone(),
     };
     Ok(Application {
         listener,

@@ -49,6 +49,33 @@ pub struct Config {
     /// How long festival search answers are cached (`SOMSOM_SEARCH_CACHE_TTL_SECS`; 0 turns the
     /// cache off); the cache lives in Redis when `redis_url` is set, else in memory.
     pub search_cache_ttl_secs: u64,
+    /// Tickets.
+    pub tickets: TicketSettings,
+}
+
+/// Ticket stock and booking rules (`SOMSOM_TICKETS__STRATEGY`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TicketSettings {
+    /// `row_lock` (the seed's `SELECT … FOR UPDATE`) or `conditional_update`.
+    pub strategy: ticket_lock::sql::Strategy,
+    /// Tickets per festival day when a festival is created without a number.
+    pub per_day: u32,
+    /// Most tickets in one reservation, unless the festival says otherwise.
+    pub max_per_reservation: u32,
+    /// Most tickets one user may hold for one day, unless the festival says otherwise.
+    pub max_per_user_per_day: u32,
+}
+
+impl Default for TicketSettings {
+    fn default() -> Self {
+        Self {
+            strategy: ticket_lock::sql::Strategy::RowLock,
+            per_day: 100,
+            max_per_reservation: 4,
+            max_per_user_per_day: 4,
+        }
+    }
 }
 
 /// Identity settings.
@@ -122,6 +149,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: "SomSom <no-reply@somsom.local>".to_owned(),
             search_cache_ttl_secs: 600,
+            tickets: TicketSettings::default(),
         }
     }
 }

@@ -106,6 +106,14 @@ impl Database {
         }
     }
 
+    /// The same pool, for the ticket engine.
+    pub fn ticket_pool(&self) -> ticket_lock::sql::SqlPool {
+        match self {
+            Self::Sqlite(pool) => ticket_lock::sql::SqlPool::Sqlite(pool.clone()),
+            Self::MySql(pool) => ticket_lock::sql::SqlPool::MySql(pool.clone()),
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn kind(&self) -> &'static str {
         match self {

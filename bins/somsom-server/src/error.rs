@@ -63,6 +63,20 @@ pub enum ErrorCode {
     InvalidRefreshToken,
     /// 401: the access token is malformed, forged or revoked.
     TokenVerificationFailed,
+    /// 404: the festival has no tickets for that day.
+    TicketNotFound,
+    /// 400: not enough tickets are left (the seed's status).
+    TicketSoldOut,
+    /// 409: the user would hold more tickets for the day than allowed.
+    TicketLimitExceeded,
+    /// 400: the festival day is over.
+    FestivalDayClosed,
+    /// 404: the caller has no reservation with this id.
+    ReservationNotFound,
+    /// 409: the reservation was cancelled already.
+    ReservationAlreadyCancelled,
+    /// 422: the `Idempotency-Key` was used for a different booking.
+    IdempotencyKeyReused,
 }
 
 impl ErrorCode {
@@ -74,7 +88,12 @@ impl ErrorCode {
             BadRequest => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             PermissionDenied => StatusCode::FORBIDDEN,
-            NotFound | FestivalNotFound | UserNotFound => StatusCode::NOT_FOUND,
+            NotFound | FestivalNotFound | UserNotFound | TicketNotFound | ReservationNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            TicketSoldOut | FestivalDayClosed => StatusCode::BAD_REQUEST,
+            TicketLimitExceeded | ReservationAlreadyCancelled => StatusCode::CONFLICT,
+            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             UserAlreadyExists | AlreadyConfirmed => StatusCode::CONFLICT,
             UserNotConfirmed | ConfirmationLocked => StatusCode::FORBIDDEN,
             InvalidPassword | InvalidRefreshToken => StatusCode::BAD_REQUEST,
@@ -160,6 +179,22 @@ impl ErrorCode {
             TokenVerificationFailed => (
                 "토큰 검증에 실패했습니다.",
                 "The token could not be verified.",
+            ),
+            TicketNotFound => ("존재하지 않는 티켓입니다.", "No tickets for this day."),
+            TicketSoldOut => ("남아있는 티켓이 없습니다.", "Sold out."),
+            TicketLimitExceeded => (
+                "1인당 예매 가능한 티켓 수를 초과했습니다.",
+                "You would hold more tickets for this day than allowed.",
+            ),
+            FestivalDayClosed => ("이미 지난 축제 일자입니다.", "This festival day is over."),
+            ReservationNotFound => ("존재하지 않는 예매입니다.", "No such reservation."),
+            ReservationAlreadyCancelled => (
+                "이미 취소된 예매입니다.",
+                "The reservation was cancelled already.",
+            ),
+            IdempotencyKeyReused => (
+                "이미 다른 예매에 사용된 Idempotency-Key입니다.",
+                "This Idempotency-Key was used for a different booking.",
             ),
         };
         match lang {

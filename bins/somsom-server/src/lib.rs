@@ -14,6 +14,7 @@ pub mod generate;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;
+pub mod reservations;
 pub mod tasks;
 pub mod telemetry;
 

@@ -38,6 +38,10 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::festivals::list,
         crate::festivals::detail,
         crate::festivals::search,
+        crate::reservations::reserve,
+        crate::reservations::list,
+        crate::reservations::cancel,
+        crate::reservations::me,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&BearerAuth),
@@ -45,6 +49,7 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "festivals", description = "Festivals: create, list, detail and keyword search"),
+        (name = "reservations", description = "Booking tickets, cancelling, and my page"),
     ),
 )]
 pub struct ApiDoc;

@@ -83,6 +83,45 @@ pub struct FestivalDetail {
     /// When it last changed (RFC 3339).
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Each day's tickets (empty if the festival has no stock).
+    pub days: Vec<DayTickets>,
+    /// Most tickets in one reservation.
+    pub max_per_reservation: Option<u32>,
+    /// Most tickets one user may hold for one day.
+    pub max_per_user_per_day: Option<u32>,
+}
+
+/// One festival day's tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DayTickets {
+    /// The day.
+    #[schema(value_type = String, format = Date)]
+    pub date: NaiveDate,
+    /// Tickets in all.
+    pub total_tickets: u32,
+    /// Tickets not reserved.
+    pub left_tickets: u32,
+}
+
+impl FestivalDetail {
+    /// The detail with the festival's stock.
+    pub fn with_inventory(mut self, inventory: Option<ticket_lock::Inventory>) -> Self {
+        if let Some(inventory) = inventory {
+            self.days = inventory
+                .days
+                .iter()
+                .map(|d| DayTickets {
+                    date: d.date,
+                    total_tickets: d.total,
+                    left_tickets: d.left,
+                })
+                .collect();
+            self.max_per_reservation = Some(inventory.rules.max_per_reservation);
+            self.max_per_user_per_day = Some(inventory.rules.max_per_user_per_day);
+        }
+        self
+    }
 }
 
 impl From<Festival> for FestivalDetail {
@@ -96,6 +135,9 @@ impl From<Festival> for FestivalDetail {
             end_date: f.end_date,
             created_at: f.created_at,
             updated_at: f.updated_at,
+            days: Vec::new(),
+            max_per_reservation: None,
+            max_per_user_per_day: None,
         }
     }
 }
@@ -117,9 +159,52 @@ pub struct CreateFestivalRequest {
     /// Last day, `YYYY-MM-DD`.
     #[schema(value_type = Option<String>, format = Date)]
     pub end_date: Option<NaiveDate>,
+    /// Tickets per day (default from configuration, 100).
+    pub tickets_per_day: Option<u32>,
+    /// Tickets for particular days, overriding `ticketsPerDay` (JSON only).
+    #[schema(value_type = Option<std::collections::BTreeMap<String, u32>>)]
+    pub tickets_by_date: Option<std::collections::BTreeMap<NaiveDate, u32>>,
+    /// Most tickets in one reservation (default 4).
+    pub max_per_reservation: Option<u32>,
+    /// Most tickets one user may hold for one day (default 4).
+    pub max_per_user_per_day: Option<u32>,
 }
 
 impl CreateFestivalRequest {
+    /// The stock for `festival`'s days: per-day numbers and rules, defaults from `defaults`.
+    pub fn inventory(
+        &self,
+        festival: &Festival,
+        defaults: &crate::config::TicketSettings,
+    ) -> Result<ticket_lock::NewInventory, ApiError> {
+        let per_day = self.tickets_per_day.unwrap_or(defaults.per_day);
+        let by_date = self.tickets_by_date.clone().unwrap_or_default();
+        if let Some(outside) = by_date.keys().find(|d| !festival.has_day(**d)) {
+            return Err(ApiError::field(
+                "ticketsByDate",
+                FieldIssue::Other {
+                    ko: format!("{outside}은(는) 축제 기간이 아닙니다."),
+                    en: format!("{outside} is not a day of the festival"),
+                },
+            ));
+        }
+        Ok(ticket_lock::NewInventory {
+            festival: festival.id,
+            days: festival
+                .days()
+                .map(|d| (d, by_date.get(&d).copied().unwrap_or(per_day)))
+                .collect(),
+            rules: ticket_lock::Rules {
+                max_per_reservation: self
+                    .max_per_reservation
+                    .unwrap_or(defaults.max_per_reservation),
+                max_per_user_per_day: self
+                    .max_per_user_per_day
+                    .unwrap_or(defaults.max_per_user_per_day),
+            },
+        })
+    }
+
     /// The catalog's input; every missing field is named.
     pub fn into_new(self) -> Result<NewFestival, ApiError> {
         let mut missing = Vec::new();

@@ -18,8 +18,8 @@ use crate::extract::{Json as JsonBody, Path, Query, parse_json, parse_query};
 use axum::Json;
 
 pub use dto::{
-    CreateFestivalRequest, FestivalDetail, FestivalPreview, FestivalPreviewList, ListQuery,
-    SearchQuery, UpdateFestivalRequest,
+    CreateFestivalRequest, DayTickets, FestivalDetail, FestivalPreview, FestivalPreviewList,
+    ListQuery, SearchQuery, UpdateFestivalRequest,
 };
 
 /// The cache namespace of search answers; invalidated by every create and update.
@@ -96,16 +96,46 @@ fn only_whitespace(body: &Bytes) -> bool {
     responses((status = 201, body = FestivalDetail), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn create(
-    State(festivals): State<Festivals>,
+    State(state): State<crate::AppState>,
     user: CurrentUser,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
     admin_only(&user)?;
-    let new: NewFestival = create_request(request).await?.into_new()?;
-    let festival = festivals.catalog.create(new).await.map_err(catalog_error)?;
-    invalidate_search(&festivals).await;
+    let request = create_request(request).await?;
+    let new: NewFestival = request.clone().into_new()?;
+    // Check the ticket numbers against the festival's days before anything is stored.
+    let mut preview = new.clone();
+    preview.validate().map_err(catalog_error)?;
+    let draft = festival_catalog::Festival {
+        id: 0,
+        name: preview.name,
+        description: preview.description,
+        location: preview.location,
+        start_date: preview.start_date,
+        end_date: preview.end_date,
+        created_at: chrono::DateTime::default(),
+        updated_at: chrono::DateTime::default(),
+    };
+    let mut plan = request.inventory(&draft, &state.ticket_defaults)?;
+    plan.validate().map_err(crate::reservations::ticket_error)?;
+
+    let festival = state
+        .festivals
+        .catalog
+        .create(new)
+        .await
+        .map_err(catalog_error)?;
+    plan.festival = festival.id;
+    // The festival exists now; its stock follows (creating it again is harmless).
+    let inventory = state
+        .tickets
+        .create_inventory(plan)
+        .await
+        .map_err(crate::reservations::ticket_error)?;
+    invalidate_search(&state.festivals).await;
     tracing::info!(festival = festival.id, admin = %user.user.username, "festival created");
-    Ok((StatusCode::CREATED, Json(FestivalDetail::from(festival))))
+    let detail = FestivalDetail::from(festival).with_inventory(Some(inventory));
+    Ok((StatusCode::CREATED, Json(detail)))
 }
 
 /// `PATCH /festivals/{festivalId}` (admins): name, description or location.
@@ -115,6 +145,7 @@ pub async fn create(
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(festivals): State<Festivals>,
+    State(tickets): State<Arc<dyn ticket_lock::TicketEngine>>,
     user: CurrentUser,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<UpdateFestivalRequest>,
@@ -131,7 +162,21 @@ pub async fn update(
         .await
         .map_err(catalog_error)?;
     invalidate_search(&festivals).await;
-    Ok(Json(festival.into()))
+    let inventory = inventory_of(&*tickets, festival.id).await?;
+    Ok(Json(
+        FestivalDetail::from(festival).with_inventory(inventory),
+    ))
+}
+
+async fn inventory_of(
+    tickets: &dyn ticket_lock::TicketEngine,
+    festival: i64,
+) -> Result<Option<ticket_lock::Inventory>, ApiError> {
+    match tickets.inventory(festival).await {
+        Ok(inventory) => Ok(Some(inventory)),
+        Err(ticket_lock::TicketError::NotFound) => Ok(None),
+        Err(e) => Err(crate::reservations::ticket_error(e)),
+    }
 }
 
 /// Adds festivals in bulk (the generator), with everything a created festival gets.
@@ -145,6 +190,15 @@ pub async fn create_many(
         .create_many(festivals)
         .await
         .map_err(catalog_error)?;
+    let defaults = CreateFestivalRequest::default();
+    for festival in &created {
+        let plan = defaults.inventory(festival, &state.ticket_defaults)?;
+        state
+            .tickets
+            .create_inventory(plan)
+            .await
+            .map_err(crate::reservations::ticket_error)?;
+    }
     invalidate_search(&state.festivals).await;
     Ok(created)
 }
@@ -179,10 +233,14 @@ pub async fn list(
               (status = 404, body = crate::error::ErrorBody)))]
 pub async fn detail(
     State(festivals): State<Festivals>,
+    State(tickets): State<Arc<dyn ticket_lock::TicketEngine>>,
     Path(id): Path<i64>,
 ) -> Result<Json<FestivalDetail>, ApiError> {
     let festival = festivals.catalog.get(id).await.map_err(catalog_error)?;
-    Ok(Json(festival.into()))
+    let inventory = inventory_of(&*tickets, id).await?;
+    Ok(Json(
+        FestivalDetail::from(festival).with_inventory(inventory),
+    ))
 }
 
 /// `GET /festivals/search?keyword=`: name or description contains the keyword (any case);
