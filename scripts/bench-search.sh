@@ -4,14 +4,8 @@
 #   bash scripts/bench-search.sh            # both databases
 #   DBS=sqlite bash scripts/bench-search.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/somsom/target}
-cargo build --release -q -p somsom-server -p somsom-load
-server=$CARGO_TARGET_DIR/release/somsom-server
-load=$CARGO_TARGET_DIR/release/somsom-load
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/bench-common.sh
+source "$(dirname "$0")/bench-common.sh"
 
 # Common keywords, rarer ones, English, one syllable, and one that matches nothing.
 WORDS="축제,불꽃,서울,벚꽃 축제,재즈,Festival,beer,여수,꽃,야시장,드론 라이트쇼,Jeju Sea,없는키워드"

@@ -18,6 +18,8 @@ struct State {
     inventories: HashMap<FestivalId, (Rules, BTreeMap<NaiveDate, DayStock>)>,
     reservations: BTreeMap<ReservationId, Reservation>,
     keys: HashMap<(UserId, String), ReservationId>,
+    /// Active tickets per user and festival day, kept with every change (no scan per booking).
+    held: HashMap<(UserId, FestivalId, NaiveDate), u32>,
     next_id: ReservationId,
 }
 
@@ -52,13 +54,10 @@ impl MemoryTickets {
 
 fn held(state: &State, user: UserId, festival: FestivalId, date: NaiveDate) -> u32 {
     state
-        .reservations
-        .values()
-        .filter(|r| {
-            r.user == user && r.festival == festival && r.date == date && r.status == Status::Active
-        })
-        .map(|r| r.quantity)
-        .sum()
+        .held
+        .get(&(user, festival, date))
+        .copied()
+        .unwrap_or(0)
 }
 
 #[async_trait]
@@ -132,6 +131,10 @@ impl TicketEngine for MemoryTickets {
         {
             day.left -= booking.quantity;
         }
+        *state
+            .held
+            .entry((booking.user, booking.festival, booking.date))
+            .or_insert(0) += booking.quantity;
         state.next_id += 1;
         let reservation = Reservation {
             id: state.next_id,
@@ -174,6 +177,13 @@ impl TicketEngine for MemoryTickets {
             && let Some(day) = days.get_mut(&reservation.date)
         {
             day.left += reservation.quantity;
+        }
+        if let Some(held) =
+            state
+                .held
+                .get_mut(&(reservation.user, reservation.festival, reservation.date))
+        {
+            *held = held.saturating_sub(reservation.quantity);
         }
         let stored = state
             .reservations

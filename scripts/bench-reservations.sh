@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Reservations per second on one hot festival day through the HTTP API, 64 concurrent buyers,
+# for SQLite and MariaDB and both lock strategies. Prints one JSON line per run (somsom-load)
+# and the stock check (sold + left = total: no oversell).
+#   bash scripts/bench-reservations.sh           # all four
+#   DBS=sqlite STRATEGIES=row_lock bash scripts/bench-reservations.sh
+set -euo pipefail
+# shellcheck source=scripts/bench-common.sh
+source "$(dirname "$0")/bench-common.sh"
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+account() { # account EMAIL -> prints an access token
+  curl -sf -X POST "$url/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"Festival1!\",\"name\":\"bench\"}" >/dev/null
+  local code
+  code=$(grep -a "\"$1\"" "$work/server.log" | grep -ao '"code":"[0-9]\{6\}"' | tail -1 | grep -o '[0-9]\{6\}')
+  curl -sf -X POST "$url/confirm-signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"name\":\"bench\",\"code\":\"$code\"}" >/dev/null
+  curl -sf -X POST "$url/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"Festival1!\"}" | json '["accessToken"]'
+}
+
+run() { # run DB_URL STRATEGY LABEL
+  local p; p=$(port)
+  export SOMSOM_DATABASE_URL=$1 SOMSOM_TICKETS__STRATEGY=$2 SOMSOM_LOG__FORMAT=json
+  SOMSOM_LISTEN=127.0.0.1:$p SOMSOM_AUTH__ATTEMPTS_PER_ADDRESS_PER_MINUTE=100000 \
+    "$server" >"$work/server.log" 2>&1 &
+  local pid=$!
+  url=http://127.0.0.1:$p
+  for _ in $(seq 1 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
+  account admin@bench.local >/dev/null
+  "$server" grant-admin admin@bench.local 2>/dev/null
+  local admin; admin=$(curl -sf -X POST "$url/login" -H 'content-type: application/json' \
+    -d '{"email":"admin@bench.local","password":"Festival1!"}' | json '["accessToken"]')
+  local festival; festival=$(curl -sf -X POST "$url/festivals/create" -H "authorization: Bearer $admin" \
+    -H 'content-type: application/json' \
+    -d '{"title":"Hot day","startDate":"2099-08-15","endDate":"2099-08-15","ticketsPerDay":1000000,"maxPerReservation":1,"maxPerUserPerDay":1000}' \
+    | json '["id"]')
+  : >"$work/tokens"
+  for i in $(seq 1 $BUYERS); do account "buyer$i@bench.local" >>"$work/tokens"; done
+  echo "== $3: $REQUESTS one-ticket reservations, $BUYERS concurrent buyers, one festival day"
+  "$load" "$url/reservations" -X POST -n "$REQUESTS" -c $BUYERS --tokens "$work/tokens" \
+    --body "{\"festivalId\":$festival,\"festivalDate\":\"2099-08-15\",\"quantity\":1}"
+  local left; left=$(curl -sf "$url/festivals/$festival" | json '["days"][0]["leftTickets"]')
+  echo "stock: total 1000000, left $left, sold $((1000000 - left))"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+for kind in ${DBS:-sqlite mariadb}; do
+  for strategy in ${STRATEGIES:-row_lock conditional_update}; do
+    case $kind in
+      sqlite) db="sqlite://$work/$strategy.db" ;;
+      mariadb)
+        mariadb -h 127.0.0.1 -uroot -e "DROP DATABASE IF EXISTS somsom_bench_r; CREATE DATABASE somsom_bench_r CHARACTER SET utf8mb4"
+        db="mysql://root@127.0.0.1:3306/somsom_bench_r" ;;
+    esac
+    run "$db" "$strategy" "$kind/$strategy"
+  done
+done
