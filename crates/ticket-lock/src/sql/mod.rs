@@ -53,10 +53,6 @@ pub struct SqlTickets {
     strategy: Strategy,
     clock: Arc<dyn Clock>,
     offset: FixedOffset,
-    /// SQLite has one writer at a time; queueing this process's writers here instead of in
-    /// SQLite's busy handler (which sleeps and retries) hands the lock over without gaps.
-    /// Other processes on the same file still wait in the busy handler.
-    writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What a booking transaction concluded, before mapping to the public result.
@@ -98,13 +94,11 @@ impl SqlTickets {
         clock: Arc<dyn Clock>,
         offset: FixedOffset,
     ) -> Self {
-        let writers = matches!(pool, SqlPool::Sqlite(_)).then(Arc::default);
         Self {
             pool,
             strategy,
             clock,
             offset,
-            writers,
         }
     }
 
@@ -154,10 +148,6 @@ impl TicketEngine for SqlTickets {
         booking.validate()?;
         let now = millis(self.clock.now());
         let today = today(self.clock.now(), self.offset);
-        let _writer = match &self.writers {
-            Some(writers) => Some(writers.lock().await),
-            None => None,
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -192,10 +182,6 @@ impl TicketEngine for SqlTickets {
     async fn cancel(&self, user: UserId, id: ReservationId) -> Result<Reservation, TicketError> {
         let now = millis(self.clock.now());
         let today = today(self.clock.now(), self.offset);
-        let _writer = match &self.writers {
-            Some(writers) => Some(writers.lock().await),
-            None => None,
-        };
         let mut attempt = 0;
         loop {
             attempt += 1;
