@@ -229,6 +229,9 @@ async fn search_answers_are_cached_and_every_change_invalidates_them() {
     ctx.server.shutdown().await;
 }
 
+/// Method, path, body, expected status, fields named in `errors`.
+type Case = (Method, String, Option<Value>, u16, Vec<&'static str>);
+
 #[tokio::test]
 async fn bad_input_is_a_400_naming_the_field_and_unknown_ids_404() {
     let ctx = start(|_| {}).await;
@@ -239,7 +242,7 @@ async fn bad_input_is_a_400_naming_the_field_and_unknown_ids_404() {
             .map(|e| e.keys().cloned().collect())
             .unwrap_or_default()
     };
-    let cases: Vec<(Method, String, Option<Value>, u16, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             Method::GET,
             "/festivals/search".into(),

@@ -56,10 +56,10 @@ pub async fn run_all(factory: &Factory) {
     cancellation(&*engine).await;
     idempotent_retries(&*engine).await;
     reservations_page_newest_first(&*engine).await;
-    no_oversell_under_contention(&[engine.clone()], 1).await;
-    user_cap_holds_under_contention(&[engine.clone()], 2).await;
-    retry_storm_books_once(&[engine.clone()], 3).await;
-    cancel_and_rebuy_race(&[engine.clone()], 4).await;
+    no_oversell_under_contention(std::slice::from_ref(&engine), 1).await;
+    user_cap_holds_under_contention(std::slice::from_ref(&engine), 2).await;
+    retry_storm_books_once(std::slice::from_ref(&engine), 3).await;
+    cancel_and_rebuy_race(std::slice::from_ref(&engine), 4).await;
 }
 
 fn left(inventory: &crate::Inventory, date: NaiveDate) -> u32 {
