@@ -178,7 +178,10 @@ async fn festivals(
         .await
         .map_err(|e| BuildError::Config(format!("festival catalog: {e}")))?;
     let store: Arc<dyn CacheStore> = match redis {
-        Some(redis) => Arc::new(RedisCache::new(redis.clone(), "somsom:cache:")),
+        Some(redis) => Arc::new(RedisCache::new(
+            redis.clone(),
+            format!("{}cache:", config.redis_key_prefix),
+        )),
         None => Arc::new(MemoryCache::with_clock(64 * 1024 * 1024, clock)),
     };
     // A TTL of 0 turns the cache off (to measure the database alone).

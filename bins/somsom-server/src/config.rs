@@ -49,6 +49,9 @@ pub struct Config {
     /// How long festival search answers are cached (`SOMSOM_SEARCH_CACHE_TTL_SECS`; 0 turns the
     /// cache off); the cache lives in Redis when `redis_url` is set, else in memory.
     pub search_cache_ttl_secs: u64,
+    /// The start of every Redis key SomSom writes (`SOMSOM_REDIS_KEY_PREFIX`), so deployments can
+    /// share one Redis.
+    pub redis_key_prefix: String,
     /// Tickets.
     pub tickets: TicketSettings,
 }
@@ -149,6 +152,7 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: "SomSom <no-reply@somsom.local>".to_owned(),
             search_cache_ttl_secs: 600,
+            redis_key_prefix: "somsom:".to_owned(),
             tickets: TicketSettings::default(),
         }
     }

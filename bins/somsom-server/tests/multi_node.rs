@@ -1,0 +1,137 @@
+//! Two server nodes on one MariaDB and one Redis, as when scaled out: one catalog, one search
+//! cache whose invalidations both see at once, one ticket stock that is never oversold.
+
+mod common;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use test_support::mysql::TestDatabase;
+use test_support::{MYSQL, REDIS, require_service, unique_name};
+
+use common::{Ctx, start};
+
+fn ids(body: &Value) -> Vec<i64> {
+    body["festivals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect()
+}
+
+async fn hits(node: &Ctx) -> u64 {
+    let text = node
+        .http
+        .get(node.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("somsom_cache_hits_total{cache=\"festival_search\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_the_catalog_the_search_cache_and_the_stock() {
+    let mysql = require_service!(MYSQL);
+    let redis = require_service!(REDIS);
+    let db = TestDatabase::create(&mysql).await.unwrap();
+    let prefix = format!("{}:", unique_name("nodes"));
+    let tweak = |c: &mut somsom_server::Config| {
+        c.database_url = db.url().to_owned();
+        c.redis_url = Some(redis.clone());
+        c.redis_key_prefix = prefix.clone();
+    };
+    let a = start(tweak).await;
+    let b = start(tweak).await;
+    let admin = a.admin_token("admin@example.com").await;
+
+    let create =
+        |title: &'static str| {
+            let (a, admin) = (&a, admin.clone());
+            async move {
+                let (status, body) = a
+                .send(
+                    Method::POST,
+                    "/festivals/create",
+                    Some(&admin),
+                    Some(json!({"title": title, "startDate": "2099-09-09", "endDate": "2099-09-09",
+                                "ticketsPerDay": 30})),
+                )
+                .await;
+                assert_eq!(status, 201, "{body}");
+                body["id"].as_i64().unwrap()
+            }
+        };
+    let first = create("분산 축제").await;
+    let search = "/festivals/search?keyword=%EB%B6%84%EC%82%B0"; // 분산
+    let (_, found) = b.send(Method::GET, search, None, None).await;
+    assert_eq!(ids(&found), [first]);
+    let (_, again) = b.send(Method::GET, search, None, None).await;
+    assert_eq!(again, found);
+    assert_eq!(
+        hits(&b).await,
+        1,
+        "the second search on node b is a cache hit"
+    );
+
+    // Created on node a; node b's very next search sees it (one Redis generation counter).
+    let second = create("분산 불꽃놀이").await;
+    let (_, fresh) = b.send(Method::GET, search, None, None).await;
+    assert_eq!(ids(&fresh), [second, first]);
+
+    // Buyers on both nodes, one stock.
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        tokens.push(a.user_token(&format!("buyer{i}@example.com")).await);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, token) in tokens.iter().enumerate() {
+        for attempt in 0..3 {
+            let node = if (i + attempt) % 2 == 0 { &a } else { &b };
+            let (http, url, token) = (
+                node.http.clone(),
+                node.server.url("/reservations"),
+                token.clone(),
+            );
+            let quantity = 1 + (i + attempt) % 2;
+            tasks.spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"festivalId": first, "festivalDate": "2099-09-09", "quantity": quantity}))
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap(), quantity as i64)
+            });
+        }
+    }
+    let mut sold = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body, quantity) = done.unwrap();
+        match (status, body["code"].as_str()) {
+            (200, _) => sold += quantity,
+            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    assert!(sold <= 30);
+    for node in [&a, &b] {
+        let (_, detail) = node
+            .send(Method::GET, &format!("/festivals/{first}"), None, None)
+            .await;
+        assert_eq!(
+            detail["days"][0]["leftTickets"].as_i64().unwrap(),
+            30 - sold
+        );
+    }
+    a.server.shutdown().await;
+    b.server.shutdown().await;
+    db.drop_database().await.unwrap();
+}
