@@ -38,7 +38,7 @@ impl Default for MemoryTickets {
 }
 
 impl MemoryTickets {
-    /// An empty engine; days end at midnight in `offset` (e.g. [`kst`](crate::model::kst)).
+    /// An empty engine; days end at midnight in `offset` (e.g. [`crate::kst`]).
     pub fn new(clock: Arc<dyn Clock>, offset: FixedOffset) -> Self {
         Self {
             state: Arc::default(),
