@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Reservations per second on one hot festival day through the HTTP API, 64 concurrent buyers,
-# for SQLite and MariaDB and both lock strategies. Prints one JSON line per run (somsom-load)
+# for SQLite and MariaDB and each lock strategy. Prints one JSON line per run (somsom-load)
 # and the stock check (sold + left = total: no oversell).
-#   bash scripts/bench-reservations.sh           # all four
+#   bash scripts/bench-reservations.sh           # all six
 #   DBS=sqlite STRATEGIES=row_lock bash scripts/bench-reservations.sh
 set -euo pipefail
 # shellcheck source=scripts/bench-common.sh
 source "$(dirname "$0")/bench-common.sh"
+BUYERS=64
+REQUESTS=${REQUESTS:-20000}
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 account() { # account EMAIL -> prints an access token
@@ -47,7 +49,7 @@ run() { # run DB_URL STRATEGY LABEL
 }
 
 for kind in ${DBS:-sqlite mariadb}; do
-  for strategy in ${STRATEGIES:-row_lock conditional_update}; do
+  for strategy in ${STRATEGIES:-row_lock conditional_update group_commit}; do
     case $kind in
       sqlite) db="sqlite://$work/$strategy.db" ;;
       mariadb)

@@ -68,7 +68,11 @@ fn bench_tickets(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let mut engines: Vec<(String, Arc<dyn TicketEngine>)> =
         vec![("memory".into(), Arc::new(MemoryTickets::default()))];
-    for strategy in [Strategy::RowLock, Strategy::ConditionalUpdate] {
+    for strategy in [
+        Strategy::RowLock,
+        Strategy::ConditionalUpdate,
+        Strategy::GroupCommit,
+    ] {
         let path = dir.path().join(format!("{strategy:?}.db"));
         let pool = runtime.block_on(async {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!(
@@ -91,7 +95,11 @@ fn bench_tickets(c: &mut Criterion) {
         engines.push((format!("sqlite/{strategy:?}"), Arc::new(engine)));
     }
     if let Ok(url) = std::env::var("TEST_MYSQL_URL") {
-        for strategy in [Strategy::RowLock, Strategy::ConditionalUpdate] {
+        for strategy in [
+            Strategy::RowLock,
+            Strategy::ConditionalUpdate,
+            Strategy::GroupCommit,
+        ] {
             let (db, engine) = runtime.block_on(async {
                 let db = test_support::mysql::TestDatabase::create(&url)
                     .await

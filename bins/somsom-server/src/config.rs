@@ -60,7 +60,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TicketSettings {
-    /// `row_lock` (the seed's `SELECT … FOR UPDATE`) or `conditional_update`.
+    /// `row_lock` (the seed's `SELECT … FOR UPDATE`), `conditional_update`, or `group_commit`
+    /// (the row lock, a day's concurrent bookings booked in one transaction).
     pub strategy: ticket_lock::sql::Strategy,
     /// Tickets per festival day when a festival is created without a number.
     pub per_day: u32,
@@ -73,7 +74,7 @@ pub struct TicketSettings {
 impl Default for TicketSettings {
     fn default() -> Self {
         Self {
-            strategy: ticket_lock::sql::Strategy::RowLock,
+            strategy: ticket_lock::sql::Strategy::GroupCommit,
             per_day: 100,
             max_per_reservation: 4,
             max_per_user_per_day: 4,

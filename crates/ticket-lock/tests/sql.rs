@@ -56,6 +56,11 @@ async fn sqlite_conditional_update_passes_the_conformance_suite() {
     sqlite_suite(Strategy::ConditionalUpdate).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_group_commit_passes_the_conformance_suite() {
+    sqlite_suite(Strategy::GroupCommit).await;
+}
+
 async fn mysql_pool(db: &TestDatabase) -> SqlPool {
     SqlPool::MySql(
         sqlx::mysql::MySqlPoolOptions::new()
@@ -101,4 +106,9 @@ async fn mysql_row_lock_passes_the_conformance_suite_on_two_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_conditional_update_passes_the_conformance_suite_on_two_nodes() {
     mysql_suite(Strategy::ConditionalUpdate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_group_commit_passes_the_conformance_suite_on_two_nodes() {
+    mysql_suite(Strategy::GroupCommit).await;
 }

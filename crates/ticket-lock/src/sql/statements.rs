@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Outcome, Strategy};
+use super::Outcome;
 use crate::model::{check, from_millis};
 use crate::{
     Booking, DayStock, Inventory, NewInventory, Reservation, ReservationId, Rules, Status,
@@ -137,74 +137,58 @@ macro_rules! dialect {
                 .await
             }
 
-            pub(crate) async fn reserve(
-                pool: &Pool<Db>,
-                strategy: Strategy,
-                booking: &Booking,
-                now: i64,
-                today: NaiveDate,
-            ) -> Result<Outcome, sqlx::Error> {
-                let quantity = i64::from(booking.quantity);
-                let mut tx = pool.begin_with($begin).await?;
-                // 1. The day's row lock, and whether the stock is taken already.
-                let (taken, remaining) = match strategy {
-                    Strategy::RowLock => (false, remaining_locked(&mut tx, booking).await?),
-                    Strategy::ConditionalUpdate => {
-                        let updated = sqlx::query(
-                            "UPDATE ticket_days SET remaining = remaining - ? \
-                             WHERE festival_id = ? AND festival_date = ? AND remaining >= ?",
-                        )
-                        .bind(quantity)
-                        .bind(booking.festival)
-                        .bind(booking.date)
-                        .bind(quantity)
-                        .execute(&mut *tx)
-                        .await?;
-                        if updated.rows_affected() == 1 {
-                            (true, Some(quantity))
-                        } else {
-                            (false, remaining_locked(&mut tx, booking).await?)
-                        }
-                    }
-                };
-                let Some(remaining) = remaining else {
-                    return Ok(Outcome::Refused(TicketError::NotFound));
-                };
-                // 2. A retry of an earlier booking answers with it (read under the lock).
-                if let Some(key) = &booking.idempotency_key {
-                    let sql = format!(
-                        "SELECT {RESERVATION_COLUMNS} FROM reservations \
-                         WHERE user_id = ? AND idempotency_key = ?"
-                    );
-                    let earlier: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(booking.user)
-                        .bind(key.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(earlier) = earlier {
-                        tx.rollback().await?;
-                        let earlier = Reservation::from(earlier);
-                        return Ok(if booking.same_as(&earlier) {
-                            Outcome::Replayed(earlier)
-                        } else {
-                            Outcome::Refused(TicketError::KeyReused)
-                        });
-                    }
-                }
-                // 3. The rules, the user's holdings, the stock.
+            /// The festival's rules (defaults if it has none stored).
+            async fn rules_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                festival: i64,
+            ) -> Result<Rules, sqlx::Error> {
                 let rules: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT max_per_reservation, max_per_user_per_day FROM ticket_rules \
                      WHERE festival_id = ?",
                 )
-                .bind(booking.festival)
-                .fetch_optional(&mut *tx)
+                .bind(festival)
+                .fetch_optional(&mut **tx)
                 .await?;
-                let rules = rules
+                Ok(rules
                     .map(|(r, u)| Rules {
                         max_per_reservation: count(r),
                         max_per_user_per_day: count(u),
                     })
-                    .unwrap_or_default();
+                    .unwrap_or_default())
+            }
+
+            /// The answer to a retry: the earlier reservation under the booking's key, or a
+            /// refusal when the key was used for a different booking.
+            async fn earlier_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                booking: &Booking,
+            ) -> Result<Option<Outcome>, sqlx::Error> {
+                let Some(key) = &booking.idempotency_key else {
+                    return Ok(None);
+                };
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                     WHERE user_id = ? AND idempotency_key = ?"
+                );
+                let earlier: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(booking.user)
+                    .bind(key.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                Ok(earlier.map(Reservation::from).map(|earlier| {
+                    if booking.same_as(&earlier) {
+                        Outcome::Replayed(earlier)
+                    } else {
+                        Outcome::Refused(TicketError::KeyReused)
+                    }
+                }))
+            }
+
+            /// The user's active tickets for the booking's day (this transaction's included).
+            async fn held_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                booking: &Booking,
+            ) -> Result<u32, sqlx::Error> {
                 let held: Option<i64> = sqlx::query_scalar(
                     "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM reservations \
                      WHERE user_id = ? AND festival_id = ? AND festival_date = ? AND status = 'ACTIVE'",
@@ -212,27 +196,17 @@ macro_rules! dialect {
                 .bind(booking.user)
                 .bind(booking.festival)
                 .bind(booking.date)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut **tx)
                 .await?;
-                if let Err(refusal) =
-                    check(booking, rules, count(remaining), count(held.unwrap_or(0)), today)
-                {
-                    tx.rollback().await?;
-                    return Ok(Outcome::Refused(refusal));
-                }
-                // 4. Take the stock (unless the conditional update did) and record the booking.
-                if !taken {
-                    sqlx::query(
-                        "UPDATE ticket_days SET remaining = remaining - ? \
-                         WHERE festival_id = ? AND festival_date = ? AND remaining >= ?",
-                    )
-                    .bind(quantity)
-                    .bind(booking.festival)
-                    .bind(booking.date)
-                    .bind(quantity)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Ok(count(held.unwrap_or(0)))
+            }
+
+            /// Records the booking; the stock is taken by the caller.
+            async fn insert_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                booking: &Booking,
+                now: i64,
+            ) -> Result<Reservation, sqlx::Error> {
                 let $result = sqlx::query(
                     "INSERT INTO reservations (user_id, festival_id, festival_date, quantity, \
                      status, idempotency_key, created_at) VALUES (?, ?, ?, ?, 'ACTIVE', ?, ?)",
@@ -240,15 +214,13 @@ macro_rules! dialect {
                 .bind(booking.user)
                 .bind(booking.festival)
                 .bind(booking.date)
-                .bind(quantity)
+                .bind(i64::from(booking.quantity))
                 .bind(booking.idempotency_key.as_deref())
                 .bind(now)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
-                let id: i64 = $last_id;
-                tx.commit().await?;
-                Ok(Outcome::Booked(Reservation {
-                    id,
+                Ok(Reservation {
+                    id: $last_id,
                     user: booking.user,
                     festival: booking.festival,
                     date: booking.date,
@@ -256,7 +228,130 @@ macro_rules! dialect {
                     status: Status::Active,
                     created_at: from_millis(now),
                     cancelled_at: None,
-                }))
+                })
+            }
+
+            /// One booking with the conditional update: the stock is taken by the first
+            /// statement (which also takes the row lock), and given back by the rollback when a
+            /// later check refuses.
+            pub(crate) async fn reserve_conditional(
+                pool: &Pool<Db>,
+                booking: &Booking,
+                now: i64,
+                today: NaiveDate,
+            ) -> Result<Outcome, sqlx::Error> {
+                let quantity = i64::from(booking.quantity);
+                let mut tx = pool.begin_with($begin).await?;
+                let updated = sqlx::query(
+                    "UPDATE ticket_days SET remaining = remaining - ? \
+                     WHERE festival_id = ? AND festival_date = ? AND remaining >= ?",
+                )
+                .bind(quantity)
+                .bind(booking.festival)
+                .bind(booking.date)
+                .bind(quantity)
+                .execute(&mut *tx)
+                .await?;
+                let taken = updated.rows_affected() == 1;
+                let remaining = if taken {
+                    Some(quantity)
+                } else {
+                    remaining_locked(&mut tx, booking).await?
+                };
+                let Some(remaining) = remaining else {
+                    return Ok(Outcome::Refused(TicketError::NotFound));
+                };
+                if let Some(answer) = earlier_in(&mut tx, booking).await? {
+                    tx.rollback().await?;
+                    return Ok(answer);
+                }
+                let rules = rules_in(&mut tx, booking.festival).await?;
+                let held = held_in(&mut tx, booking).await?;
+                if let Err(refusal) = check(booking, rules, count(remaining), held, today) {
+                    tx.rollback().await?;
+                    return Ok(Outcome::Refused(refusal));
+                }
+                if !taken {
+                    // Tickets came back (a cancellation committed) between the conditional
+                    // update and the locking read; the lock is held now, so take them.
+                    sqlx::query(
+                        "UPDATE ticket_days SET remaining = remaining - ? \
+                         WHERE festival_id = ? AND festival_date = ?",
+                    )
+                    .bind(quantity)
+                    .bind(booking.festival)
+                    .bind(booking.date)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let reservation = insert_in(&mut tx, booking, now).await?;
+                tx.commit().await?;
+                Ok(Outcome::Booked(reservation))
+            }
+
+            /// Books several bookings of one festival day in one transaction: the day's row is
+            /// locked once (`SELECT … FOR UPDATE`), each booking is checked (seeing the ones
+            /// before it) and inserted in turn, the stock is taken once, and one commit (one log
+            /// flush) covers them all. With one booking this is the seed's row-lock booking.
+            /// `None` for a booking that lost an idempotency-key race to another node: the caller
+            /// books it again.
+            pub(crate) async fn reserve_batch(
+                pool: &Pool<Db>,
+                bookings: &[Booking],
+                now: i64,
+                today: NaiveDate,
+            ) -> Result<Vec<Option<Outcome>>, sqlx::Error> {
+                let Some(first) = bookings.first() else {
+                    return Ok(Vec::new());
+                };
+                let mut tx = pool.begin_with($begin).await?;
+                let Some(mut remaining) = remaining_locked(&mut tx, first).await? else {
+                    tx.rollback().await?;
+                    return Ok(bookings
+                        .iter()
+                        .map(|_| Some(Outcome::Refused(TicketError::NotFound)))
+                        .collect());
+                };
+                let rules = rules_in(&mut tx, first.festival).await?;
+                let mut results = Vec::with_capacity(bookings.len());
+                let mut taken = 0i64;
+                for booking in bookings {
+                    if let Some(answer) = earlier_in(&mut tx, booking).await? {
+                        results.push(Some(answer));
+                        continue;
+                    }
+                    let held = held_in(&mut tx, booking).await?;
+                    if let Err(refusal) = check(booking, rules, count(remaining), held, today) {
+                        results.push(Some(Outcome::Refused(refusal)));
+                        continue;
+                    }
+                    match insert_in(&mut tx, booking, now).await {
+                        Ok(reservation) => {
+                            remaining -= i64::from(booking.quantity);
+                            taken += i64::from(booking.quantity);
+                            results.push(Some(Outcome::Booked(reservation)));
+                        }
+                        // The same key committed by another node after this transaction's
+                        // snapshot: only this statement failed.
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            results.push(None);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if taken > 0 {
+                    sqlx::query(
+                        "UPDATE ticket_days SET remaining = remaining - ? \
+                         WHERE festival_id = ? AND festival_date = ?",
+                    )
+                    .bind(taken)
+                    .bind(first.festival)
+                    .bind(first.date)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(results)
             }
 
             pub(crate) async fn cancel(
