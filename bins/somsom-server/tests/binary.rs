@@ -2,49 +2,21 @@
 //! directory. It must serve `/healthz`, create its SQLite file under `./data/`, and exit cleanly
 //! on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+mod common;
+
+use std::process::Command;
 
 #[tokio::test]
 async fn binary_runs_on_the_embedded_default_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_somsom-server"))
-        .current_dir(dir.path())
-        // Only the port differs from the default, so parallel tests never collide on 8080.
-        .env("SOMSOM_LISTEN", "127.0.0.1:0")
-        .env("SOMSOM_LOG__FORMAT", "json")
-        .env_remove("SOMSOM_DATABASE_URL")
-        .env_remove("SOMSOM_REDIS_URL")
-        .env_remove("SOMSOM_KAFKA_BROKERS")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the server binary starts");
-
-    // The first lines are JSON log events; the one saying "listening" carries the address.
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
-                let _ = tx.send(event);
-            }
-        }
-    });
-    let mut config_printed = None;
-    let addr = loop {
-        let event = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs its address");
-        if event["message"] == "effective configuration" {
-            config_printed = Some(event["config"].to_string());
-        }
-        if event["message"] == "listening" {
-            break event["addr"].as_str().unwrap().to_owned();
-        }
-    };
+    // Only the port differs from the default, so parallel tests never collide on 8080.
+    let mut server = common::ServerProcess::spawn(dir.path(), &[]);
+    let addr = server.addr.clone();
+    let config_printed = server
+        .startup
+        .iter()
+        .find(|e| e["message"] == "effective configuration")
+        .map(|e| e["config"].to_string());
     let config_printed = config_printed.expect("the effective configuration is printed at start");
     assert!(
         config_printed.contains("sqlite://data/somsom.db"),
@@ -63,17 +35,12 @@ async fn binary_runs_on_the_embedded_default_and_stops_on_sigterm() {
         "database file under ./data/"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let events = std::mem::replace(&mut server.events, std::sync::mpsc::channel().1);
+    let status = server.terminate().await;
     assert!(status.success(), "graceful exit on SIGTERM, got {status}");
-    let shutdown_logged = rx.try_iter().any(|e| e["message"] == "shutdown complete");
+    let shutdown_logged = events
+        .try_iter()
+        .any(|e| e["message"] == "shutdown complete");
     assert!(shutdown_logged, "the shutdown is logged");
 }
 

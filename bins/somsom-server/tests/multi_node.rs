@@ -135,3 +135,95 @@ async fn two_nodes_share_the_catalog_the_search_cache_and_the_stock() {
     b.server.shutdown().await;
     db.drop_database().await.unwrap();
 }
+
+/// The same stock sold through two server processes (two OS processes, as deployed) on one
+/// MariaDB: 40 buyers, 120 attempts, 50 tickets — never more sold than exist, and both processes
+/// report the same stock afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_on_one_mariadb_never_oversell() {
+    let mysql = require_service!(MYSQL);
+    let db = TestDatabase::create(&mysql).await.unwrap();
+    // Accounts and the festival are made through an in-process node on the same database;
+    // tokens are signed with the key stored there, so both processes accept them.
+    let setup = start(|c| {
+        c.database_url = db.url().to_owned();
+        // 40 sign-ups from one address.
+        c.auth.attempts_per_address_per_minute = 10_000;
+    })
+    .await;
+    let admin = setup.admin_token("admin@example.com").await;
+    let (status, festival) = setup
+        .send(
+            Method::POST,
+            "/festivals/create",
+            Some(&admin),
+            Some(json!({"title": "프로세스 두 개", "startDate": "2099-10-10", "endDate": "2099-10-10",
+                        "ticketsPerDay": 50})),
+        )
+        .await;
+    assert_eq!(status, 201, "{festival}");
+    let id = festival["id"].as_i64().unwrap();
+    let mut tokens = Vec::new();
+    for i in 0..40 {
+        tokens.push(setup.user_token(&format!("p{i}@example.com")).await);
+    }
+    setup.server.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("SOMSOM_DATABASE_URL", db.url())];
+    let processes = [
+        common::ServerProcess::spawn(dir.path(), &envs),
+        common::ServerProcess::spawn(dir.path(), &envs),
+    ];
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, token) in tokens.iter().enumerate() {
+        for attempt in 0..3 {
+            let url = processes[(i + attempt) % 2].url("/reservations");
+            let (http, token) = (http.clone(), token.clone());
+            let quantity = 1 + (i + attempt) % 2;
+            tasks.spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&json!({"festivalId": id, "festivalDate": "2099-10-10", "quantity": quantity}))
+                    .send()
+                    .await
+                    .unwrap();
+                (res.status().as_u16(), res.json::<Value>().await.unwrap(), quantity as i64)
+            });
+        }
+    }
+    let mut sold = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body, quantity) = done.unwrap();
+        match (status, body["code"].as_str()) {
+            (200, _) => sold += quantity,
+            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    assert!(sold <= 50, "sold {sold} of 50");
+    assert!(
+        sold >= 45,
+        "120 attempts for 50 tickets should nearly sell out, sold {sold}"
+    );
+    for process in &processes {
+        let detail: Value = http
+            .get(process.url(&format!("/festivals/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            detail["days"][0]["leftTickets"].as_i64().unwrap(),
+            50 - sold
+        );
+    }
+    for process in processes {
+        assert!(process.terminate().await.success());
+    }
+    db.drop_database().await.unwrap();
+}

@@ -208,3 +208,81 @@ impl Ctx {
             .to_owned()
     }
 }
+
+/// The server binary running as its own OS process.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    /// Its JSON log events, as they come.
+    pub events: std::sync::mpsc::Receiver<Value>,
+    /// The events logged before it said "listening".
+    pub startup: Vec<Value>,
+}
+
+impl ServerProcess {
+    /// Starts `somsom-server` in `dir` on a free loopback port with JSON logs and `envs`, and
+    /// waits until it logs its address. Service variables of the test environment are removed;
+    /// pass them in `envs` to use them.
+    pub fn spawn(dir: &std::path::Path, envs: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_somsom-server"));
+        command
+            .current_dir(dir)
+            .env("SOMSOM_LISTEN", "127.0.0.1:0")
+            .env("SOMSOM_LOG__FORMAT", "json")
+            .env_remove("SOMSOM_DATABASE_URL")
+            .env_remove("SOMSOM_REDIS_URL")
+            .env_remove("SOMSOM_KAFKA_BROKERS")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel::<Value>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(event);
+                }
+            }
+        });
+        let mut startup = Vec::new();
+        let addr = loop {
+            let event = events
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the server logs its address");
+            if event["message"] == "listening" {
+                break event["addr"].as_str().unwrap().to_owned();
+            }
+            startup.push(event);
+        };
+        Self {
+            child,
+            addr,
+            events,
+            startup,
+        }
+    }
+
+    /// `http://{addr}{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
