@@ -90,37 +90,8 @@ async fn two_nodes_share_the_catalog_the_search_cache_and_the_stock() {
     for i in 0..10 {
         tokens.push(a.user_token(&format!("buyer{i}@example.com")).await);
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, token) in tokens.iter().enumerate() {
-        for attempt in 0..3 {
-            let node = if (i + attempt) % 2 == 0 { &a } else { &b };
-            let (http, url, token) = (
-                node.http.clone(),
-                node.server.url("/reservations"),
-                token.clone(),
-            );
-            let quantity = 1 + (i + attempt) % 2;
-            tasks.spawn(async move {
-                let res = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"festivalId": first, "festivalDate": "2099-09-09", "quantity": quantity}))
-                    .send()
-                    .await
-                    .unwrap();
-                (res.status().as_u16(), res.json::<Value>().await.unwrap(), quantity as i64)
-            });
-        }
-    }
-    let mut sold = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (status, body, quantity) = done.unwrap();
-        match (status, body["code"].as_str()) {
-            (200, _) => sold += quantity,
-            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
-            other => panic!("unexpected {other:?}: {body}"),
-        }
-    }
+    let urls = [a.server.url(""), b.server.url("")];
+    let sold = common::buy_concurrently(&urls, &tokens, first, "2099-09-09", 2).await;
     assert!(sold <= 30);
     for node in [&a, &b] {
         let (_, detail) = node
@@ -175,34 +146,9 @@ async fn two_server_processes_on_one_mariadb_never_oversell() {
         common::ServerProcess::spawn(dir.path(), &envs),
         common::ServerProcess::spawn(dir.path(), &envs),
     ];
+    let urls = [processes[0].url(""), processes[1].url("")];
+    let sold = common::buy_concurrently(&urls, &tokens, id, "2099-10-10", 2).await;
     let http = reqwest::Client::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, token) in tokens.iter().enumerate() {
-        for attempt in 0..3 {
-            let url = processes[(i + attempt) % 2].url("/reservations");
-            let (http, token) = (http.clone(), token.clone());
-            let quantity = 1 + (i + attempt) % 2;
-            tasks.spawn(async move {
-                let res = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"festivalId": id, "festivalDate": "2099-10-10", "quantity": quantity}))
-                    .send()
-                    .await
-                    .unwrap();
-                (res.status().as_u16(), res.json::<Value>().await.unwrap(), quantity as i64)
-            });
-        }
-    }
-    let mut sold = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (status, body, quantity) = done.unwrap();
-        match (status, body["code"].as_str()) {
-            (200, _) => sold += quantity,
-            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
-            other => panic!("unexpected {other:?}: {body}"),
-        }
-    }
     assert!(sold <= 50, "sold {sold} of 50");
     assert!(
         sold >= 45,

@@ -276,38 +276,7 @@ async fn concurrent_buyers_over_http_never_oversell() {
     for i in 0..16 {
         tokens.push(ctx.user_token(&format!("buyer{i}@example.com")).await);
     }
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, token) in tokens.iter().enumerate() {
-        for attempt in 0..3 {
-            let (http, url, token) = (
-                ctx.http.clone(),
-                ctx.server.url("/reservations"),
-                token.clone(),
-            );
-            let quantity = 1 + (i + attempt) % 3;
-            tasks.spawn(async move {
-                let res = http
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"festivalId": id, "festivalDate": "2099-05-05", "quantity": quantity}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = res.status().as_u16();
-                let body: Value = res.json().await.unwrap();
-                (status, body, quantity as i64)
-            });
-        }
-    }
-    let mut sold = 0;
-    while let Some(result) = tasks.join_next().await {
-        let (status, body, quantity) = result.unwrap();
-        match (status, body["code"].as_str()) {
-            (200, _) => sold += quantity,
-            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
-            other => panic!("unexpected {other:?}: {body}"),
-        }
-    }
+    let sold = common::buy_concurrently(&[ctx.server.url("")], &tokens, id, "2099-05-05", 3).await;
     let (_, detail) = ctx
         .send(Method::GET, &format!("/festivals/{id}"), None, None)
         .await;

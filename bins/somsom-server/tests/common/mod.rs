@@ -286,3 +286,50 @@ impl ServerProcess {
             .unwrap()
     }
 }
+
+/// Every buyer (token) tries to book three times at once, each attempt through the next of
+/// `urls` (one per node) in turn, `1 + (buyer + attempt) % max_quantity` tickets each. Every
+/// answer must be a booking, `TICKET_SOLD_OUT` or `TICKET_LIMIT_EXCEEDED`; returns the tickets
+/// sold.
+pub async fn buy_concurrently(
+    urls: &[String],
+    tokens: &[String],
+    festival: i64,
+    date: &str,
+    max_quantity: usize,
+) -> i64 {
+    let http = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, token) in tokens.iter().enumerate() {
+        for attempt in 0..3 {
+            let url = format!("{}/reservations", urls[(i + attempt) % urls.len()]);
+            let (http, token) = (http.clone(), token.clone());
+            let quantity = 1 + (i + attempt) % max_quantity;
+            let body = json!({"festivalId": festival, "festivalDate": date, "quantity": quantity});
+            tasks.spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    res.status().as_u16(),
+                    res.json::<Value>().await.unwrap(),
+                    quantity as i64,
+                )
+            });
+        }
+    }
+    let mut sold = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (status, body, quantity) = done.unwrap();
+        match (status, body["code"].as_str()) {
+            (200, _) => sold += quantity,
+            (400, Some("TICKET_SOLD_OUT")) | (409, Some("TICKET_LIMIT_EXCEEDED")) => {}
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    sold
+}
