@@ -80,6 +80,21 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// The festival as stored under `id` at `now` (milliseconds), without reading it back.
+    fn stored(&self, id: FestivalId, now: i64) -> Festival {
+        let f = &self.festival;
+        Festival {
+            id,
+            name: f.name.clone(),
+            description: f.description.clone(),
+            location: f.location.clone(),
+            start_date: f.start_date,
+            end_date: f.end_date,
+            created_at: millis(now),
+            updated_at: millis(now),
+        }
+    }
+
     fn new(mut festival: NewFestival) -> Result<Self, CatalogError> {
         festival.validate()?;
         let name_folded = fold(&festival.name);
@@ -147,7 +162,7 @@ impl SqlCatalog {
         truncate_to_millis(self.clock.now()).timestamp_millis()
     }
 
-    async fn insert(&self, prepared: &[Prepared]) -> Result<Vec<FestivalId>, CatalogError> {
+    async fn insert(&self, prepared: &[Prepared]) -> Result<Vec<Festival>, CatalogError> {
         let now = self.now();
         let mut attempt = 0;
         loop {
@@ -158,7 +173,14 @@ impl SqlCatalog {
             };
             match result {
                 Err(e) if is_retryable(&e) && attempt < WRITE_ATTEMPTS => continue,
-                other => return other.map_err(unavailable),
+                Err(e) => return Err(unavailable(e)),
+                Ok(ids) => {
+                    return Ok(prepared
+                        .iter()
+                        .zip(ids)
+                        .map(|(p, id)| p.stored(id, now))
+                        .collect());
+                }
             }
         }
     }
@@ -168,8 +190,11 @@ impl SqlCatalog {
 impl Catalog for SqlCatalog {
     async fn create(&self, festival: NewFestival) -> Result<Festival, CatalogError> {
         let prepared = [Prepared::new(festival)?];
-        let ids = self.insert(&prepared).await?;
-        self.get(ids[0]).await
+        let mut created = self.insert(&prepared).await?;
+        created.pop().ok_or_else(|| CatalogError::Unavailable {
+            backend: "sql",
+            message: "insert returned no id".into(),
+        })
     }
 
     async fn create_many(
@@ -183,16 +208,7 @@ impl Catalog for SqlCatalog {
         let mut created = Vec::with_capacity(prepared.len());
         // Bounded transactions, so a bulk load neither holds locks long nor builds huge statements.
         for chunk in prepared.chunks(500) {
-            let ids = self.insert(chunk).await?;
-            let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
-                continue;
-            };
-            let rows = match &self.pool {
-                SqlPool::Sqlite(pool) => statements::sqlite::range(pool, *first, *last).await,
-                SqlPool::MySql(pool) => statements::mysql::range(pool, *first, *last).await,
-            }
-            .map_err(unavailable)?;
-            created.extend(rows.into_iter().map(Festival::from));
+            created.extend(self.insert(chunk).await?);
         }
         Ok(created)
     }

@@ -13,7 +13,7 @@ const COLUMNS: &str =
 /// Rows per multi-row statement (two placeholders each; both databases allow far more).
 const ROWS_PER_STATEMENT: usize = 4_000;
 
-/// The same functions for each database: `insert`, `update`, `get`, `range`, `list`, `search`, `count`.
+/// The same functions for each database: `insert`, `update`, `get`, `list`, `search`, `count`.
 macro_rules! dialect {
     ($module:ident, $db:ty, $upsert:literal, |$result:ident| $last_id:expr) => {
         pub(super) mod $module {
@@ -170,15 +170,6 @@ macro_rules! dialect {
             pub(crate) async fn get(pool: &Pool<Db>, id: FestivalId) -> Result<Option<FestivalRow>, sqlx::Error> {
                 let sql = format!("SELECT {COLUMNS} FROM festivals WHERE id = ?");
                 sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await
-            }
-
-            pub(crate) async fn range(
-                pool: &Pool<Db>,
-                first: FestivalId,
-                last: FestivalId,
-            ) -> Result<Vec<FestivalRow>, sqlx::Error> {
-                let sql = format!("SELECT {COLUMNS} FROM festivals WHERE id BETWEEN ? AND ? ORDER BY id");
-                sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(first).bind(last).fetch_all(pool).await
             }
 
             pub(crate) async fn list(
