@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use somsom_server::{Config, build, shutdown_signal, telemetry};
+use somsom_server::{Application, Config, build, shutdown_signal, telemetry};
 
 /// SomSom festival reservation server.
 #[derive(Debug, Parser)]
@@ -62,14 +62,20 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn generate(mut config: Config, count: usize, seed: u64) -> ExitCode {
+/// The application for a one-off command: the database and the engines, never the server's
+/// port (it binds a free loopback one and does not serve).
+async fn build_for_command(mut config: Config) -> Result<Application, ExitCode> {
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let app = match build(config).await {
+    build(config).await.map_err(|e| {
+        eprintln!("somsom-server: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn generate(config: Config, count: usize, seed: u64) -> ExitCode {
+    let app = match build_for_command(config).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("somsom-server: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let started = std::time::Instant::now();
     let festivals = somsom_server::generate::festivals(seed, count);
@@ -90,15 +96,10 @@ async fn generate(mut config: Config, count: usize, seed: u64) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn grant_admin(mut config: Config, email: &str) -> ExitCode {
-    // Only the database and the identity provider are needed; never take the server's port.
-    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let app = match build(config).await {
+async fn grant_admin(config: Config, email: &str) -> ExitCode {
+    let app = match build_for_command(config).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("somsom-server: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let state = app.state();
     match somsom_server::auth::grant_admin(state.auth.as_ref(), &state.db, email).await {

@@ -6,20 +6,11 @@ mod common;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::start;
+use common::{festival_ids as ids, start};
 
 fn festival(title: &str, description: &str) -> Value {
     json!({"title": title, "description": description,
            "startDate": "2027-01-10", "endDate": "2027-01-12"})
-}
-
-fn ids(body: &Value) -> Vec<i64> {
-    body["festivals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_i64().unwrap())
-        .collect()
 }
 
 #[tokio::test]
@@ -157,26 +148,11 @@ async fn admins_create_and_everyone_lists_finds_and_reads() {
 async fn search_answers_are_cached_and_every_change_invalidates_them() {
     let ctx = start(|_| {}).await;
     let admin = ctx.admin_token("admin@example.com").await;
+    let base = ctx.server.url("");
     let metric = |name: &'static str| {
-        let ctx = &ctx;
-        async move {
-            let text = ctx
-                .http
-                .get(ctx.server.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            text.lines()
-                .find(|l| {
-                    l.starts_with(&format!("somsom_{name}_total{{cache=\"festival_search\"}}"))
-                })
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
-        }
+        let sample = format!("somsom_{name}_total{{cache=\"festival_search\"}}");
+        let base = base.clone();
+        async move { common::metric(&base, &sample).await }
     };
     let (_, first) = ctx
         .send(

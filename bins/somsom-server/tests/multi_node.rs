@@ -8,32 +8,11 @@ use serde_json::{Value, json};
 use test_support::mysql::TestDatabase;
 use test_support::{MYSQL, REDIS, require_service, unique_name};
 
-use common::{Ctx, start};
-
-fn ids(body: &Value) -> Vec<i64> {
-    body["festivals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_i64().unwrap())
-        .collect()
-}
+use common::{Ctx, festival_ids as ids, start};
 
 async fn hits(node: &Ctx) -> u64 {
-    let text = node
-        .http
-        .get(node.server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("somsom_cache_hits_total{cache=\"festival_search\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
+    let sample = "somsom_cache_hits_total{cache=\"festival_search\"}";
+    common::metric(&node.server.url(""), sample).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -171,15 +171,17 @@ pub struct CreateFestivalRequest {
 }
 
 impl CreateFestivalRequest {
-    /// The stock for `festival`'s days: per-day numbers and rules, defaults from `defaults`.
+    /// The stock of festival `id` from `start` to `end`: per-day numbers and rules, defaults
+    /// from `defaults`.
     pub fn inventory(
         &self,
-        festival: &Festival,
+        id: i64,
+        (start, end): (NaiveDate, NaiveDate),
         defaults: &crate::config::TicketSettings,
     ) -> Result<ticket_lock::NewInventory, ApiError> {
         let per_day = self.tickets_per_day.unwrap_or(defaults.per_day);
         let by_date = self.tickets_by_date.clone().unwrap_or_default();
-        if let Some(outside) = by_date.keys().find(|d| !festival.has_day(**d)) {
+        if let Some(outside) = by_date.keys().find(|d| !(start..=end).contains(*d)) {
             return Err(ApiError::field(
                 "ticketsByDate",
                 FieldIssue::Other {
@@ -189,9 +191,10 @@ impl CreateFestivalRequest {
             ));
         }
         Ok(ticket_lock::NewInventory {
-            festival: festival.id,
-            days: festival
-                .days()
+            festival: id,
+            days: start
+                .iter_days()
+                .take_while(|d| *d <= end)
                 .map(|d| (d, by_date.get(&d).copied().unwrap_or(per_day)))
                 .collect(),
             rules: ticket_lock::Rules {

@@ -102,21 +102,11 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     admin_only(&user)?;
     let request = create_request(request).await?;
-    let new: NewFestival = request.clone().into_new()?;
-    // Check the ticket numbers against the festival's days before anything is stored.
-    let mut preview = new.clone();
-    preview.validate().map_err(catalog_error)?;
-    let draft = festival_catalog::Festival {
-        id: 0,
-        name: preview.name,
-        description: preview.description,
-        location: preview.location,
-        start_date: preview.start_date,
-        end_date: preview.end_date,
-        created_at: chrono::DateTime::default(),
-        updated_at: chrono::DateTime::default(),
-    };
-    let mut plan = request.inventory(&draft, &state.ticket_defaults)?;
+    let mut new: NewFestival = request.clone().into_new()?;
+    // Check the festival and its ticket numbers before anything is stored.
+    new.validate().map_err(catalog_error)?;
+    let days = (new.start_date, new.end_date);
+    let mut plan = request.inventory(0, days, &state.ticket_defaults)?;
     plan.validate().map_err(crate::reservations::ticket_error)?;
 
     let festival = state
@@ -192,7 +182,8 @@ pub async fn create_many(
         .map_err(catalog_error)?;
     let defaults = CreateFestivalRequest::default();
     for festival in &created {
-        let plan = defaults.inventory(festival, &state.ticket_defaults)?;
+        let days = (festival.start_date, festival.end_date);
+        let plan = defaults.inventory(festival.id, days, &state.ticket_defaults)?;
         state
             .tickets
             .create_inventory(plan)

@@ -333,3 +333,29 @@ pub async fn buy_concurrently(
     }
     sold
 }
+
+/// The value of the `/metrics` sample whose line starts with `sample` (name and labels) at
+/// `base` (a server's URL without a path).
+pub async fn metric(base: &str, sample: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(sample))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{sample} missing in\n{text}"))
+}
+
+/// The ids of a festival page (`{"festivals": [...]}`), in order.
+pub fn festival_ids(body: &Value) -> Vec<i64> {
+    body["festivals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_i64().unwrap())
+        .collect()
+}
