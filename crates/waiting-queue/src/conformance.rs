@@ -1,0 +1,471 @@
+//! The checks every [`WaitingQueue`] backend passes.
+//!
+//! A backend's test calls [`run_all`] with a factory that makes a fresh, empty engine reading
+//! the given clock (for a shared store: a fresh key prefix), and [`two_engines_agree`] with two
+//! engines over one store, as two server nodes would hold.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use engine_clock::{Clock, ManualClock};
+
+use crate::{Place, Policy, QueueError, QueueName, TickRule, WaitingQueue};
+
+/// Makes an empty engine that reads the time from the given clock.
+pub type Factory =
+    dyn Fn(Arc<dyn Clock>) -> Pin<Box<dyn Future<Output = Arc<dyn WaitingQueue>> + Send>> + Sync;
+
+/// A manual clock at a fixed instant.
+pub fn clock() -> ManualClock {
+    ManualClock::new(
+        chrono::DateTime::parse_from_rfc3339("2027-03-01T09:00:00Z")
+            .unwrap()
+            .to_utc(),
+    )
+}
+
+fn q(name: &str) -> QueueName {
+    QueueName::new(name).unwrap()
+}
+
+fn policy(batch_size: u32) -> Policy {
+    Policy {
+        batch_size,
+        ..Policy::default()
+    }
+}
+
+async fn engine(factory: &Factory) -> (Arc<dyn WaitingQueue>, ManualClock) {
+    let clock = clock();
+    (factory(Arc::new(clock.clone())).await, clock)
+}
+
+/// Runs every check, each on a fresh engine.
+pub async fn run_all(factory: &Factory) {
+    fifo_order_and_idempotent_join(factory).await;
+    bad_users_are_refused(factory).await;
+    ranks_close_up_after_leaves(factory).await;
+    admission_in_batches_once_per_interval(factory).await;
+    cap_on_active_admissions(factory).await;
+    admissions_expire(factory).await;
+    silent_waiters_are_dropped(factory).await;
+    sequenced_ticks_apply_once(factory).await;
+    pause_stops_ticks_not_overrides(factory).await;
+    stats_and_queues(factory).await;
+    version_moves_when_ranks_improve(factory).await;
+    concurrent_joins_get_every_rank_once(factory, 10_000).await;
+}
+
+/// Ranks follow arrival; joining again keeps one's place.
+pub async fn fifo_order_and_idempotent_join(factory: &Factory) {
+    let (e, _) = engine(factory).await;
+    let queue = q("festival1");
+    for (i, user) in ["a@x", "b@x", "c@x"].iter().enumerate() {
+        assert_eq!(
+            e.join(&queue, user).await.unwrap(),
+            Place::Waiting {
+                rank: i as u64 + 1,
+                new: true
+            }
+        );
+    }
+    assert_eq!(
+        e.join(&queue, "b@x").await.unwrap(),
+        Place::Waiting {
+            rank: 2,
+            new: false
+        },
+        "a user joining again keeps their place"
+    );
+    assert_eq!(e.rank(&queue, "c@x").await.unwrap(), Some(3));
+    assert_eq!(e.rank(&queue, "nobody@x").await.unwrap(), None);
+    assert_eq!(e.rank(&q("elsewhere"), "a@x").await.unwrap(), None);
+    assert_eq!(
+        e.stats(&queue).await.unwrap().waiting,
+        3,
+        "one place per user"
+    );
+}
+
+/// Keys that could break a token or a key layout are refused.
+pub async fn bad_users_are_refused(factory: &Factory) {
+    let (e, _) = engine(factory).await;
+    for user in ["", "a\nb", &"x".repeat(300)] {
+        assert!(
+            matches!(
+                e.join(&q("festival1"), user).await,
+                Err(QueueError::Invalid { field: "user", .. })
+            ),
+            "{user:?}"
+        );
+    }
+}
+
+/// Leaving from the middle moves everyone behind up by one.
+pub async fn ranks_close_up_after_leaves(factory: &Factory) {
+    let (e, _) = engine(factory).await;
+    let queue = q("festival2");
+    for i in 0..6 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    assert!(e.leave(&queue, "u1").await.unwrap());
+    assert!(e.leave(&queue, "u4").await.unwrap());
+    assert!(!e.leave(&queue, "u4").await.unwrap(), "leaving twice");
+    let ranks: Vec<Option<u64>> =
+        futures_ranks(&*e, &queue, &["u0", "u1", "u2", "u3", "u4", "u5"]).await;
+    assert_eq!(ranks, [Some(1), None, Some(2), Some(3), None, Some(4)]);
+    // Someone who left and comes back is at the back.
+    assert_eq!(
+        e.join(&queue, "u1").await.unwrap(),
+        Place::Waiting { rank: 5, new: true }
+    );
+}
+
+async fn futures_ranks(
+    e: &dyn WaitingQueue,
+    queue: &QueueName,
+    users: &[&str],
+) -> Vec<Option<u64>> {
+    let mut out = Vec::new();
+    for user in users {
+        out.push(e.rank(queue, user).await.unwrap());
+    }
+    out
+}
+
+/// A tick admits the next batch in order, at most once per interval, however often it is asked.
+pub async fn admission_in_batches_once_per_interval(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("festival3");
+    e.configure(&queue, Some(policy(3))).await.unwrap();
+    for i in 0..8 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    let first = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(first.applied);
+    assert_eq!(first.admitted, ["u0", "u1", "u2"]);
+    assert_eq!(first.waiting, 5);
+    let again = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(!again.applied && again.admitted.is_empty(), "not due yet");
+    clock.advance(TimeDelta::seconds(1));
+    let second = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_eq!(second.admitted, ["u3", "u4", "u5"]);
+    assert_eq!(second.tick, 2);
+
+    assert_eq!(e.rank(&queue, "u6").await.unwrap(), Some(1));
+    assert_eq!(
+        e.rank(&queue, "u0").await.unwrap(),
+        None,
+        "admitted users are not waiting"
+    );
+    let admission = e.admission(&queue, "u0").await.unwrap().expect("admitted");
+    assert_eq!(
+        admission.expires_at,
+        clock.now() - TimeDelta::seconds(1) + TimeDelta::seconds(600)
+    );
+    assert!(matches!(
+        e.join(&queue, "u0").await.unwrap(),
+        Place::Admitted(_)
+    ));
+    assert!(e.admission(&queue, "u6").await.unwrap().is_none());
+
+    assert!(e.finish(&queue, "u0").await.unwrap());
+    assert!(!e.finish(&queue, "u0").await.unwrap(), "finished already");
+    assert!(e.admission(&queue, "u0").await.unwrap().is_none());
+    assert_eq!(
+        e.join(&queue, "u0").await.unwrap(),
+        Place::Waiting { rank: 3, new: true },
+        "after finishing, back of the line"
+    );
+}
+
+/// No more than `max_active` admissions are live at once.
+pub async fn cap_on_active_admissions(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("festival4");
+    let capped = Policy {
+        max_active: Some(4),
+        ..policy(3)
+    };
+    e.configure(&queue, Some(capped)).await.unwrap();
+    for i in 0..10 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted.len(),
+        3
+    );
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted,
+        ["u3"]
+    );
+    clock.advance(TimeDelta::seconds(1));
+    let full = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(full.applied && full.admitted.is_empty(), "at the cap");
+    assert_eq!(
+        e.admit(&queue, 5).await.unwrap().admitted.len(),
+        0,
+        "manual admission keeps the cap"
+    );
+    e.finish(&queue, "u1").await.unwrap();
+    e.finish(&queue, "u2").await.unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted,
+        ["u4", "u5"]
+    );
+    assert_eq!(e.stats(&queue).await.unwrap().admitted, 4);
+}
+
+/// An admission lapses after its time; the user must queue again.
+pub async fn admissions_expire(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("festival5");
+    let short = Policy {
+        admitted_ttl: Duration::from_secs(60),
+        max_active: Some(2),
+        ..policy(2)
+    };
+    e.configure(&queue, Some(short)).await.unwrap();
+    for user in ["a", "b", "c", "d"] {
+        e.join(&queue, user).await.unwrap();
+    }
+    e.tick(&queue, TickRule::Due).await.unwrap();
+    clock.advance(TimeDelta::seconds(59));
+    assert!(e.admission(&queue, "a").await.unwrap().is_some());
+    clock.advance(TimeDelta::seconds(1));
+    assert!(
+        e.admission(&queue, "a").await.unwrap().is_none(),
+        "lapsed at 60 s"
+    );
+    assert_eq!(e.stats(&queue).await.unwrap().admitted, 0);
+    let tick = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_eq!(tick.expired, 2);
+    assert_eq!(tick.admitted, ["c", "d"], "lapsed admissions free the cap");
+    assert_eq!(
+        e.join(&queue, "a").await.unwrap(),
+        Place::Waiting { rank: 1, new: true },
+        "a lapsed user starts again"
+    );
+}
+
+/// With an idle timeout, waiters who stop asking are dropped at the next tick.
+pub async fn silent_waiters_are_dropped(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("festival6");
+    let idle = Policy {
+        idle_timeout: Some(Duration::from_secs(30)),
+        ..policy(1)
+    };
+    e.configure(&queue, Some(idle)).await.unwrap();
+    for user in ["quiet", "chatty", "late"] {
+        e.join(&queue, user).await.unwrap();
+    }
+    clock.advance(TimeDelta::seconds(20));
+    assert_eq!(e.rank(&queue, "chatty").await.unwrap(), Some(2));
+    e.join(&queue, "late").await.unwrap();
+    clock.advance(TimeDelta::seconds(15));
+    let tick = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_eq!(tick.dropped, 1);
+    assert_eq!(tick.admitted, ["chatty"]);
+    assert_eq!(e.rank(&queue, "quiet").await.unwrap(), None);
+    assert_eq!(e.rank(&queue, "late").await.unwrap(), Some(1));
+}
+
+/// Tick `n` applies only after tick `n - 1`, and only once.
+pub async fn sequenced_ticks_apply_once(factory: &Factory) {
+    let (e, _) = engine(factory).await;
+    let queue = q("festival7");
+    e.configure(&queue, Some(policy(1))).await.unwrap();
+    for i in 0..5 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    let one = e.tick(&queue, TickRule::Sequence(1)).await.unwrap();
+    assert!(one.applied && one.tick == 1);
+    assert!(
+        !e.tick(&queue, TickRule::Sequence(1)).await.unwrap().applied,
+        "a duplicate"
+    );
+    assert!(
+        !e.tick(&queue, TickRule::Sequence(3)).await.unwrap().applied,
+        "out of order"
+    );
+    // Sequenced ticks do not wait for the interval: the message delay is the interval.
+    let two = e.tick(&queue, TickRule::Sequence(2)).await.unwrap();
+    assert_eq!(
+        (two.applied, two.tick, two.admitted),
+        (true, 2, vec!["u1".to_owned()])
+    );
+}
+
+/// Paused queues tick without admitting; an operator's admission still works.
+pub async fn pause_stops_ticks_not_overrides(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("festival8");
+    e.configure(&queue, Some(policy(2))).await.unwrap();
+    for i in 0..6 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    e.set_paused(&queue, true).await.unwrap();
+    let paused = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(paused.applied && paused.admitted.is_empty());
+    assert!(e.stats(&queue).await.unwrap().paused);
+    assert_eq!(e.admit(&queue, 1).await.unwrap().admitted, ["u0"]);
+    e.set_paused(&queue, false).await.unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted,
+        ["u1", "u2"]
+    );
+}
+
+/// Statistics and the list of queues a driver must tick.
+pub async fn stats_and_queues(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let busy = q("festival9");
+    let configured = q("festival10");
+    let untouched = q("festival11");
+    let fresh = e.stats(&untouched).await.unwrap();
+    assert_eq!(
+        (fresh.waiting, fresh.admitted, fresh.tick, fresh.configured),
+        (0, 0, 0, false)
+    );
+    assert_eq!(fresh.policy, Policy::default());
+    for i in 0..25 {
+        e.join(&busy, &format!("u{i}")).await.unwrap();
+    }
+    e.configure(&configured, Some(policy(5))).await.unwrap();
+    let mut queues = e.queues().await.unwrap();
+    queues.sort();
+    assert_eq!(queues, [configured.clone(), busy.clone()]);
+    for _ in 0..2 {
+        e.tick(&busy, TickRule::Due).await.unwrap();
+        clock.advance(TimeDelta::seconds(1));
+    }
+    let stats = e.stats(&busy).await.unwrap();
+    assert_eq!(
+        (
+            stats.waiting,
+            stats.admitted,
+            stats.admitted_total,
+            stats.tick
+        ),
+        (5, 20, 20, 2)
+    );
+    assert!(!stats.configured && !stats.paused);
+    assert!(stats.last_tick_at.is_some());
+    assert!(
+        (stats.admission_rate - 10.0).abs() < 0.01,
+        "20 admitted over 2 s: {}",
+        stats.admission_rate
+    );
+    assert_eq!(stats.estimated_wait(5), Some(Duration::from_millis(500)));
+    let configured_stats = e.stats(&configured).await.unwrap();
+    assert!(configured_stats.configured);
+    assert_eq!(configured_stats.policy.batch_size, 5);
+    e.configure(&configured, None).await.unwrap();
+    assert!(!e.stats(&configured).await.unwrap().configured);
+    assert!(matches!(
+        e.configure(&busy, Some(policy(0))).await,
+        Err(QueueError::Invalid { .. })
+    ));
+}
+
+/// The version moves when someone leaves or is admitted, not when someone joins at the back.
+pub async fn version_moves_when_ranks_improve(factory: &Factory) {
+    let (e, _) = engine(factory).await;
+    let queue = q("festival12");
+    let v0 = e.version(&queue).await.unwrap();
+    e.join(&queue, "a").await.unwrap();
+    e.join(&queue, "b").await.unwrap();
+    e.join(&queue, "c").await.unwrap();
+    assert_eq!(
+        e.version(&queue).await.unwrap(),
+        v0,
+        "joining at the back changes no rank"
+    );
+    e.leave(&queue, "a").await.unwrap();
+    let v1 = e.version(&queue).await.unwrap();
+    assert_ne!(v1, v0);
+    e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_ne!(e.version(&queue).await.unwrap(), v1);
+}
+
+/// `n` users joining at once get the ranks 1..=n, each exactly once, and ranks agree afterwards.
+pub async fn concurrent_joins_get_every_rank_once(factory: &Factory, n: u64) {
+    let (e, _) = engine(factory).await;
+    let queue = q("festival13");
+    let joins = (0..n).map(|i| {
+        let e = e.clone();
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let user = format!("user{i}@x");
+            match e.join(&queue, &user).await.unwrap() {
+                Place::Waiting { rank, new: true } => (user, rank),
+                other => panic!("{other:?}"),
+            }
+        })
+    });
+    let placed: Vec<(String, u64)> = futures::future::try_join_all(joins).await.unwrap();
+    let ranks: BTreeSet<u64> = placed.iter().map(|(_, r)| *r).collect();
+    assert_eq!(
+        ranks,
+        (1..=n).collect::<BTreeSet<_>>(),
+        "every rank exactly once"
+    );
+    for (user, rank) in placed.iter().step_by(97) {
+        assert_eq!(e.rank(&queue, user).await.unwrap(), Some(*rank));
+    }
+    // Admission follows the same order.
+    let admitted = e.admit(&queue, 5).await.unwrap().admitted;
+    let mut first: Vec<&(String, u64)> = placed.iter().filter(|(_, r)| *r <= 5).collect();
+    first.sort_by_key(|(_, r)| *r);
+    let first: Vec<&str> = first.iter().map(|(u, _)| u.as_str()).collect();
+    assert_eq!(admitted, first);
+}
+
+/// Two engines over one store (two nodes) see one line: interleaved joins get consecutive
+/// ranks, and a tick on one is not repeated by the other within the interval.
+pub async fn two_engines_agree(
+    a: Arc<dyn WaitingQueue>,
+    b: Arc<dyn WaitingQueue>,
+    clock: &ManualClock,
+) {
+    let queue = q("festival14");
+    a.configure(&queue, Some(policy(4))).await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let user = format!("u{i}");
+        assert_eq!(
+            node.join(&queue, &user).await.unwrap(),
+            Place::Waiting {
+                rank: i + 1,
+                new: true
+            }
+        );
+        expected.push(user);
+    }
+    assert_eq!(b.rank(&queue, "u0").await.unwrap(), Some(1));
+    assert!(b.leave(&queue, "u0").await.unwrap());
+    assert_eq!(a.rank(&queue, "u1").await.unwrap(), Some(1));
+    expected.remove(0);
+    let mut admitted = Vec::new();
+    for _ in 0..5 {
+        // Both nodes' drivers ask; one batch per interval results.
+        let x = a.tick(&queue, TickRule::Due).await.unwrap();
+        let y = b.tick(&queue, TickRule::Due).await.unwrap();
+        assert!(x.applied != y.applied, "exactly one of the two applied");
+        admitted.extend(x.admitted);
+        admitted.extend(y.admitted);
+        clock.advance(TimeDelta::seconds(1));
+    }
+    assert_eq!(admitted, expected);
+    assert!(a.admission(&queue, "u19").await.unwrap().is_some());
+    assert!(b.admission(&queue, "u19").await.unwrap().is_some());
+}
