@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::{HeaderName, HeaderValue, Method, Request, header};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -53,6 +53,8 @@ pub struct AppState {
     pub tickets: Arc<dyn ticket_lock::TicketEngine>,
     /// Ticket defaults for new festivals.
     pub ticket_defaults: crate::config::TicketSettings,
+    /// Waiting rooms in front of ticket sales.
+    pub queues: crate::queues::Queues,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -86,9 +88,39 @@ fn routes() -> Router<AppState> {
         )
         .route(
             "/reservations/{reservationId}",
-            axum::routing::delete(crate::reservations::cancel),
+            delete(crate::reservations::cancel),
         )
         .route("/me", get(crate::reservations::me))
+        .route(
+            "/queues/{queue}/waiting-room/users/{email}",
+            get(crate::queues::waiting_room),
+        )
+        .route(
+            "/queues/{queue}/users/{email}/rank",
+            get(crate::queues::rank),
+        )
+        .route(
+            "/queues/{queue}/users/{email}/allowed",
+            get(crate::queues::allowed),
+        )
+        .route(
+            "/queues/{queue}/users/{email}/leave",
+            delete(crate::queues::leave),
+        )
+        .route(
+            "/queues/{queue}/users/{email}/leave-proceed",
+            delete(crate::queues::leave_proceed),
+        )
+        .route("/queues/{queue}/events", get(crate::queues::events))
+        .route(
+            "/admin/queues/{queue}",
+            get(crate::queues::stats)
+                .put(crate::queues::set_policy)
+                .delete(crate::queues::reset_policy),
+        )
+        .route("/admin/queues/{queue}/pause", post(crate::queues::pause))
+        .route("/admin/queues/{queue}/resume", post(crate::queues::resume))
+        .route("/admin/queues/{queue}/admit", post(crate::queues::admit))
 }
 
 /// The whole application for `state`.
@@ -172,7 +204,11 @@ fn cors(http: &HttpSettings) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            HeaderName::from_static(crate::queues::ADMISSION_TOKEN),
+        ])
         .max_age(Duration::from_secs(3600));
     if http.cors_origins.iter().any(|o| o == "*") {
         return base

@@ -17,17 +17,22 @@ use cognito_auth::{Clock, IdentityProvider, SystemClock};
 use crate::app::{AppState, app_with, invalid_cors_origins};
 use crate::auth::{AdminEmails, AttemptLimits};
 use crate::backends::{self, BackendError};
-use crate::config::AuthBackend;
 use crate::config::Config;
+use crate::config::{AuthBackend, QueueDriver};
 use crate::db::{Database, DbError};
 use crate::festivals::Festivals;
 use crate::metrics::Metrics;
+use crate::queues::Queues;
 use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
 use crate::tasks::Tasks;
 use festival_catalog::sql::SqlCatalog;
 use search_cache::redis::RedisCache;
 use search_cache::{CacheAside, CacheStore, MemoryCache};
 use ticket_lock::sql::SqlTickets;
+use waiting_queue::driver::IntervalDriver;
+use waiting_queue::redis::RedisQueue;
+use waiting_queue::sqs::SqsDriver;
+use waiting_queue::{AdmissionTokens, MemoryQueue, WaitingQueue};
 
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,9 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         .await
         .map_err(|e| BuildError::Config(format!("granting admin roles: {e}")))?;
 
+    let tasks = Tasks::new();
+    let queues = queues(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
+
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| BuildError::Bind {
@@ -154,12 +162,13 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         festivals,
         tickets: Arc::new(tickets),
         ticket_defaults: config.tickets.clone(),
+        queues,
     };
     Ok(Application {
         listener,
         state,
         extra: Router::new(),
-        tasks: Tasks::new(),
+        tasks,
         grace: Duration::from_secs(config.shutdown_grace_secs),
     })
 }
@@ -195,6 +204,89 @@ async fn festivals(
         catalog: Arc::new(catalog),
         search_cache,
     })
+}
+
+/// The waiting rooms (in Redis when configured), their token key, and the admission driver the
+/// configuration names, started on `tasks`.
+async fn queues(
+    config: &Config,
+    db: &Database,
+    redis: Option<&redis::aio::ConnectionManager>,
+    clock: Arc<dyn Clock>,
+    tasks: &Tasks,
+) -> Result<Queues, BuildError> {
+    let settings = &config.queue;
+    let policy = settings.policy();
+    policy
+        .validate()
+        .map_err(|e| BuildError::Config(format!("queue: {e}")))?;
+    let engine: Arc<dyn WaitingQueue> = match redis {
+        Some(redis) => Arc::new(
+            RedisQueue::new(redis.clone(), config.redis_key_prefix.clone())
+                .with_clock(clock.clone())
+                .with_default_policy(policy),
+        ),
+        None => Arc::new(MemoryQueue::new(clock.clone()).with_default_policy(policy)),
+    };
+    let secret = match &settings.token_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            // Made by the first node to start, read back by every other one.
+            let fresh: String = {
+                use rand::Rng;
+                let bytes: [u8; 32] = rand::thread_rng().r#gen();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            };
+            db.shared_secret("queue_token_key", &fresh)
+                .await
+                .map_err(|e| BuildError::Config(format!("queue token key: {e}")))?
+        }
+    };
+    let tokens = AdmissionTokens::new(secret.as_bytes()).ok_or_else(|| {
+        BuildError::Config("queue.token_secret must be at least 32 bytes".to_owned())
+    })?;
+    match settings.driver {
+        QueueDriver::Interval => {
+            // A tenth of the interval gives admissions a tenth of an interval's jitter at most.
+            let cadence =
+                (policy.interval / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+            let driver = IntervalDriver::new(engine.clone(), cadence);
+            tasks.spawn("queue-admission", move |cancel| async move {
+                driver.run(cancel.cancelled_owned(), log_tick).await;
+            });
+        }
+        QueueDriver::Sqs => {
+            let sdk = backends::aws_config(&config.aws).await;
+            let client = aws_sdk_sqs::Client::new(&sdk);
+            let url = client
+                .create_queue()
+                .queue_name(&settings.sqs_queue)
+                .send()
+                .await
+                .map_err(|e| BuildError::Config(format!("sqs queue {}: {e}", settings.sqs_queue)))?
+                .queue_url
+                .ok_or_else(|| BuildError::Config("sqs returned no queue url".to_owned()))?;
+            let driver = SqsDriver::new(engine.clone(), client, url);
+            tasks.spawn("queue-admission-sqs", move |cancel| async move {
+                driver.run(cancel.cancelled_owned(), log_tick).await;
+            });
+        }
+    }
+    Ok(Queues::new(
+        engine,
+        tokens,
+        policy,
+        Duration::from_millis(settings.watch_poll_ms.max(10)),
+        settings.gate_all,
+        clock,
+    ))
+}
+
+fn log_tick(queue: &waiting_queue::QueueName, tick: &waiting_queue::Tick) {
+    if !tick.admitted.is_empty() || tick.expired > 0 || tick.dropped > 0 {
+        tracing::debug!(%queue, tick = tick.tick, admitted = tick.admitted.len(), expired = tick.expired,
+            dropped = tick.dropped, waiting = tick.waiting, "queue tick");
+    }
 }
 
 /// The identity provider the configuration names, over the server's database.
@@ -326,6 +418,7 @@ impl Application {
                 "shutdown: background tasks still running after the grace period"
             );
         }
+        state.queues.shutdown().await;
         state.db.close().await;
         tracing::info!("shutdown complete");
         Ok(())

@@ -54,6 +54,82 @@ pub struct Config {
     pub redis_key_prefix: String,
     /// Tickets.
     pub tickets: TicketSettings,
+    /// Waiting rooms (`SOMSOM_QUEUE__BATCH_SIZE`, ...); in Redis when `redis_url` is set.
+    pub queue: QueueSettings,
+}
+
+/// Waiting rooms in front of ticket sales: the default admission policy, how admission is driven,
+/// and when a booking needs an admission token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueSettings {
+    /// `interval` (every node ticks; each queue admits once per interval) or `sqs` (ticks travel
+    /// through the SQS queue `sqs_queue`, the seed's design).
+    pub driver: QueueDriver,
+    /// The SQS queue of admission ticks (created if missing), for `driver = "sqs"`.
+    pub sqs_queue: String,
+    /// Users admitted per tick (the seed's 10).
+    pub batch_size: u32,
+    /// Milliseconds between ticks.
+    pub interval_ms: u64,
+    /// Most admitted users at once per queue (0: no cap).
+    pub max_active: u32,
+    /// How long an admission lasts, in seconds (the seed's never ended).
+    pub admitted_ttl_secs: u64,
+    /// Waiters silent this long are dropped (0: never). Asking one's rank, or an open event
+    /// stream, counts as a sign of life.
+    pub idle_timeout_secs: u64,
+    /// Every festival's bookings need an admission token, not only those of festivals whose
+    /// queue an admin configured.
+    pub gate_all: bool,
+    /// The key of admission tokens, at least 32 bytes. Unset, one is made at first start and
+    /// kept in the database, which every node shares.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub token_secret: Option<String>,
+    /// How often an event stream's server looks for rank changes, in milliseconds.
+    pub watch_poll_ms: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            driver: QueueDriver::Interval,
+            sqs_queue: "somsom-queue-ticks".to_owned(),
+            batch_size: 10,
+            interval_ms: 1_000,
+            max_active: 0,
+            admitted_ttl_secs: 600,
+            idle_timeout_secs: 0,
+            gate_all: false,
+            token_secret: None,
+            watch_poll_ms: 250,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// The default policy these settings describe.
+    pub fn policy(&self) -> waiting_queue::Policy {
+        use std::time::Duration;
+        waiting_queue::Policy {
+            batch_size: self.batch_size,
+            interval: Duration::from_millis(self.interval_ms),
+            max_active: (self.max_active > 0).then_some(self.max_active),
+            admitted_ttl: Duration::from_secs(self.admitted_ttl_secs),
+            idle_timeout: (self.idle_timeout_secs > 0)
+                .then(|| Duration::from_secs(self.idle_timeout_secs)),
+        }
+    }
+}
+
+/// What drives admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueDriver {
+    /// A local ticker on every node.
+    Interval,
+    /// Tick messages through SQS.
+    Sqs,
 }
 
 /// Ticket stock and booking rules (`SOMSOM_TICKETS__STRATEGY`, ...).
@@ -155,6 +231,7 @@ impl Default for Config {
             search_cache_ttl_secs: 600,
             redis_key_prefix: "somsom:".to_owned(),
             tickets: TicketSettings::default(),
+            queue: QueueSettings::default(),
         }
     }
 }

@@ -122,6 +122,35 @@ impl Database {
         }
     }
 
+    /// The deployment-wide secret `name`: the first node to ask stores `fresh`, every node then
+    /// reads the same value back.
+    pub async fn shared_secret(&self, name: &str, fresh: &str) -> Result<String, sqlx::Error> {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(fresh)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await
+            }
+            Self::MySql(pool) => {
+                sqlx::query("INSERT IGNORE INTO server_secrets (name, value) VALUES (?, ?)")
+                    .bind(name)
+                    .bind(fresh)
+                    .execute(pool)
+                    .await?;
+                sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = ?")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+    }
+
     /// Closes every connection (at shutdown, so SQLite checkpoints its WAL).
     pub async fn close(&self) {
         match self {

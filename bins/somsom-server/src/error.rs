@@ -77,6 +77,10 @@ pub enum ErrorCode {
     ReservationAlreadyCancelled,
     /// 422: the `Idempotency-Key` was used for a different booking.
     IdempotencyKeyReused,
+    /// 403: the festival's waiting room is open and the booking carries no admission token.
+    QueueAdmissionRequired,
+    /// 403: the admission token is expired, altered, or someone else's.
+    QueueAdmissionInvalid,
 }
 
 impl ErrorCode {
@@ -94,6 +98,7 @@ impl ErrorCode {
             TicketSoldOut | FestivalDayClosed => StatusCode::BAD_REQUEST,
             TicketLimitExceeded | ReservationAlreadyCancelled => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            QueueAdmissionRequired | QueueAdmissionInvalid => StatusCode::FORBIDDEN,
             UserAlreadyExists | AlreadyConfirmed => StatusCode::CONFLICT,
             UserNotConfirmed | ConfirmationLocked => StatusCode::FORBIDDEN,
             InvalidPassword | InvalidRefreshToken => StatusCode::BAD_REQUEST,
@@ -195,6 +200,14 @@ impl ErrorCode {
             IdempotencyKeyReused => (
                 "이미 다른 예매에 사용된 Idempotency-Key입니다.",
                 "This Idempotency-Key was used for a different booking.",
+            ),
+            QueueAdmissionRequired => (
+                "대기열을 통과한 뒤 예매할 수 있습니다.",
+                "Please go through the waiting room before booking.",
+            ),
+            QueueAdmissionInvalid => (
+                "입장 허가가 만료되었거나 올바르지 않습니다. 대기열에 다시 입장해주세요.",
+                "The admission expired or is invalid. Please join the waiting room again.",
             ),
         };
         match lang {

@@ -13,6 +13,7 @@ pub mod festivals;
 pub mod generate;
 pub mod metrics;
 pub mod openapi;
+pub mod queues;
 pub mod readiness;
 pub mod reservations;
 pub mod tasks;

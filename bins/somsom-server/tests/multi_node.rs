@@ -152,3 +152,114 @@ async fn two_server_processes_on_one_mariadb_never_oversell() {
     }
     db.drop_database().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_one_waiting_room_and_trust_each_others_admission_tokens() {
+    let mysql = require_service!(MYSQL);
+    let redis = require_service!(REDIS);
+    let db = TestDatabase::create(&mysql).await.unwrap();
+    let prefix = format!("{}:", unique_name("nodes"));
+    let tweak = |c: &mut somsom_server::Config| {
+        c.database_url = db.url().to_owned();
+        c.redis_url = Some(redis.clone());
+        c.redis_key_prefix = prefix.clone();
+    };
+    let a = start(tweak).await;
+    let b = start(tweak).await;
+    let admin = a.admin_token("admin@example.com").await;
+    let (_, created) = a
+        .send(
+            Method::POST,
+            "/festivals/create",
+            Some(&admin),
+            Some(json!({"title": "줄서기", "startDate": "2099-09-09", "endDate": "2099-09-09"})),
+        )
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let (status, _) = a
+        .send(
+            Method::PUT,
+            &format!("/admin/queues/festival{id}"),
+            Some(&admin),
+            Some(json!({"batchSize": 1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = b
+        .send(
+            Method::POST,
+            &format!("/admin/queues/festival{id}/pause"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Joins alternate between the nodes; ranks are one line.
+    let mut tokens = Vec::new();
+    for i in 0..6 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let email = format!("fan{i}@example.com");
+        let token = a.user_token(&email).await;
+        let (_, body) = node
+            .get(
+                &format!("/queues/festival{id}/waiting-room/users/{email}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(body, json!({"allowed": false, "rank": i + 1}));
+        tokens.push((email, token));
+    }
+    let (email, token) = &tokens[5];
+    let (_, body) = a
+        .get(
+            &format!("/queues/festival{id}/users/{email}/rank"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(body, json!({"rank": 6}));
+
+    let (status, _) = b
+        .send(
+            Method::POST,
+            &format!("/admin/queues/festival{id}/admit?count=1"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (email, token) = &tokens[0];
+    let res = a
+        .http
+        .get(
+            a.server
+                .url(&format!("/queues/festival{id}/users/{email}/allowed")),
+        )
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let admission = res.headers()["admission-token"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Issued by node a, accepted by node b: the token key is shared through the database.
+    let res = b
+        .http
+        .post(b.server.url("/reservations"))
+        .bearer_auth(token)
+        .header("Admission-Token", &admission)
+        .json(&json!({"festivalId": id, "festivalDate": "2099-09-09"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, stats) = a
+        .get(&format!("/admin/queues/festival{id}"), Some(&admin))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (stats["waiting"].as_u64(), stats["admitted"].as_u64()),
+        (Some(5), Some(1))
+    );
+}

@@ -150,6 +150,17 @@ pub struct CurrentUser {
     pub role: Role,
 }
 
+impl CurrentUser {
+    /// Refuses (403) anyone but an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::PermissionDenied))
+        }
+    }
+}
+
 impl<S> FromRequestParts<S> for CurrentUser
 where
     S: Send + Sync,

@@ -49,14 +49,6 @@ pub fn catalog_error(e: CatalogError) -> ApiError {
     }
 }
 
-fn admin_only(user: &CurrentUser) -> Result<(), ApiError> {
-    if user.role == cognito_auth::Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::PermissionDenied))
-    }
-}
-
 /// Reads the create request from a JSON body, a form body, or (as the seed's clients send it)
 /// the query string.
 async fn create_request(request: Request) -> Result<CreateFestivalRequest, ApiError> {
@@ -100,7 +92,7 @@ pub async fn create(
     user: CurrentUser,
     request: Request,
 ) -> Result<impl IntoResponse, ApiError> {
-    admin_only(&user)?;
+    user.require_admin()?;
     let request = create_request(request).await?;
     let mut new: NewFestival = request.clone().into_new()?;
     // Check the festival and its ticket numbers before anything is stored.
@@ -140,7 +132,7 @@ pub async fn update(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<UpdateFestivalRequest>,
 ) -> Result<Json<FestivalDetail>, ApiError> {
-    admin_only(&user)?;
+    user.require_admin()?;
     let changes = FestivalChanges {
         name: body.name,
         description: body.description,

@@ -67,12 +67,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// `POST /reservations`: books `quantity` (default 1) tickets for one festival day.
 #[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = ReservationRequest,
     security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key book once")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key book once"),
+           ("Admission-Token" = Option<String>, Header, description = "From the festival's waiting room; required while its queue is gated")),
     responses((status = 200, body = ReservationResult), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+              (status = 404, body = crate::error::ErrorBody),
               (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn reserve(
     State(tickets): State<Arc<dyn TicketEngine>>,
+    State(queues): State<crate::queues::Queues>,
     user: CurrentUser,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReservationRequest>,
@@ -87,6 +90,13 @@ pub async fn reserve(
         }
         return Err(error);
     };
+    queues
+        .check_booking(
+            festival,
+            &cognito_auth::normalize_email(&user.user.email),
+            crate::queues::admission_token(&headers),
+        )
+        .await?;
     let booked = tickets
         .reserve(Booking {
             user: user.user.id,

@@ -1,0 +1,542 @@
+//! Waiting rooms over a real socket: the seed's five routes for the caller's own e-mail, the
+//! admission token that gated bookings need, rank events pushed over SSE, admin controls, and
+//! the driver admitting in batches.
+
+mod common;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use common::{Ctx, start, start_with_clock};
+
+async fn festival(ctx: &Ctx, admin: &str) -> i64 {
+    let (status, created) = ctx
+        .send(
+            Method::POST,
+            "/festivals/create",
+            Some(admin),
+            Some(
+                json!({"title": "대기열 축제", "startDate": "2099-05-01", "endDate": "2099-05-02",
+                        "ticketsPerDay": 100}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created["id"].as_i64().unwrap()
+}
+
+/// A GET that also returns the admission token header.
+async fn get_with_token(ctx: &Ctx, path: &str, token: &str) -> (u16, Value, Option<String>) {
+    let res = ctx
+        .http
+        .get(ctx.server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let admission = res
+        .headers()
+        .get("admission-token")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, res.json().await.unwrap_or(Value::Null), admission)
+}
+
+async fn book(ctx: &Ctx, token: &str, festival: i64, admission: Option<&str>) -> (u16, Value) {
+    let mut req = ctx
+        .http
+        .post(ctx.server.url("/reservations"))
+        .bearer_auth(token)
+        .json(&json!({"festivalId": festival, "festivalDate": "2099-05-01"}));
+    if let Some(admission) = admission {
+        req = req.header("Admission-Token", admission);
+    }
+    let res = req.send().await.unwrap();
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
+}
+
+async fn admin_post(ctx: &Ctx, admin: &str, path: &str) -> Value {
+    let (status, body) = ctx.send(Method::POST, path, Some(admin), None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn the_seeds_routes_answer_for_the_callers_own_place_only() {
+    let ctx = start(|_| {}).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let ana = ctx.user_token("ana@example.com").await;
+    let ben = ctx.user_token("ben@example.com").await;
+    let id = festival(&ctx, &admin).await;
+    let q = format!("/queues/festival{id}");
+    // Paused, so that the driver admits nobody while ranks are checked.
+    admin_post(&ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
+
+    let (status, body) = ctx
+        .get(
+            &format!("{q}/waiting-room/users/ana@example.com"),
+            Some(&ana),
+        )
+        .await;
+    assert_eq!((status, body), (200, json!({"allowed": false, "rank": 1})));
+    let (_, body) = ctx
+        .get(
+            &format!("{q}/waiting-room/users/ben@example.com"),
+            Some(&ben),
+        )
+        .await;
+    assert_eq!(body, json!({"allowed": false, "rank": 2}));
+    let (_, body) = ctx
+        .get(
+            &format!("/api{q}/waiting-room/users/ana@example.com"),
+            Some(&ana),
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"allowed": false, "rank": 1}),
+        "joining again keeps the place"
+    );
+    let (_, body) = ctx
+        .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
+        .await;
+    assert_eq!(body, json!({"rank": 2}));
+
+    // Nobody acts for somebody else, or anonymously.
+    for path in [
+        format!("{q}/waiting-room/users/ana@example.com"),
+        format!("{q}/users/ana@example.com/rank"),
+        format!("{q}/users/ana@example.com/allowed"),
+    ] {
+        let (status, body) = ctx.get(&path, Some(&ben)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (403, Some("PERMISSION_DENIED")),
+            "{path}"
+        );
+        let (status, _) = ctx.get(&path, None).await;
+        assert_eq!(status, 401, "{path}");
+    }
+    let (status, _) = ctx
+        .send(
+            Method::DELETE,
+            &format!("{q}/users/ana@example.com/leave"),
+            Some(&ben),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Names that are not a festival's queue, and festivals that do not exist.
+    let (status, body) = ctx
+        .get("/queues/queue1/users/ana@example.com/rank", Some(&ana))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("BAD_REQUEST")));
+    let (status, body) = ctx
+        .get(
+            "/queues/festival999999/waiting-room/users/ana@example.com",
+            Some(&ana),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("FESTIVAL_NOT_FOUND"))
+    );
+
+    // Ana leaves: Ben moves up; Ana is "not waiting".
+    let (status, _) = ctx
+        .send(
+            Method::DELETE,
+            &format!("{q}/users/ana@example.com/leave"),
+            Some(&ana),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = ctx
+        .get(&format!("{q}/users/ana@example.com/rank"), Some(&ana))
+        .await;
+    assert_eq!(body, json!({"rank": -1}));
+    let (_, body) = ctx
+        .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
+        .await;
+    assert_eq!(body, json!({"rank": 1}));
+
+    // Admitted by hand: allowed, with a token; the waiting room answers the seed's shape.
+    let (_, allowed, token) =
+        get_with_token(&ctx, &format!("{q}/users/ben@example.com/allowed"), &ben).await;
+    assert_eq!((allowed, token), (json!({"allowed": false}), None));
+    admin_post(
+        &ctx,
+        &admin,
+        &format!("/admin/queues/festival{id}/admit?count=1"),
+    )
+    .await;
+    let (_, allowed, token) =
+        get_with_token(&ctx, &format!("{q}/users/ben@example.com/allowed"), &ben).await;
+    assert_eq!(allowed, json!({"allowed": true}));
+    assert!(token.unwrap().starts_with("wq1."));
+    let (_, body, token) = get_with_token(
+        &ctx,
+        &format!("{q}/waiting-room/users/ben@example.com"),
+        &ben,
+    )
+    .await;
+    assert_eq!(body, json!({"allowed": true, "rank": null}));
+    assert!(token.is_some());
+    let (_, body) = ctx
+        .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
+        .await;
+    assert_eq!(body, json!({"rank": -1}), "admitted users are not waiting");
+
+    let (status, _) = ctx
+        .send(
+            Method::DELETE,
+            &format!("{q}/users/ben@example.com/leave-proceed"),
+            Some(&ben),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = ctx
+        .get(&format!("{q}/users/ben@example.com/allowed"), Some(&ben))
+        .await;
+    assert_eq!(body, json!({"allowed": false}));
+}
+
+#[tokio::test]
+async fn a_configured_queue_gates_its_festivals_bookings() {
+    let clock = cognito_auth::ManualClock::starting_now();
+    let ctx = start_with_clock(|_| {}, clock.clone()).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let fan = ctx.user_token("fan@example.com").await;
+    let other = ctx.user_token("other@example.com").await;
+    let id = festival(&ctx, &admin).await;
+    assert_eq!(
+        book(&ctx, &fan, id, None).await.0,
+        200,
+        "no queue configured: no gate"
+    );
+
+    let (status, stats) = ctx
+        .send(
+            Method::PUT,
+            &format!("/admin/queues/festival{id}"),
+            Some(&admin),
+            Some(json!({"batchSize": 1, "admittedTtlSecs": 300})),
+        )
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(
+        (stats["gated"].as_bool(), stats["batchSize"].as_u64()),
+        (Some(true), Some(1))
+    );
+    admin_post(&ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
+
+    let (status, body) = book(&ctx, &fan, id, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("QUEUE_ADMISSION_REQUIRED"))
+    );
+    let (status, body) = book(&ctx, &fan, id, Some("wq1.forged.token")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("QUEUE_ADMISSION_INVALID"))
+    );
+
+    let q = format!("/queues/festival{id}");
+    ctx.get(
+        &format!("{q}/waiting-room/users/fan@example.com"),
+        Some(&fan),
+    )
+    .await;
+    admin_post(
+        &ctx,
+        &admin,
+        &format!("/admin/queues/festival{id}/admit?count=1"),
+    )
+    .await;
+    let (_, _, token) =
+        get_with_token(&ctx, &format!("{q}/users/fan@example.com/allowed"), &fan).await;
+    let token = token.expect("admitted");
+    assert_eq!(book(&ctx, &fan, id, Some(&token)).await.0, 200);
+    let (status, body) = book(&ctx, &other, id, Some(&token)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("QUEUE_ADMISSION_INVALID")),
+        "a token is its holder's only"
+    );
+    // Another festival's queue is not gated, and this token is not for it.
+    let open = festival(&ctx, &admin).await;
+    assert_eq!(book(&ctx, &other, open, None).await.0, 200);
+
+    clock.advance(chrono::TimeDelta::seconds(301));
+    let (status, body) = book(&ctx, &fan, id, Some(&token)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("QUEUE_ADMISSION_INVALID")),
+        "expired"
+    );
+
+    let (status, stats) = ctx
+        .send(
+            Method::DELETE,
+            &format!("/admin/queues/festival{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((status, stats["gated"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        book(&ctx, &fan, id, None).await.0,
+        200,
+        "the gate is lifted"
+    );
+}
+
+#[tokio::test]
+async fn every_festival_can_be_gated_by_configuration() {
+    let ctx = start(|c| c.queue.gate_all = true).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let fan = ctx.user_token("fan@example.com").await;
+    let id = festival(&ctx, &admin).await;
+    let (status, body) = book(&ctx, &fan, id, None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("QUEUE_ADMISSION_REQUIRED"))
+    );
+}
+
+/// Reads server-sent events until `want` events named `name` arrived (or another one ends it).
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    async fn open(ctx: &Ctx, path: &str) -> Self {
+        let response = ctx.http.get(ctx.server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's name and data.
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event: ").or(line.strip_prefix("event:")) {
+                        name = v.to_owned();
+                    } else if let Some(v) =
+                        line.strip_prefix("data: ").or(line.strip_prefix("data:"))
+                    {
+                        data.push_str(v);
+                    }
+                }
+                if name.is_empty() && data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return (name, serde_json::from_str(&data).unwrap());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("an event within 30 s")
+                .unwrap()
+                .expect("the stream is still open");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn ranks_and_admission_are_pushed_as_server_sent_events() {
+    let ctx = start(|c| c.queue.watch_poll_ms = 20).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let users: Vec<String> = {
+        let mut tokens = Vec::new();
+        for name in ["a", "b", "c"] {
+            tokens.push(ctx.user_token(&format!("{name}@example.com")).await);
+        }
+        tokens
+    };
+    let id = festival(&ctx, &admin).await;
+    let (status, _) = ctx
+        .send(
+            Method::PUT,
+            &format!("/admin/queues/festival{id}"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    admin_post(&ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
+    let q = format!("/queues/festival{id}");
+    for (name, token) in ["a", "b", "c"].iter().zip(&users) {
+        ctx.get(
+            &format!("{q}/waiting-room/users/{name}@example.com"),
+            Some(token),
+        )
+        .await;
+    }
+    // EventSource cannot set headers: the token comes in the query.
+    let mut events = Events::open(&ctx, &format!("{q}/events?access_token={}", users[2])).await;
+    let (name, first) = events.next().await;
+    assert_eq!(name, "rank");
+    assert_eq!(
+        (
+            first["rank"].as_i64(),
+            first["ahead"].as_u64(),
+            first["waiting"].as_u64()
+        ),
+        (Some(3), Some(2), Some(3))
+    );
+    assert!(first["estimatedWaitSecs"].is_null(), "paused: no estimate");
+
+    ctx.send(
+        Method::DELETE,
+        &format!("{q}/users/a@example.com/leave"),
+        Some(&users[0]),
+        None,
+    )
+    .await;
+    let (name, moved) = events.next().await;
+    assert_eq!((name.as_str(), moved["rank"].as_i64()), ("rank", Some(2)));
+
+    admin_post(
+        &ctx,
+        &admin,
+        &format!("/admin/queues/festival{id}/admit?count=2"),
+    )
+    .await;
+    let (name, admitted) = events.next().await;
+    assert_eq!(name, "admitted");
+    assert_eq!(admitted["allowed"], true);
+    let token = admitted["admissionToken"].as_str().unwrap();
+    assert_eq!(book(&ctx, &users[2], id, Some(token)).await.0, 200);
+
+    // Without credentials there is no stream.
+    let res = ctx
+        .http
+        .get(ctx.server.url(&format!("{q}/events")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn the_driver_admits_a_batch_per_interval() {
+    let clock = cognito_auth::ManualClock::starting_now();
+    let ctx = start_with_clock(|_| {}, clock.clone()).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let id = festival(&ctx, &admin).await;
+    let (status, _) = ctx
+        .send(
+            Method::PUT,
+            &format!("/admin/queues/festival{id}"),
+            Some(&admin),
+            Some(json!({"batchSize": 2, "intervalMs": 60000})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stat = |field: &'static str| {
+        let (ctx, admin) = (&ctx, admin.clone());
+        async move {
+            let (_, stats) = ctx
+                .get(&format!("/admin/queues/festival{id}"), Some(&admin))
+                .await;
+            stats[field].as_u64().unwrap()
+        }
+    };
+    // Waits for the background driver (the queue's clock does not move by itself).
+    let until = |field: &'static str, want: u64| async move {
+        for _ in 0..500 {
+            if stat(field).await >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stat(field).await
+    };
+    // The configured queue's first tick comes at once, with nobody waiting yet.
+    assert_eq!(until("tick", 1).await, 1);
+    for i in 0..5 {
+        let email = format!("u{i}@example.com");
+        let token = ctx.user_token(&email).await;
+        ctx.get(
+            &format!("/queues/festival{id}/waiting-room/users/{email}"),
+            Some(&token),
+        )
+        .await;
+    }
+    assert_eq!(stat("admittedTotal").await, 0, "not before the interval");
+    clock.advance(chrono::TimeDelta::seconds(60));
+    assert_eq!(until("admittedTotal", 2).await, 2, "one batch per tick");
+    clock.advance(chrono::TimeDelta::seconds(59));
+    assert_eq!(stat("admittedTotal").await, 2, "not before the interval");
+    clock.advance(chrono::TimeDelta::seconds(1));
+    assert_eq!(until("admittedTotal", 4).await, 4);
+    let (_, stats) = ctx
+        .get(&format!("/admin/queues/festival{id}"), Some(&admin))
+        .await;
+    assert_eq!(
+        (stats["waiting"].as_u64(), stats["admitted"].as_u64()),
+        (Some(1), Some(4))
+    );
+}
+
+#[tokio::test]
+async fn admin_routes_are_for_admins_and_check_their_input() {
+    let ctx = start(|_| {}).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let fan = ctx.user_token("fan@example.com").await;
+    let (status, _) = ctx.get("/admin/queues/festival1", Some(&fan)).await;
+    assert_eq!(status, 403);
+    let (status, stats) = ctx.get("/admin/queues/festival1", Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (stats["waiting"].as_u64(), stats["batchSize"].as_u64()),
+        (Some(0), Some(10))
+    );
+    let (status, body) = ctx
+        .send(
+            Method::PUT,
+            "/admin/queues/festival1",
+            Some(&admin),
+            Some(json!({"batchSize": 0})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = ctx
+        .send(
+            Method::PUT,
+            "/admin/queues/festival1",
+            Some(&admin),
+            Some(json!({"batch": 3})),
+        )
+        .await;
+    assert_eq!(status, 400, "unknown fields are refused: {body}");
+    let (status, _) = ctx
+        .send(
+            Method::POST,
+            "/admin/queues/festival1/admit?count=0",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+}
