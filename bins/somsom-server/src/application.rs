@@ -289,6 +289,30 @@ fn log_tick(queue: &waiting_queue::QueueName, tick: &waiting_queue::Tick) {
     }
 }
 
+/// The local identity provider over the server's database (also for operator commands).
+pub async fn local_identity(
+    config: &Config,
+    db: &Database,
+    sender: Arc<dyn CodeSender>,
+    clock: Arc<dyn Clock>,
+) -> Result<LocalIdentity, BuildError> {
+    let store = match db {
+        Database::Sqlite(pool) => SqlStore::Sqlite(pool.clone()),
+        Database::MySql(pool) => SqlStore::MySql(pool.clone()),
+    };
+    store
+        .migrate()
+        .await
+        .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
+    let local = LocalConfig {
+        issuer: config.auth.issuer.clone(),
+        ..LocalConfig::default()
+    };
+    LocalIdentity::new(Arc::new(store), sender, clock, local)
+        .await
+        .map_err(|e| BuildError::Config(format!("identity provider: {e}")))
+}
+
 /// The identity provider the configuration names, over the server's database.
 async fn identity_provider(
     config: &Config,
@@ -297,24 +321,7 @@ async fn identity_provider(
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     match config.auth.backend {
-        AuthBackend::Local => {
-            let store = match db {
-                Database::Sqlite(pool) => SqlStore::Sqlite(pool.clone()),
-                Database::MySql(pool) => SqlStore::MySql(pool.clone()),
-            };
-            store
-                .migrate()
-                .await
-                .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
-            let local = LocalConfig {
-                issuer: config.auth.issuer.clone(),
-                ..LocalConfig::default()
-            };
-            let provider = LocalIdentity::new(Arc::new(store), sender, clock, local)
-                .await
-                .map_err(|e| BuildError::Config(format!("identity provider: {e}")))?;
-            Ok(Arc::new(provider))
-        }
+        AuthBackend::Local => Ok(Arc::new(local_identity(config, db, sender, clock).await?)),
         AuthBackend::Cognito => {
             let settings = &config.auth.cognito;
             if settings.user_pool_id.is_empty() || settings.client_id.is_empty() {

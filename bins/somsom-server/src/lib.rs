@@ -22,5 +22,7 @@ pub mod telemetry;
 mod application;
 
 pub use app::{AppState, app, app_with};
-pub use application::{Application, BuildError, Overrides, build, build_with, shutdown_signal};
+pub use application::{
+    Application, BuildError, Overrides, build, build_with, local_identity, shutdown_signal,
+};
 pub use config::Config;

@@ -38,6 +38,20 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Make confirmed accounts `{prefix}{n}@bench.local` (n from `start`) with the password
+    /// `Festival1!`, sign each in, and print `email<TAB>access token` lines: for load tests
+    /// (the password is hashed once for all of them). Local identity provider only.
+    ProvisionAccounts {
+        /// How many.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// The first number.
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        /// The start of each e-mail address.
+        #[arg(long, default_value = "load")]
+        prefix: String,
+    },
 }
 
 #[tokio::main]
@@ -59,6 +73,11 @@ async fn main() -> ExitCode {
         Command::Serve => serve(config).await,
         Command::GrantAdmin { email } => grant_admin(config, &email).await,
         Command::GenerateFestivals { count, seed } => generate(config, count, seed).await,
+        Command::ProvisionAccounts {
+            count,
+            start,
+            prefix,
+        } => provision(config, start..start + count, &prefix).await,
     }
 }
 
@@ -91,6 +110,57 @@ async fn generate(config: Config, count: usize, seed: u64) -> ExitCode {
     }
     eprintln!(
         "generated {made} festivals in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+async fn provision(config: Config, numbers: std::ops::Range<usize>, prefix: &str) -> ExitCode {
+    use std::io::Write;
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("somsom-server: {what}: {e}");
+        ExitCode::FAILURE
+    };
+    if config.auth.backend != somsom_server::config::AuthBackend::Local {
+        return fail("provision-accounts", &"needs auth.backend = local");
+    }
+    let db = match somsom_server::db::Database::connect(&config.database_url).await {
+        Ok(db) => db,
+        Err(e) => return fail("database", &e),
+    };
+    if let Err(e) = db.migrate().await {
+        return fail("migrations", &e);
+    }
+    let sender = std::sync::Arc::new(cognito_auth::sender::LogSender);
+    let clock = std::sync::Arc::new(cognito_auth::SystemClock);
+    let identity = match somsom_server::local_identity(&config, &db, sender, clock).await {
+        Ok(identity) => identity,
+        Err(e) => return fail("identity provider", &e),
+    };
+    let started = std::time::Instant::now();
+    let people: Vec<(String, String)> = numbers
+        .map(|n| (format!("{prefix}{n}@bench.local"), format!("{prefix} {n}")))
+        .collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for chunk in people.chunks(1_000) {
+        let logins = match identity.provision(chunk, "Festival1!").await {
+            Ok(logins) => logins,
+            Err(e) => return fail("provisioning", &e),
+        };
+        for login in logins {
+            if let Err(e) = somsom_server::auth::users::upsert(&db, &login.user).await {
+                return fail("users row", &e);
+            }
+            if let Err(e) = writeln!(out, "{}\t{}", login.user.email, login.tokens.access_token) {
+                return fail("output", &e);
+            }
+        }
+    }
+    drop(out);
+    db.close().await;
+    eprintln!(
+        "provisioned {} accounts in {:.1} s",
+        people.len(),
         started.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS

@@ -118,3 +118,53 @@ async fn grant_admin_command_promotes_a_confirmed_user() {
         .unwrap();
     assert_eq!(user.role, cognito_auth::Role::Admin);
 }
+
+#[tokio::test]
+async fn provisioned_accounts_can_use_the_api_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_somsom-server"))
+        .current_dir(dir.path())
+        .env_remove("SOMSOM_DATABASE_URL")
+        .env_remove("SOMSOM_REDIS_URL")
+        .args(["provision-accounts", "--count", "3", "--prefix", "fan"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<(String, String)> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (email, token) = l.split_once('\t').unwrap();
+            (email.to_owned(), token.to_owned())
+        })
+        .collect();
+    let emails: Vec<&str> = lines.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        emails,
+        ["fan0@bench.local", "fan1@bench.local", "fan2@bench.local"]
+    );
+
+    let server = common::ServerProcess::spawn(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    for (email, token) in &lines {
+        let me: serde_json::Value = http
+            .get(server.url("/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            me["profile"]["email"].as_str(),
+            Some(email.as_str()),
+            "{me}"
+        );
+    }
+    assert!(server.terminate().await.success());
+}

@@ -136,6 +136,55 @@ impl LocalIdentity {
         self.inner.clock.now().timestamp_millis()
     }
 
+    /// Operator tooling for load tests and demo data: makes a confirmed account for each
+    /// `(email, name)` that does not exist yet, all with `password` hashed once (so the slow KDF
+    /// runs once, not per account; the accounts share one salt), and signs every one in.
+    pub async fn provision(
+        &self,
+        people: &[(String, String)],
+        password: &str,
+    ) -> Result<Vec<Login>> {
+        let policy = &self.inner.config.policy;
+        let owned = password.to_owned();
+        let password_hash = blocking(move || password::hash(&owned)).await??;
+        let mut logins = Vec::with_capacity(people.len());
+        for (email, name) in people {
+            let (email, name) = SignUp {
+                email: email.clone(),
+                password: password.to_owned(),
+                name: name.clone(),
+            }
+            .validate(policy)?;
+            let account = match self.inner.store.account_by_email(&email).await? {
+                Some(existing) => existing,
+                None => {
+                    let account = Account {
+                        username: uuid::Uuid::new_v4().to_string(),
+                        email,
+                        name,
+                        password_hash: password_hash.clone(),
+                        role: Role::User,
+                        confirmed: true,
+                        code_hash: None,
+                        code_expires_at: None,
+                        code_attempts: 0,
+                        created_at: self.now_ms(),
+                    };
+                    self.inner.store.insert_account(&account).await?;
+                    account
+                }
+            };
+            let family = uuid::Uuid::new_v4().to_string();
+            let (tokens, record) = self.issue(&account, &family)?;
+            self.inner.store.insert_refresh(&record).await?;
+            logins.push(Login {
+                tokens,
+                user: profile(&account),
+            });
+        }
+        Ok(logins)
+    }
+
     async fn account(&self, email: &str) -> Result<Option<Account>> {
         Ok(self
             .inner
@@ -452,6 +501,53 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn memory_store_passes_the_conformance_suite() {
         run_all(&harness(Arc::new(MemoryStore::new()))).await;
+    }
+
+    #[tokio::test]
+    async fn provisioned_accounts_are_confirmed_and_signed_in_with_the_given_password() {
+        let store: Arc<dyn AccountStore> = Arc::new(MemoryStore::new());
+        let provider = LocalIdentity::with_key(
+            store,
+            Arc::new(MemorySender::new()),
+            Arc::new(crate::SystemClock),
+            LocalConfig::default(),
+            test_key(),
+        );
+        let people: Vec<(String, String)> = (0..3)
+            .map(|i| (format!("Load{i}@Bench.local"), format!("load {i}")))
+            .collect();
+        let logins = provider.provision(&people, "Festival1!").await.unwrap();
+        assert_eq!(logins.len(), 3);
+        for (login, (email, _)) in logins.iter().zip(&people) {
+            assert_eq!(login.user.email, normalize_email(email));
+            let claims = provider.verify(&login.tokens.access_token).await.unwrap();
+            assert_eq!(claims.email.as_deref(), Some(login.user.email.as_str()));
+        }
+        // A real sign-in works with the shared password; a wrong one does not.
+        assert!(
+            provider
+                .sign_in("load1@bench.local", "Festival1!")
+                .await
+                .is_ok()
+        );
+        assert!(
+            provider
+                .sign_in("load1@bench.local", "Wrong1!pass")
+                .await
+                .is_err()
+        );
+        // Again: the same accounts, new sessions.
+        let again = provider
+            .provision(&people[..1], "Festival1!")
+            .await
+            .unwrap();
+        assert_eq!(again[0].user.username, logins[0].user.username);
+        assert!(
+            provider
+                .provision(&[("not-an-email".into(), "x".into())], "Festival1!")
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
