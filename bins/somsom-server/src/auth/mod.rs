@@ -150,6 +150,39 @@ pub struct CurrentUser {
     pub role: Role,
 }
 
+/// The signed-in caller as the verified token tells it, without a database read: for hot
+/// routes that only need to know who is asking (the waiting room). Tokens without an e-mail
+/// claim (Cognito access tokens) fall back to the `users` row.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The normalised e-mail.
+    pub email: String,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    Database: FromRef<S>,
+    Arc<dyn IdentityProvider>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Some(authenticated) = parts.extensions.get::<Authenticated>() else {
+            return Err(ApiError::new(ErrorCode::Unauthorized));
+        };
+        if let Some(email) = &authenticated.claims.email {
+            return Ok(Caller {
+                email: cognito_auth::normalize_email(email),
+            });
+        }
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        Ok(Caller {
+            email: cognito_auth::normalize_email(&user.user.email),
+        })
+    }
+}
+
 impl CurrentUser {
     /// Refuses (403) anyone but an admin.
     pub fn require_admin(&self) -> Result<(), ApiError> {

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use waiting_queue::QueueName;
 
 use super::dto::QueueEvent;
-use super::{Queues, own_key, parse_queue, queue_error};
+use super::{Queues, parse_queue, queue_error};
 use crate::app::AppState;
-use crate::auth::{CurrentUser, auth_error};
+use crate::auth::{Caller, auth_error};
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 
@@ -56,8 +56,8 @@ pub async fn events(
         let claims = state.auth.verify(&token).await.map_err(auth_error)?;
         parts.extensions.insert(Authenticated { claims, token });
     }
-    let user = CurrentUser::from_request_parts(&mut parts, &state).await?;
-    let key = own_key(&user, &user.user.email)?;
+    let user = Caller::from_request_parts(&mut parts, &state).await?;
+    let key = user.email;
     let queues = state.queues.clone();
     // Fail now, with a status, if the backend is down.
     queues

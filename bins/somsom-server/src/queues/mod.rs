@@ -21,7 +21,7 @@ use waiting_queue::{
     Admission, AdmissionTokens, Place, QueueError, QueueName, QueueStats, WaitingQueue,
 };
 
-use crate::auth::CurrentUser;
+use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, FieldIssue};
 use crate::extract::Path;
 use crate::festivals::{Festivals, catalog_error};
@@ -180,9 +180,9 @@ fn parse_queue(raw: &str) -> Result<(QueueName, i64), ApiError> {
 
 /// The caller's queue key, if `email` is the caller's own address (403 otherwise): nobody can
 /// take, read or give up somebody else's place.
-fn own_key(user: &CurrentUser, email: &str) -> Result<String, ApiError> {
+fn own_key(user: &Caller, email: &str) -> Result<String, ApiError> {
     let key = cognito_auth::normalize_email(email);
-    if key == cognito_auth::normalize_email(&user.user.email) {
+    if key == user.email {
         Ok(key)
     } else {
         Err(ApiError::new(ErrorCode::PermissionDenied))
@@ -225,7 +225,7 @@ fn with_token(body: impl IntoResponse, token: Option<HeaderValue>) -> Response {
 pub async fn waiting_room(
     State(queues): State<Queues>,
     State(festivals): State<Festivals>,
-    user: CurrentUser,
+    user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (queue, festival) = parse_queue(&queue)?;
@@ -265,7 +265,7 @@ pub async fn waiting_room(
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn rank(
     State(queues): State<Queues>,
-    user: CurrentUser,
+    user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Json<RankResponse>, ApiError> {
     let (queue, _) = parse_queue(&queue)?;
@@ -290,7 +290,7 @@ pub async fn rank(
               (status = 403, body = crate::error::ErrorBody)))]
 pub async fn allowed(
     State(queues): State<Queues>,
-    user: CurrentUser,
+    user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (queue, _) = parse_queue(&queue)?;
@@ -317,7 +317,7 @@ pub async fn allowed(
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn leave(
     State(queues): State<Queues>,
-    user: CurrentUser,
+    user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
     let (queue, _) = parse_queue(&queue)?;
@@ -339,7 +339,7 @@ pub async fn leave(
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn leave_proceed(
     State(queues): State<Queues>,
-    user: CurrentUser,
+    user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
     let (queue, _) = parse_queue(&queue)?;

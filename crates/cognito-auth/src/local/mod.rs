@@ -45,6 +45,10 @@ pub struct LocalConfig {
     pub max_code_attempts: u32,
     /// Password rules.
     pub policy: Policy,
+    /// How long this node trusts that a session it saw active is still active. A sign-out on
+    /// this node takes effect at once; on another node sharing the store, within this time.
+    /// Zero checks the store on every verification.
+    pub session_cache: Duration,
 }
 
 impl Default for LocalConfig {
@@ -57,6 +61,7 @@ impl Default for LocalConfig {
             code_ttl: Duration::hours(24),
             max_code_attempts: 5,
             policy: Policy::default(),
+            session_cache: Duration::seconds(1),
         }
     }
 }
@@ -77,6 +82,9 @@ struct Inner {
     /// Tokens whose signature and claims were already checked. The RSA check dominates the cost
     /// of a verification; the session (revocation) check still runs on every call.
     verified: moka::sync::Cache<String, AccessTokenClaims>,
+    /// Sessions (token families) seen active lately, with their owner: see
+    /// [`LocalConfig::session_cache`].
+    active_sessions: moka::sync::Cache<String, String>,
     config: LocalConfig,
 }
 
@@ -127,6 +135,11 @@ impl LocalIdentity {
                     .max_capacity(100_000)
                     .time_to_live(std::time::Duration::from_secs(300))
                     .build(),
+                active_sessions: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(config.session_cache.to_std().unwrap_or_default())
+                    .support_invalidation_closures()
+                    .build(),
                 config,
             }),
         }
@@ -134,6 +147,21 @@ impl LocalIdentity {
 
     fn now_ms(&self) -> i64 {
         self.inner.clock.now().timestamp_millis()
+    }
+
+    async fn session_active(&self, sid: &str, username: &str) -> Result<bool> {
+        if self.inner.config.session_cache > Duration::zero()
+            && self.inner.active_sessions.contains_key(sid)
+        {
+            return Ok(true);
+        }
+        let active = self.inner.store.family_active(sid).await?;
+        if active && self.inner.config.session_cache > Duration::zero() {
+            self.inner
+                .active_sessions
+                .insert(sid.to_owned(), username.to_owned());
+        }
+        Ok(active)
     }
 
     /// Operator tooling for load tests and demo data: makes a confirmed account for each
@@ -402,6 +430,7 @@ impl IdentityProvider for LocalIdentity {
             // A refresh token that is traded in twice has leaked: end the whole session.
             tracing::warn!(username, "refresh token reuse: revoking its session");
             self.inner.store.revoke_family(&found.record.family).await?;
+            self.inner.active_sessions.invalidate(&found.record.family);
             return Err(AuthError::InvalidRefreshToken);
         }
         let account = self
@@ -418,6 +447,12 @@ impl IdentityProvider for LocalIdentity {
     async fn sign_out(&self, access_token: &str) -> Result<()> {
         let claims = self.verify(access_token).await?;
         self.inner.store.revoke_user(&claims.username).await?;
+        let username = claims.username.clone();
+        // Closures are supported by the builder, so this cannot fail.
+        let _ = self
+            .inner
+            .active_sessions
+            .invalidate_entries_if(move |_, owner| *owner == username);
         Ok(())
     }
 
@@ -436,7 +471,7 @@ impl IdentityProvider for LocalIdentity {
             }
         };
         if let Some(sid) = &raw.sid
-            && !self.inner.store.family_active(sid).await?
+            && !self.session_active(sid, &raw.username).await?
         {
             return Err(AuthError::InvalidToken);
         }
