@@ -540,3 +540,60 @@ async fn admin_routes_are_for_admins_and_check_their_input() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqs_driver_admits_through_tick_messages() {
+    let endpoint = test_support::require_service!(test_support::AWS);
+    let sqs_queue = test_support::unique_name("ticks");
+    let ctx = start(|c| {
+        c.aws.endpoint_url = Some(endpoint.clone());
+        c.aws.region = Some("ap-northeast-2".into());
+        c.queue.driver = somsom_server::config::QueueDriver::Sqs;
+        c.queue.sqs_queue = sqs_queue.clone();
+        // No delay between tick messages, so the test does not wait for SQS delays.
+        c.queue.interval_ms = 0;
+        c.queue.batch_size = 2;
+    })
+    .await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let id = festival(&ctx, &admin).await;
+    let mut fans = Vec::new();
+    for i in 0..5 {
+        let email = format!("fan{i}@example.com");
+        let token = ctx.user_token(&email).await;
+        fans.push((email, token));
+    }
+    for (email, token) in &fans {
+        let (_, body) = ctx
+            .get(
+                &format!("/queues/festival{id}/waiting-room/users/{email}"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(body["allowed"], false);
+    }
+    // Waits for the chain of tick messages (kicked within a few seconds, then one per tick).
+    let mut stats = Value::Null;
+    for _ in 0..600 {
+        stats = ctx
+            .get(&format!("/admin/queues/festival{id}"), Some(&admin))
+            .await
+            .1;
+        if stats["admittedTotal"] == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stats["admittedTotal"], 5, "{stats}");
+    // At most a batch per tick (a chain may also have started between two joins).
+    assert!(stats["tick"].as_u64().unwrap() >= 3, "{stats}");
+    for (email, token) in &fans {
+        let (_, body) = ctx
+            .get(
+                &format!("/queues/festival{id}/users/{email}/allowed"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(body, json!({"allowed": true}));
+    }
+}
