@@ -60,7 +60,12 @@ run() { # run BACKEND
         curl -sf -X POST "$url/admin/queues/festival$quiet/pause" -H "authorization: Bearer $admin" >/dev/null
         "$queue_load" --url "$url" --queue "festival$quiet" --accounts "$work/w.tsv" \
           scaled --waiters "$WAITERS" --ranks "$RANKS" --concurrency 64
-        echo "server rss with $WAITERS waiting: $(rss_mib $pid) MiB; queue: $(curl -sf "$url/admin/queues/festival$quiet" -H "authorization: Bearer $admin" | json '["waiting"]') waiting" ;;
+        echo "server rss with $WAITERS waiting: $(rss_mib $pid) MiB; queue: $(curl -sf "$url/admin/queues/festival$quiet" -H "authorization: Bearer $admin" | json '["waiting"]') waiting"
+        if command -v wrk >/dev/null; then
+          # wrk (Debian package) leaves more of the 2 cores to the server than the Rust loader.
+          echo "== $1: rank requests from wrk, 64 connections, 10 s, $WAITERS waiting"
+          ACCOUNTS=$work/w.tsv QUEUE=festival$quiet wrk -t 2 -c 64 -d 10s -s scripts/wrk-queue-rank.lua "$url" | tail -1
+        fi ;;
     esac
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
