@@ -306,6 +306,9 @@ pub async fn local_identity(
         .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
     let local = LocalConfig {
         issuer: config.auth.issuer.clone(),
+        session_cache: chrono::Duration::seconds(
+            i64::try_from(config.auth.session_cache_secs).unwrap_or(i64::MAX),
+        ),
         ..LocalConfig::default()
     };
     LocalIdentity::new(Arc::new(store), sender, clock, local)

@@ -170,6 +170,10 @@ pub struct AuthSettings {
     pub attempts_per_account_per_minute: u32,
     /// Login and confirmation attempts allowed per client address per minute.
     pub attempts_per_address_per_minute: u32,
+    /// Seconds a node trusts a session it saw active (local provider). A sign-out is immediate on
+    /// the node that handled it and takes up to this long on the others; 0 reads the database on
+    /// every request.
+    pub session_cache_secs: u64,
     /// The Cognito pool, for `backend = "cognito"`.
     pub cognito: CognitoSettings,
 }
@@ -198,6 +202,7 @@ impl Default for AuthSettings {
             issuer: "somsom".into(),
             attempts_per_account_per_minute: 10,
             attempts_per_address_per_minute: 60,
+            session_cache_secs: 1,
             cognito: CognitoSettings::default(),
         }
     }
