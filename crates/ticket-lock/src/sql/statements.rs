@@ -201,6 +201,29 @@ macro_rules! dialect {
                 Ok(count(held.unwrap_or(0)))
             }
 
+            /// What each of `users` holds (active tickets) for the day of `first`, in one query
+            /// for a whole group of bookings.
+            async fn held_by_users_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                first: &Booking,
+                users: &[UserId],
+            ) -> Result<std::collections::HashMap<UserId, u32>, sqlx::Error> {
+                let marks = vec!["?"; users.len()].join(", ");
+                let sql = format!(
+                    "SELECT user_id, CAST(SUM(quantity) AS SIGNED) FROM reservations \
+                     WHERE festival_id = ? AND festival_date = ? AND status = 'ACTIVE' \
+                     AND user_id IN ({marks}) GROUP BY user_id"
+                );
+                let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql))
+                    .bind(first.festival)
+                    .bind(first.date);
+                for user in users {
+                    query = query.bind(*user);
+                }
+                let rows = query.fetch_all(&mut **tx).await?;
+                Ok(rows.into_iter().map(|(user, held)| (user, count(held))).collect())
+            }
+
             /// Records the booking; the stock is taken by the caller.
             async fn insert_in(
                 tx: &mut sqlx::Transaction<'static, Db>,
@@ -313,6 +336,12 @@ macro_rules! dialect {
                         .collect());
                 };
                 let rules = rules_in(&mut tx, first.festival).await?;
+                let mut users: Vec<UserId> = bookings.iter().map(|b| b.user).collect();
+                users.sort_unstable();
+                users.dedup();
+                // One read for the group; bookings made in this loop are added as they go, so
+                // each booking still sees the ones before it.
+                let mut held = held_by_users_in(&mut tx, first, &users).await?;
                 let mut results = Vec::with_capacity(bookings.len());
                 let mut taken = 0i64;
                 for booking in bookings {
@@ -320,13 +349,14 @@ macro_rules! dialect {
                         results.push(Some(answer));
                         continue;
                     }
-                    let held = held_in(&mut tx, booking).await?;
-                    if let Err(refusal) = check(booking, rules, count(remaining), held, today) {
+                    let holds = held.get(&booking.user).copied().unwrap_or(0);
+                    if let Err(refusal) = check(booking, rules, count(remaining), holds, today) {
                         results.push(Some(Outcome::Refused(refusal)));
                         continue;
                     }
                     match insert_in(&mut tx, booking, now).await {
                         Ok(reservation) => {
+                            *held.entry(booking.user).or_default() += booking.quantity;
                             remaining -= i64::from(booking.quantity);
                             taken += i64::from(booking.quantity);
                             results.push(Some(Outcome::Booked(reservation)));
