@@ -263,3 +263,37 @@ async fn two_nodes_share_one_waiting_room_and_trust_each_others_admission_tokens
         (Some(5), Some(1))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sign_out_on_one_node_ends_the_session_on_the_other() {
+    let mysql = require_service!(MYSQL);
+    let db = TestDatabase::create(&mysql).await.unwrap();
+    let url = db.url().to_owned();
+    let a = start(|c| c.database_url = url.clone()).await;
+    // Node b trusts no session from memory, so the sign-out on node a must reach it at once.
+    let b = start(|c| {
+        c.database_url = url.clone();
+        c.auth.session_cache_secs = 0;
+    })
+    .await;
+    let token = a.user_token("leaving@example.com").await;
+    for node in [&a, &b] {
+        assert_eq!(node.get("/verify-token", Some(&token)).await.0, 200);
+    }
+    let res = a
+        .http
+        .post(a.server.url("/signout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for node in [&a, &b] {
+        let (status, body) = node.get("/verify-token", Some(&token)).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("TOKEN_VERIFICATION_FAILED")),
+            "the node that signed out trusts nothing cached, and b caches nothing"
+        );
+    }
+}
