@@ -189,6 +189,16 @@ fn own_key(user: &Caller, email: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The queue, its festival and the caller's key, from the seed's `{queue}` and `{email}`.
+fn own_place(
+    user: &Caller,
+    queue: &str,
+    email: &str,
+) -> Result<(QueueName, i64, String), ApiError> {
+    let (queue, festival) = parse_queue(queue)?;
+    Ok((queue, festival, own_key(user, email)?))
+}
+
 fn queue_error(e: QueueError) -> ApiError {
     queue_error_ref(&e)
 }
@@ -228,8 +238,7 @@ pub async fn waiting_room(
     user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (queue, festival) = parse_queue(&queue)?;
-    let key = own_key(&user, &email)?;
+    let (queue, festival, key) = own_place(&user, &queue, &email)?;
     // Only real festivals get queues: nobody can make the server hold arbitrary ones.
     festivals
         .catalog
@@ -268,8 +277,7 @@ pub async fn rank(
     user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Json<RankResponse>, ApiError> {
-    let (queue, _) = parse_queue(&queue)?;
-    let key = own_key(&user, &email)?;
+    let (queue, _, key) = own_place(&user, &queue, &email)?;
     let rank = queues
         .engine
         .rank(&queue, &key)
@@ -293,8 +301,7 @@ pub async fn allowed(
     user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (queue, _) = parse_queue(&queue)?;
-    let key = own_key(&user, &email)?;
+    let (queue, _, key) = own_place(&user, &queue, &email)?;
     let admission = queues
         .engine
         .admission(&queue, &key)
@@ -320,8 +327,7 @@ pub async fn leave(
     user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
-    let (queue, _) = parse_queue(&queue)?;
-    let key = own_key(&user, &email)?;
+    let (queue, _, key) = own_place(&user, &queue, &email)?;
     queues
         .engine
         .leave(&queue, &key)
@@ -342,8 +348,7 @@ pub async fn leave_proceed(
     user: Caller,
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
-    let (queue, _) = parse_queue(&queue)?;
-    let key = own_key(&user, &email)?;
+    let (queue, _, key) = own_place(&user, &queue, &email)?;
     queues
         .engine
         .finish(&queue, &key)
