@@ -15,19 +15,26 @@ async fn hits(node: &Ctx) -> u64 {
     common::metric(&node.server.url(""), sample).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_nodes_share_the_catalog_the_search_cache_and_the_stock() {
-    let mysql = require_service!(MYSQL);
-    let redis = require_service!(REDIS);
-    let db = TestDatabase::create(&mysql).await.unwrap();
+/// Two nodes on a fresh MariaDB database and their own Redis key prefix (the database lives as
+/// long as the returned guard).
+async fn two_nodes(mysql: &str, redis: &str) -> (Ctx, Ctx, TestDatabase) {
+    let db = TestDatabase::create(mysql).await.unwrap();
     let prefix = format!("{}:", unique_name("nodes"));
     let tweak = |c: &mut somsom_server::Config| {
         c.database_url = db.url().to_owned();
-        c.redis_url = Some(redis.clone());
+        c.redis_url = Some(redis.to_owned());
         c.redis_key_prefix = prefix.clone();
     };
     let a = start(tweak).await;
     let b = start(tweak).await;
+    (a, b, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_the_catalog_the_search_cache_and_the_stock() {
+    let mysql = require_service!(MYSQL);
+    let redis = require_service!(REDIS);
+    let (a, b, db) = two_nodes(&mysql, &redis).await;
     let admin = a.admin_token("admin@example.com").await;
 
     let create =
@@ -157,15 +164,7 @@ async fn two_server_processes_on_one_mariadb_never_oversell() {
 async fn two_nodes_share_one_waiting_room_and_trust_each_others_admission_tokens() {
     let mysql = require_service!(MYSQL);
     let redis = require_service!(REDIS);
-    let db = TestDatabase::create(&mysql).await.unwrap();
-    let prefix = format!("{}:", unique_name("nodes"));
-    let tweak = |c: &mut somsom_server::Config| {
-        c.database_url = db.url().to_owned();
-        c.redis_url = Some(redis.clone());
-        c.redis_key_prefix = prefix.clone();
-    };
-    let a = start(tweak).await;
-    let b = start(tweak).await;
+    let (a, b, _db) = two_nodes(&mysql, &redis).await;
     let admin = a.admin_token("admin@example.com").await;
     let (_, created) = a
         .send(

@@ -184,21 +184,22 @@ macro_rules! dialect {
                 }))
             }
 
-            /// The user's active tickets for the booking's day (this transaction's included).
-            async fn held_in(
+            /// Takes `quantity` tickets from the day of `booking`, whose row lock is held.
+            async fn take_in(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 booking: &Booking,
-            ) -> Result<u32, sqlx::Error> {
-                let held: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM reservations \
-                     WHERE user_id = ? AND festival_id = ? AND festival_date = ? AND status = 'ACTIVE'",
+                quantity: i64,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE ticket_days SET remaining = remaining - ? \
+                     WHERE festival_id = ? AND festival_date = ?",
                 )
-                .bind(booking.user)
+                .bind(quantity)
                 .bind(booking.festival)
                 .bind(booking.date)
-                .fetch_one(&mut **tx)
+                .execute(&mut **tx)
                 .await?;
-                Ok(count(held.unwrap_or(0)))
+                Ok(())
             }
 
             /// What each of `users` holds (active tickets) for the day of `first`, in one query
@@ -289,7 +290,11 @@ macro_rules! dialect {
                     return Ok(answer);
                 }
                 let rules = rules_in(&mut tx, booking.festival).await?;
-                let held = held_in(&mut tx, booking).await?;
+                let held = held_by_users_in(&mut tx, booking, &[booking.user])
+                    .await?
+                    .get(&booking.user)
+                    .copied()
+                    .unwrap_or(0);
                 if let Err(refusal) = check(booking, rules, count(remaining), held, today) {
                     tx.rollback().await?;
                     return Ok(Outcome::Refused(refusal));
@@ -297,15 +302,7 @@ macro_rules! dialect {
                 if !taken {
                     // Tickets came back (a cancellation committed) between the conditional
                     // update and the locking read; the lock is held now, so take them.
-                    sqlx::query(
-                        "UPDATE ticket_days SET remaining = remaining - ? \
-                         WHERE festival_id = ? AND festival_date = ?",
-                    )
-                    .bind(quantity)
-                    .bind(booking.festival)
-                    .bind(booking.date)
-                    .execute(&mut *tx)
-                    .await?;
+                    take_in(&mut tx, booking, quantity).await?;
                 }
                 let reservation = insert_in(&mut tx, booking, now).await?;
                 tx.commit().await?;
@@ -370,15 +367,7 @@ macro_rules! dialect {
                     }
                 }
                 if taken > 0 {
-                    sqlx::query(
-                        "UPDATE ticket_days SET remaining = remaining - ? \
-                         WHERE festival_id = ? AND festival_date = ?",
-                    )
-                    .bind(taken)
-                    .bind(first.festival)
-                    .bind(first.date)
-                    .execute(&mut *tx)
-                    .await?;
+                    take_in(&mut tx, first, taken).await?;
                 }
                 tx.commit().await?;
                 Ok(results)
