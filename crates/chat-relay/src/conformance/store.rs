@@ -1,0 +1,158 @@
+//! The [`MessageStore`] suite.
+
+use crate::store::PAGE_MAX;
+use crate::{ChatError, MessageStore};
+
+use super::{draft, fresh_rooms};
+
+/// Every check. `other` is a second handle on the same backend (a second node, with its own
+/// caches); pass the same store again if there is no such thing.
+pub async fn run_all(store: &dyn MessageStore) {
+    run_all_with_peer(store, store).await;
+}
+
+/// Every check, with a second node's handle on the same backend.
+pub async fn run_all_with_peer(store: &dyn MessageStore, peer: &dyn MessageStore) {
+    same_millisecond_never_overwrites(store).await;
+    a_late_clock_still_moves_forward(store).await;
+    history_pages_newest_first_with_the_seed_cursor(store).await;
+    after_replays_oldest_first(store).await;
+    rooms_are_separate(store).await;
+    limits_are_checked(store).await;
+    two_writers_never_overwrite(store, peer).await;
+}
+
+/// Messages accepted in the same millisecond all survive, in order.
+pub async fn same_millisecond_never_overwrites(store: &dyn MessageStore) {
+    let room = fresh_rooms();
+    let mut times = Vec::new();
+    for i in 0..5 {
+        let m = store
+            .append(&draft(room, 1, &format!("m{i}"), 1_700_000_000_000))
+            .await
+            .unwrap();
+        assert_eq!(m.content, format!("m{i}"));
+        times.push(m.send_time);
+    }
+    assert_eq!(
+        times,
+        (0..5).map(|i| 1_700_000_000_000 + i).collect::<Vec<_>>()
+    );
+    let page = store.history(room, None, 10).await.unwrap();
+    let contents: Vec<_> = page.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(contents, ["m4", "m3", "m2", "m1", "m0"]);
+}
+
+/// A sender whose clock is behind the room's latest message gets the next millisecond.
+pub async fn a_late_clock_still_moves_forward(store: &dyn MessageStore) {
+    let room = fresh_rooms();
+    let first = store.append(&draft(room, 1, "now", 5_000)).await.unwrap();
+    let late = store.append(&draft(room, 2, "late", 4_000)).await.unwrap();
+    assert_eq!(first.send_time, 5_000);
+    assert_eq!(late.send_time, 5_001);
+    assert_eq!(late.sender_id, 2);
+    assert_eq!(late.sender_name, "user 2");
+    assert_eq!(late.chat_room_id, room);
+}
+
+/// History is newest first; the cursor is set on full pages and pages never overlap.
+pub async fn history_pages_newest_first_with_the_seed_cursor(store: &dyn MessageStore) {
+    let room = fresh_rooms();
+    for i in 0..25 {
+        store
+            .append(&draft(room, 1, &format!("m{i}"), 10_000 + i * 10))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.history(room, before, 10).await.unwrap();
+        seen.extend(page.messages.iter().map(|m| m.send_time));
+        match page.last_evaluated_send_time {
+            Some(cursor) => {
+                assert_eq!(page.messages.len(), 10, "a cursor only on full pages");
+                assert_eq!(Some(cursor), page.messages.last().map(|m| m.send_time));
+                before = Some(cursor);
+            }
+            None => {
+                assert_eq!(page.messages.len(), 5);
+                break;
+            }
+        }
+    }
+    let expected: Vec<i64> = (0..25).rev().map(|i| 10_000 + i * 10).collect();
+    assert_eq!(seen, expected);
+    // A full last page still has a cursor (as DynamoDB's LastEvaluatedKey), then an empty page.
+    let exact = store.history(room, Some(10_050), 5).await.unwrap();
+    assert_eq!(exact.last_evaluated_send_time, Some(10_000));
+    let empty = store.history(room, Some(10_000), 5).await.unwrap();
+    assert!(empty.messages.is_empty() && empty.last_evaluated_send_time.is_none());
+}
+
+/// `after` is exclusive and oldest first.
+pub async fn after_replays_oldest_first(store: &dyn MessageStore) {
+    let room = fresh_rooms();
+    for i in 0..8 {
+        store
+            .append(&draft(room, 1, &format!("m{i}"), 100 + i))
+            .await
+            .unwrap();
+    }
+    let after: Vec<_> = store
+        .after(room, 103, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.content)
+        .collect();
+    assert_eq!(after, ["m4", "m5", "m6", "m7"]);
+    let limited = store.after(room, 0, 3).await.unwrap();
+    assert_eq!(limited.len(), 3);
+    assert_eq!(limited[0].send_time, 100);
+    assert!(store.after(room, 107, 10).await.unwrap().is_empty());
+}
+
+/// One room's messages never show up in another.
+pub async fn rooms_are_separate(store: &dyn MessageStore) {
+    let a = fresh_rooms();
+    let b = a + 1;
+    store.append(&draft(a, 1, "in a", 1)).await.unwrap();
+    let page = store.history(b, None, 10).await.unwrap();
+    assert!(page.messages.is_empty());
+    assert!(store.after(b, 0, 10).await.unwrap().is_empty());
+    // The same sendTime in another room is no clash.
+    let other = store.append(&draft(b, 1, "in b", 1)).await.unwrap();
+    assert_eq!(other.send_time, 1);
+}
+
+/// Page sizes outside 1..=PAGE_MAX are refused.
+pub async fn limits_are_checked(store: &dyn MessageStore) {
+    let room = fresh_rooms();
+    for limit in [0, PAGE_MAX + 1] {
+        assert!(matches!(
+            store.history(room, None, limit).await,
+            Err(ChatError::Invalid { field: "limit", .. })
+        ));
+        assert!(matches!(
+            store.after(room, 0, limit).await,
+            Err(ChatError::Invalid { field: "limit", .. })
+        ));
+    }
+}
+
+/// Two handles whose caches disagree (two nodes) still never overwrite each other.
+pub async fn two_writers_never_overwrite(store: &dyn MessageStore, peer: &dyn MessageStore) {
+    let room = fresh_rooms();
+    let mut times = std::collections::BTreeSet::new();
+    for i in 0..10 {
+        let writer = if i % 2 == 0 { store } else { peer };
+        let m = writer
+            .append(&draft(room, i, &format!("w{i}"), 42))
+            .await
+            .unwrap();
+        assert!(times.insert(m.send_time), "sendTime {} reused", m.send_time);
+    }
+    let page = store.history(room, None, 20).await.unwrap();
+    assert_eq!(page.messages.len(), 10, "every message kept");
+}

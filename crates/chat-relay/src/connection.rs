@@ -1,0 +1,749 @@
+//! One STOMP connection, from CONNECT to close, over any stream and sink of [`Wire`] items: the
+//! WebSocket adapter and the tests (channels) drive the same code.
+//!
+//! What a client may do:
+//!
+//! - CONNECT (or STOMP) with `accept-version` 1.1 or 1.2 and whatever credentials the
+//!   [`Gatekeeper`] reads; heart-beats are agreed as the spec says;
+//! - SUBSCRIBE to a room's topic (`{room_prefix}{N}`), if the gatekeeper lets them in, with an
+//!   optional `resume-after: <sendTime>` header that first replays, in order, every stored
+//!   message after that one, then continues live with no gap and no repeat;
+//! - SUBSCRIBE to their own unread counts (`unread` destination);
+//! - SEND `{"chatRoomId": N, "content": "…"}` to the `send` destination: the sender and the
+//!   time are the server's, whatever the body says;
+//! - UNSUBSCRIBE, ACK/NACK (accepted; chat messages are not redelivered), DISCONNECT, and a
+//!   `receipt` header on any of them.
+//!
+//! Anything else (a malformed frame, a frame before CONNECT, an unknown destination, a room the
+//! member may not enter, a transaction) gets an ERROR frame and the connection closes, as STOMP
+//! prescribes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Outbox, Push};
+use crate::relay::Relay;
+use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
+use crate::store::PAGE_MAX;
+use crate::{
+    ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock,
+};
+
+/// Destinations the server understands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destinations {
+    /// Where clients SEND messages (the seed's `/publish/chat.send`).
+    pub send: String,
+    /// A room's topic is this prefix and the room id (the seed's `/topic/chat/chatRoomId`).
+    pub room_prefix: String,
+    /// Where a client subscribes to its own unread counts.
+    pub unread: String,
+}
+
+impl Default for Destinations {
+    fn default() -> Self {
+        Self {
+            send: "/publish/chat.send".into(),
+            room_prefix: "/topic/chat/chatRoomId".into(),
+            unread: "/user/queue/unread".into(),
+        }
+    }
+}
+
+/// How connections behave.
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// Destinations.
+    pub destinations: Destinations,
+    /// Frame limits.
+    pub limits: Limits,
+    /// The server's heart-beat wishes `(send every, expect every)` in milliseconds; 0 is off.
+    pub heartbeat_ms: (u64, u64),
+    /// Pushes a connection may have waiting before it is closed as too slow.
+    pub outbound_capacity: usize,
+    /// How long a new connection has to send CONNECT.
+    pub connect_timeout: Duration,
+    /// The `server` header of CONNECTED.
+    pub server_name: String,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            destinations: Destinations::default(),
+            limits: Limits::default(),
+            heartbeat_ms: (10_000, 10_000),
+            outbound_capacity: 1024,
+            connect_timeout: Duration::from_secs(10),
+            server_name: concat!("chat-relay/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// Why the gatekeeper said no; `message` goes into the ERROR frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Short reason, safe to show the client.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// The application's say in who may connect and where they may go.
+#[async_trait]
+pub trait Gatekeeper: Send + Sync + std::fmt::Debug + 'static {
+    /// Who this CONNECT frame authenticates (its headers: `Authorization`, `login`/`passcode`, …).
+    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal>;
+
+    /// Whether `member` may read and write in `room`. Asked once per room and connection.
+    async fn may_enter(&self, member: &Member, room: RoomId) -> Result<(), Refusal>;
+}
+
+/// The chat engine of one node: connections, the relay, the store, presence and the local hub.
+#[derive(Debug, Clone)]
+pub struct ChatServer {
+    config: Arc<ChatConfig>,
+    relay: Arc<dyn Relay>,
+    store: Arc<dyn MessageStore>,
+    presence: Arc<dyn Presence>,
+    gatekeeper: Arc<dyn Gatekeeper>,
+    hub: Arc<Hub>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+}
+
+impl ChatServer {
+    /// A chat server. Call [`start`](Self::start) to receive deliveries before serving.
+    pub fn new(
+        config: ChatConfig,
+        relay: Arc<dyn Relay>,
+        store: Arc<dyn MessageStore>,
+        presence: Arc<dyn Presence>,
+        gatekeeper: Arc<dyn Gatekeeper>,
+    ) -> Self {
+        Self {
+            config: Arc::new(config),
+            relay,
+            store,
+            presence,
+            gatekeeper,
+            hub: Arc::new(Hub::new()),
+            clock: Arc::new(SystemClock),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Closes every connection when `shutdown` is cancelled (the application's shutdown signal).
+    #[must_use]
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Uses `clock` for acceptance times (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The local hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The message store.
+    pub fn store(&self) -> &Arc<dyn MessageStore> {
+        &self.store
+    }
+
+    /// Presence and unread counts.
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ChatConfig {
+        &self.config
+    }
+
+    /// Subscribes to the relay and returns the task that feeds the hub; spawn it. Once this
+    /// returns, every message published anywhere reaches this node's subscribers.
+    pub async fn start(&self) -> crate::Result<impl Future<Output = ()> + Send + 'static> {
+        let deliveries = self.relay.subscribe().await?;
+        let hub = self.hub.clone();
+        let shutdown = self.shutdown.clone();
+        Ok(async move {
+            tokio::select! {
+                () = hub.pump(deliveries) => {}
+                () = shutdown.cancelled() => {}
+            }
+        })
+    }
+
+    /// Closes every connection (with an ERROR frame) and stops the delivery task.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Sends a message as `member`, as a SEND frame would (for HTTP routes or bots). The
+    /// gatekeeper is not asked: the caller has decided.
+    pub async fn send(&self, member: &Member, room: RoomId, content: &str) -> crate::Result<()> {
+        let draft = Draft::new(room, member, content, self.clock.now().timestamp_millis())?;
+        self.relay.publish(draft).await
+    }
+
+    /// Serves one connection until it closes.
+    pub async fn serve<S, K>(&self, incoming: S, outgoing: K)
+    where
+        S: Stream<Item = Result<Wire, ParseError>> + Send + Unpin,
+        K: Sink<Wire> + Send + Unpin,
+    {
+        let mut incoming = incoming;
+        let mut session = Session {
+            server: self,
+            out: outgoing,
+            last_write: Instant::now(),
+            state: None,
+        };
+        let connect = tokio::select! {
+            () = self.shutdown.cancelled() => return,
+            () = tokio::time::sleep(self.config.connect_timeout) => {
+                session.fail(Fault::new("no CONNECT frame in time")).await;
+                return;
+            }
+            first = incoming.next() => first,
+        };
+        let frame = match connect {
+            None => return,
+            Some(Err(e)) => return session.fail(Fault::malformed(&e)).await,
+            Some(Ok(Wire::Heartbeat)) => {
+                return session.fail(Fault::new("expected CONNECT")).await;
+            }
+            Some(Ok(Wire::Frame(frame))) => frame,
+        };
+        let (rx, heartbeats) = match session.connect(&frame).await {
+            Ok(ready) => ready,
+            Err(fault) => return session.fail(fault).await,
+        };
+        let end = session.run(&mut incoming, rx, heartbeats).await;
+        if let Some(fault) = end {
+            session.fail(fault).await;
+        }
+        session.close().await;
+    }
+}
+
+/// An ERROR to send before closing.
+#[derive(Debug)]
+struct Fault {
+    message: String,
+    detail: String,
+    receipt: Option<String>,
+}
+
+impl Fault {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            detail: String::new(),
+            receipt: None,
+        }
+    }
+
+    fn malformed(e: &ParseError) -> Self {
+        Self::new("malformed frame").detail(e.to_string())
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    fn about(mut self, frame: &Frame) -> Self {
+        self.receipt = frame.header("receipt").map(str::to_owned);
+        self
+    }
+}
+
+impl From<ChatError> for Fault {
+    fn from(e: ChatError) -> Self {
+        match e {
+            ChatError::Invalid { field, reason } => Fault::new(format!("invalid {field}: {reason}")),
+            other => {
+                tracing::warn!(error = %other, "chat backend failed");
+                Fault::new("temporarily unavailable")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ack {
+    Auto,
+    Client,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Room(RoomId),
+    Unread,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    id: Arc<str>,
+    target: Target,
+    destination: String,
+    ack: Ack,
+    /// The newest `sendTime` sent on this subscription: anything not newer is a repeat.
+    last: i64,
+}
+
+struct State {
+    member: Member,
+    outbox: Outbox,
+    subscriptions: HashMap<String, Subscription>,
+    /// Open room subscriptions per room (presence counts one per subscription).
+    entered: HashMap<RoomId, usize>,
+    allowed: HashSet<RoomId>,
+    message_ids: u64,
+}
+
+struct Session<'a, K> {
+    server: &'a ChatServer,
+    out: K,
+    last_write: Instant,
+    state: Option<State>,
+}
+
+enum Flow {
+    Continue,
+    Disconnect,
+}
+
+impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
+    async fn write(&mut self, frame: Frame) -> bool {
+        self.last_write = Instant::now();
+        self.out.send(Wire::Frame(frame)).await.is_ok()
+    }
+
+    async fn fail(&mut self, fault: Fault) {
+        let mut frame = Frame::new(Command::Error).with("message", fault.message);
+        if let Some(receipt) = fault.receipt {
+            frame = frame.with("receipt-id", receipt);
+        }
+        if !fault.detail.is_empty() {
+            frame = frame
+                .with("content-type", "text/plain")
+                .with_body(fault.detail);
+        }
+        let _ = self.write(frame).await;
+        let _ = self.out.close().await;
+    }
+
+    async fn close(&mut self) {
+        let Some(state) = self.state.take() else {
+            return;
+        };
+        let hub = &self.server.hub;
+        for subscription in state.subscriptions.values() {
+            match subscription.target {
+                Target::Room(room) => hub.unsubscribe_room(&state.outbox, &subscription.id, room),
+                Target::Unread => {
+                    hub.unsubscribe_user(&state.outbox, &subscription.id, state.member.id);
+                }
+            }
+        }
+        for (room, count) in state.entered {
+            for _ in 0..count {
+                if let Err(e) = self.server.presence.exit(room, state.member.id).await {
+                    tracing::warn!(room, error = %e, "presence exit failed");
+                }
+            }
+        }
+        hub.disconnect(state.outbox);
+        let _ = self.out.close().await;
+    }
+
+    async fn connect(
+        &mut self,
+        frame: &Frame,
+    ) -> Result<(mpsc::Receiver<Push>, stomp::Heartbeats), Fault> {
+        if !matches!(frame.command, Command::Connect | Command::Stomp) {
+            return Err(Fault::new("expected CONNECT").about(frame));
+        }
+        let version = stomp::negotiate_version(frame.header("accept-version")).ok_or_else(|| {
+            Fault::new("unsupported protocol version")
+                .detail("supported versions are 1.2 and 1.1")
+        })?;
+        let member = self
+            .server
+            .gatekeeper
+            .authenticate(frame)
+            .await
+            .map_err(|refusal| Fault::new(refusal.message))?;
+        let config = &self.server.config;
+        let heartbeats = stomp::negotiate_heartbeats(frame.header("heart-beat"), config.heartbeat_ms);
+        let (outbox, rx) = self.server.hub.connect(config.outbound_capacity);
+        let millis = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
+        let connected = Frame::new(Command::Connected)
+            .with("version", version)
+            .with(
+                "heart-beat",
+                format!("{},{}", millis(heartbeats.send), millis(heartbeats.receive)),
+            )
+            .with("server", config.server_name.clone())
+            .with("session", outbox.id().to_string())
+            .with("user-name", member.id.to_string());
+        self.state = Some(State {
+            member,
+            outbox,
+            subscriptions: HashMap::new(),
+            entered: HashMap::new(),
+            allowed: HashSet::new(),
+            message_ids: 0,
+        });
+        if !self.write(connected).await {
+            return Err(Fault::new("connection lost"));
+        }
+        Ok((rx, heartbeats))
+    }
+
+    /// The connected loop. Returns the fault to report, or `None` for a quiet close.
+    async fn run<S>(
+        &mut self,
+        incoming: &mut S,
+        mut rx: mpsc::Receiver<Push>,
+        heartbeats: stomp::Heartbeats,
+    ) -> Option<Fault>
+    where
+        S: Stream<Item = Result<Wire, ParseError>> + Send + Unpin,
+    {
+        let overflowed = self.state.as_ref()?.outbox.overflowed().clone();
+        let shutdown = self.server.shutdown.clone();
+        let far_future = Duration::from_secs(86_400 * 365);
+        let send_every = heartbeats.send.unwrap_or(far_future);
+        // The spec allows for network delays; a peer is dead after twice its period of silence.
+        let silence_limit = heartbeats.receive.map_or(far_future, |d| d * 2);
+        let mut last_read = Instant::now();
+        loop {
+            let next_beat = self.last_write + send_every;
+            let deadline = last_read + silence_limit;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Some(Fault::new("server shutting down")),
+                () = overflowed.cancelled() => {
+                    return Some(Fault::new("slow consumer").detail(
+                        "too many messages were waiting for this connection",
+                    ));
+                }
+                item = incoming.next() => {
+                    last_read = Instant::now();
+                    match item {
+                        None => return None,
+                        Some(Err(e)) => return Some(Fault::malformed(&e)),
+                        Some(Ok(Wire::Heartbeat)) => {}
+                        Some(Ok(Wire::Frame(frame))) => match self.handle(frame).await {
+                            Ok(Flow::Continue) => {}
+                            Ok(Flow::Disconnect) => return None,
+                            Err(fault) => return Some(fault),
+                        },
+                    }
+                }
+                push = rx.recv() => {
+                    let Some(push) = push else { return None };
+                    if !self.deliver(push, &mut rx).await {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(next_beat) => {
+                    self.last_write = Instant::now();
+                    if self.out.send(Wire::Heartbeat).await.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Some(Fault::new("heart-beat timeout"));
+                }
+            }
+        }
+    }
+
+    /// Writes `first` and whatever else is already waiting, then flushes once.
+    async fn deliver(&mut self, first: Push, rx: &mut mpsc::Receiver<Push>) -> bool {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(push) = next.take() {
+            if let Some(frame) = self.message_frame(push)
+                && self.out.feed(Wire::Frame(frame)).await.is_err()
+            {
+                return false;
+            }
+            written += 1;
+            if written < 256 {
+                next = rx.try_recv().ok();
+            }
+        }
+        self.last_write = Instant::now();
+        self.out.flush().await.is_ok()
+    }
+
+    fn message_frame(&mut self, push: Push) -> Option<Frame> {
+        let state = self.state.as_mut()?;
+        let (subscription_id, body, send_time) = match push {
+            Push::Message {
+                subscription,
+                send_time,
+                body,
+                ..
+            } => (subscription, body, Some(send_time)),
+            Push::Unread { subscription, body } => (subscription, body, None),
+        };
+        let subscription = state.subscriptions.get_mut(&*subscription_id)?;
+        if let Some(send_time) = send_time {
+            if send_time <= subscription.last {
+                return None;
+            }
+            subscription.last = send_time;
+        }
+        state.message_ids += 1;
+        let id = match (subscription.target, send_time) {
+            (Target::Room(room), Some(send_time)) => format!("{room}-{send_time}"),
+            _ => format!("u-{}-{}", state.outbox.id(), state.message_ids),
+        };
+        let mut frame = Frame::new(Command::Message)
+            .with("destination", subscription.destination.clone())
+            .with("message-id", id.clone())
+            .with("subscription", &*subscription.id)
+            .with("content-type", "application/json");
+        if subscription.ack == Ack::Client {
+            frame = frame.with("ack", id);
+        }
+        Some(frame.with_body(body))
+    }
+
+    async fn handle(&mut self, frame: Frame) -> Result<Flow, Fault> {
+        let flow = match frame.command {
+            Command::Send => self.on_send(&frame).await,
+            Command::Subscribe => self.on_subscribe(&frame).await,
+            Command::Unsubscribe => self.on_unsubscribe(&frame).await,
+            Command::Ack | Command::Nack => required(&frame, "id")
+                .or_else(|_| required(&frame, "message-id"))
+                .map(|_| Flow::Continue),
+            Command::Disconnect => Ok(Flow::Disconnect),
+            Command::Begin | Command::Commit | Command::Abort => {
+                Err(Fault::new("transactions are not supported"))
+            }
+            Command::Connect | Command::Stomp => Err(Fault::new("already connected")),
+            Command::Connected | Command::Message | Command::Receipt | Command::Error => {
+                Err(Fault::new(format!("{} is a server frame", frame.command)))
+            }
+        }
+        .map_err(|fault| fault.about(&frame))?;
+        if let Some(receipt) = frame.header("receipt")
+            && !self
+                .write(Frame::new(Command::Receipt).with("receipt-id", receipt))
+                .await
+        {
+            return Ok(Flow::Disconnect);
+        }
+        Ok(flow)
+    }
+
+    async fn allow(&mut self, room: RoomId) -> Result<(), Fault> {
+        let state = self.state.as_mut().expect("connected");
+        if state.allowed.contains(&room) {
+            return Ok(());
+        }
+        self.server
+            .gatekeeper
+            .may_enter(&state.member, room)
+            .await
+            .map_err(|refusal| Fault::new(refusal.message))?;
+        state.allowed.insert(room);
+        Ok(())
+    }
+
+    async fn on_send(&mut self, frame: &Frame) -> Result<Flow, Fault> {
+        let destinations = &self.server.config.destinations;
+        let destination = required(frame, "destination")?;
+        if destination != destinations.send {
+            return Err(Fault::new("unknown destination").detail(format!(
+                "messages are sent to {}",
+                destinations.send
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body {
+            chat_room_id: RoomId,
+            content: String,
+        }
+        let body: Body = serde_json::from_slice(&frame.body).map_err(|e| {
+            Fault::new("invalid message body")
+                .detail(format!("expected {{\"chatRoomId\": N, \"content\": \"…\"}}: {e}"))
+        })?;
+        self.allow(body.chat_room_id).await?;
+        let member = &self.state.as_ref().expect("connected").member;
+        let draft = Draft::new(
+            body.chat_room_id,
+            member,
+            body.content,
+            self.server.clock.now().timestamp_millis(),
+        )?;
+        self.server.relay.publish(draft).await?;
+        Ok(Flow::Continue)
+    }
+
+    async fn on_subscribe(&mut self, frame: &Frame) -> Result<Flow, Fault> {
+        let id = required(frame, "id")?.to_owned();
+        let destination = required(frame, "destination")?.to_owned();
+        let ack = match frame.header("ack").unwrap_or("auto") {
+            "auto" => Ack::Auto,
+            "client" | "client-individual" => Ack::Client,
+            other => return Err(Fault::new(format!("unknown ack mode {other}"))),
+        };
+        if self
+            .state
+            .as_ref()
+            .expect("connected")
+            .subscriptions
+            .contains_key(&id)
+        {
+            return Err(Fault::new(format!("subscription id {id} is already in use")));
+        }
+        let destinations = &self.server.config.destinations;
+        let target = if destination == destinations.unread {
+            Target::Unread
+        } else {
+            let room = destination
+                .strip_prefix(destinations.room_prefix.as_str())
+                .and_then(|n| n.parse::<RoomId>().ok())
+                .ok_or_else(|| {
+                    Fault::new("unknown destination").detail(format!(
+                        "rooms are {}N; unread counts are {}",
+                        destinations.room_prefix, destinations.unread
+                    ))
+                })?;
+            self.allow(room).await?;
+            Target::Room(room)
+        };
+        let resume_after = frame
+            .header("resume-after")
+            .map(|value| {
+                value
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| Fault::new("resume-after must be a sendTime"))
+            })
+            .transpose()?;
+        let hub = self.server.hub.clone();
+        let state = self.state.as_mut().expect("connected");
+        let key: Arc<str> = Arc::from(id.as_str());
+        match target {
+            Target::Unread => hub.subscribe_user(&state.outbox, key.clone(), state.member.id),
+            // Live messages queue up from here on while the replay below is read; the
+            // subscription's `last` drops the ones the replay already sent.
+            Target::Room(room) => hub.subscribe_room(&state.outbox, key.clone(), room),
+        }
+        state.subscriptions.insert(
+            id,
+            Subscription {
+                id: key.clone(),
+                target,
+                destination,
+                ack,
+                last: i64::MIN,
+            },
+        );
+        let Target::Room(room) = target else {
+            return Ok(Flow::Continue);
+        };
+        let member = state.member.id;
+        let entered = state.entered.entry(room).or_default();
+        *entered += 1;
+        self.server.presence.enter(room, member).await?;
+        if let Some(after) = resume_after {
+            self.replay(&key, room, after).await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn replay(&mut self, subscription: &Arc<str>, room: RoomId, after: i64) -> Result<(), Fault> {
+        let mut after = after;
+        loop {
+            let page = self.server.store.after(room, after, PAGE_MAX).await?;
+            let full = page.len() == PAGE_MAX;
+            for message in page {
+                after = message.send_time;
+                let body = serde_json::to_vec(&message).expect("a message serialises");
+                let push = Push::Message {
+                    subscription: subscription.clone(),
+                    room,
+                    send_time: message.send_time,
+                    body: body.into(),
+                };
+                if let Some(frame) = self.message_frame(push)
+                    && self.out.feed(Wire::Frame(frame)).await.is_err()
+                {
+                    return Err(Fault::new("connection lost"));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.last_write = Instant::now();
+        self.out
+            .flush()
+            .await
+            .map_err(|_| Fault::new("connection lost"))
+    }
+
+    async fn on_unsubscribe(&mut self, frame: &Frame) -> Result<Flow, Fault> {
+        let id = required(frame, "id")?;
+        let state = self.state.as_mut().expect("connected");
+        let Some(subscription) = state.subscriptions.remove(id) else {
+            return Err(Fault::new(format!("no subscription {id}")));
+        };
+        match subscription.target {
+            Target::Unread => {
+                self.server
+                    .hub
+                    .unsubscribe_user(&state.outbox, id, state.member.id);
+            }
+            Target::Room(room) => {
+                self.server.hub.unsubscribe_room(&state.outbox, id, room);
+                if let Some(count) = state.entered.get_mut(&room) {
+                    *count -= 1;
+                    if *count == 0 {
+                        state.entered.remove(&room);
+                    }
+                }
+                self.server.presence.exit(room, state.member.id).await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+fn required<'f>(frame: &'f Frame, name: &str) -> Result<&'f str, Fault> {
+    frame
+        .header(name)
+        .ok_or_else(|| Fault::new(format!("missing {name} header")))
+}

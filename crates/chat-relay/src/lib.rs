@@ -1,0 +1,65 @@
+#![doc = include_str!("../README.md")]
+
+pub mod connection;
+pub mod hub;
+mod model;
+pub mod presence;
+pub mod relay;
+pub mod stomp;
+pub mod store;
+
+#[cfg(feature = "axum")]
+pub mod websocket;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+pub use connection::{ChatConfig, ChatServer, Destinations, Gatekeeper, Refusal};
+pub use engine_clock::{Clock, ManualClock, SystemClock};
+pub use hub::Hub;
+pub use model::{CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
+pub use presence::{MemoryPresence, Presence};
+pub use relay::{MemoryRelay, Relay, Sequencer};
+pub use store::{MemoryStore, MessageStore};
+
+/// Why a chat operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChatError {
+    /// An argument is out of range.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// What was wrong.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The relay has shut down.
+    #[error("the relay is closed")]
+    Closed,
+    /// A backend could not be reached or answered nonsense.
+    #[error("{backend} unavailable: {source}")]
+    Unavailable {
+        /// Which backend.
+        backend: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl ChatError {
+    /// Wraps a backend error.
+    pub fn unavailable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+}
+
+/// Shorthand for this crate's results.
+pub type Result<T, E = ChatError> = std::result::Result<T, E>;

@@ -1,0 +1,81 @@
+//! Getting messages from the node a client sent them to, into the store, and out to every node.
+//!
+//! A message passes three steps:
+//!
+//! 1. [`Relay::publish`] takes a [`Draft`] from the sending node;
+//! 2. the [`Sequencer`] stores it (which gives it its `sendTime`) and counts it unread for absent
+//!    members; one sequencer handles a room at a time, so a room's `sendTime`s increase in the
+//!    order messages are delivered;
+//! 3. every node receives the resulting [`Delivery`] from [`Relay::subscribe`] and hands it to
+//!    its local subscribers (the [`Hub`](crate::Hub)).
+//!
+//! Delivering only what is stored is what lets a reconnecting client resume exactly: everything
+//! it missed is in the store, and everything it has not missed arrives live after it.
+//!
+//! [`MemoryRelay`] does all three in one process. `kafka::KafkaRelay` (feature `kafka`) puts
+//! drafts on an ingest topic keyed by room, runs the sequencer as a consumer group, and
+//! publishes deliveries on a second topic that every node reads in full.
+
+mod memory;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
+pub use memory::MemoryRelay;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+use crate::{ChatMessage, Draft, MessageStore, Presence, Result, UserId};
+
+/// A stored message on its way to every node, with the unread counts it raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The stored message.
+    pub message: ChatMessage,
+    /// Members who were not present, with their new unread count in the message's room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<(UserId, u64)>,
+}
+
+/// Stores drafts and counts them unread: step 2 of the pipeline.
+#[derive(Debug, Clone)]
+pub struct Sequencer {
+    store: Arc<dyn MessageStore>,
+    presence: Arc<dyn Presence>,
+}
+
+impl Sequencer {
+    /// A sequencer writing to `store` and counting in `presence`.
+    pub fn new(store: Arc<dyn MessageStore>, presence: Arc<dyn Presence>) -> Self {
+        Self { store, presence }
+    }
+
+    /// Stores `draft` and counts it. The message is stored once this returns `Ok`; a failure to
+    /// count unread messages is logged, not returned, since the message itself is safe.
+    pub async fn sequence(&self, draft: &Draft) -> Result<Delivery> {
+        let message = self.store.append(draft).await?;
+        let unread = match self.presence.count_message(message.chat_room_id).await {
+            Ok(unread) => unread,
+            Err(e) => {
+                tracing::warn!(room = message.chat_room_id, error = %e, "unread counts not updated");
+                Vec::new()
+            }
+        };
+        Ok(Delivery { message, unread })
+    }
+}
+
+/// Moves messages between nodes.
+#[async_trait]
+pub trait Relay: Send + Sync + std::fmt::Debug + 'static {
+    /// Hands over a draft. Returns once it is durable: stored (memory) or acknowledged by the
+    /// broker (Kafka), so a client's receipt means the message will be delivered.
+    async fn publish(&self, draft: Draft) -> Result<()>;
+
+    /// Every delivery from now on, one room's in order. Returns once the subscription is
+    /// established, so nothing published after this returns is missed.
+    async fn subscribe(&self) -> Result<BoxStream<'static, Delivery>>;
+}
