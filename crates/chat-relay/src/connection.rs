@@ -32,9 +32,7 @@ use crate::hub::{Outbox, Push};
 use crate::relay::Relay;
 use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
 use crate::store::PAGE_MAX;
-use crate::{
-    ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock,
-};
+use crate::{ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock};
 
 /// Destinations the server understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +281,9 @@ impl Fault {
 impl From<ChatError> for Fault {
     fn from(e: ChatError) -> Self {
         match e {
-            ChatError::Invalid { field, reason } => Fault::new(format!("invalid {field}: {reason}")),
+            ChatError::Invalid { field, reason } => {
+                Fault::new(format!("invalid {field}: {reason}"))
+            }
             other => {
                 tracing::warn!(error = %other, "chat backend failed");
                 Fault::new("temporarily unavailable")
@@ -387,10 +387,11 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         if !matches!(frame.command, Command::Connect | Command::Stomp) {
             return Err(Fault::new("expected CONNECT").about(frame));
         }
-        let version = stomp::negotiate_version(frame.header("accept-version")).ok_or_else(|| {
-            Fault::new("unsupported protocol version")
-                .detail("supported versions are 1.2 and 1.1")
-        })?;
+        let version =
+            stomp::negotiate_version(frame.header("accept-version")).ok_or_else(|| {
+                Fault::new("unsupported protocol version")
+                    .detail("supported versions are 1.2 and 1.1")
+            })?;
         let member = self
             .server
             .gatekeeper
@@ -398,7 +399,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             .await
             .map_err(|refusal| Fault::new(refusal.message))?;
         let config = &self.server.config;
-        let heartbeats = stomp::negotiate_heartbeats(frame.header("heart-beat"), config.heartbeat_ms);
+        let heartbeats =
+            stomp::negotiate_heartbeats(frame.header("heart-beat"), config.heartbeat_ms);
         let (outbox, rx) = self.server.hub.connect(config.outbound_capacity);
         let millis = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
         let connected = Frame::new(Command::Connected)
@@ -583,10 +585,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         let destinations = &self.server.config.destinations;
         let destination = required(frame, "destination")?;
         if destination != destinations.send {
-            return Err(Fault::new("unknown destination").detail(format!(
-                "messages are sent to {}",
-                destinations.send
-            )));
+            return Err(Fault::new("unknown destination")
+                .detail(format!("messages are sent to {}", destinations.send)));
         }
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -595,8 +595,9 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             content: String,
         }
         let body: Body = serde_json::from_slice(&frame.body).map_err(|e| {
-            Fault::new("invalid message body")
-                .detail(format!("expected {{\"chatRoomId\": N, \"content\": \"…\"}}: {e}"))
+            Fault::new("invalid message body").detail(format!(
+                "expected {{\"chatRoomId\": N, \"content\": \"…\"}}: {e}"
+            ))
         })?;
         self.allow(body.chat_room_id).await?;
         let member = &self.state.as_ref().expect("connected").member;
@@ -625,7 +626,9 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             .subscriptions
             .contains_key(&id)
         {
-            return Err(Fault::new(format!("subscription id {id} is already in use")));
+            return Err(Fault::new(format!(
+                "subscription id {id} is already in use"
+            )));
         }
         let destinations = &self.server.config.destinations;
         let target = if destination == destinations.unread {
@@ -684,7 +687,12 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         Ok(Flow::Continue)
     }
 
-    async fn replay(&mut self, subscription: &Arc<str>, room: RoomId, after: i64) -> Result<(), Fault> {
+    async fn replay(
+        &mut self,
+        subscription: &Arc<str>,
+        room: RoomId,
+        after: i64,
+    ) -> Result<(), Fault> {
         let mut after = after;
         loop {
             let page = self.server.store.after(room, after, PAGE_MAX).await?;

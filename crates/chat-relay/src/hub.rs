@@ -117,7 +117,12 @@ pub struct Hub {
     overflowed: AtomicU64,
 }
 
-fn remove(map: &RwLock<HashMap<i64, Vec<Subscriber>>>, key: i64, connection: ConnectionId, subscription: &str) {
+fn remove(
+    map: &RwLock<HashMap<i64, Vec<Subscriber>>>,
+    key: i64,
+    connection: ConnectionId,
+    subscription: &str,
+) {
     let mut map = map.write().expect("poisoned");
     if let Some(list) = map.get_mut(&key) {
         list.retain(|s| !(s.connection == connection && &*s.subscription == subscription));
@@ -224,10 +229,10 @@ impl Hub {
         }
         let users = self.users.read().expect("poisoned");
         for (user, count) in &delivery.unread {
-            let Some(list) = users.get(user) else { continue };
-            let body = Bytes::from(format!(
-                "{{\"chatRoomId\":{room},\"unReadCount\":{count}}}"
-            ));
+            let Some(list) = users.get(user) else {
+                continue;
+            };
+            let body = Bytes::from(format!("{{\"chatRoomId\":{room},\"unReadCount\":{count}}}"));
             for subscriber in list {
                 subscriber.offer(
                     Push::Unread {

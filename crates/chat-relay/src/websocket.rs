@@ -93,7 +93,5 @@ pub async fn serve(socket: WebSocket, server: ChatServer) {
             }
         })
     });
-    server
-        .serve(Box::pin(incoming), Box::pin(outgoing))
-        .await;
+    server.serve(Box::pin(incoming), Box::pin(outgoing)).await;
 }

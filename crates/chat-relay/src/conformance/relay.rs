@@ -91,7 +91,10 @@ pub async fn every_node_gets_every_message_in_order(nodes: &[Arc<dyn Relay>]) {
             let messages = &got[room];
             let contents: Vec<_> = messages.iter().map(|m| m.content.clone()).collect();
             let expected: Vec<_> = (0..per_room).map(|i| format!("{room}:{i}")).collect();
-            assert_eq!(contents, expected, "room {room}: lost, doubled or reordered");
+            assert_eq!(
+                contents, expected,
+                "room {room}: lost, doubled or reordered"
+            );
             assert_increasing(messages);
         }
     }

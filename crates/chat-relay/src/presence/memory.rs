@@ -50,7 +50,10 @@ impl Presence for MemoryPresence {
             .present
             .entry(user)
             .or_default() += 1;
-        self.unread.lock().expect("poisoned").insert((room, user), 0);
+        self.unread
+            .lock()
+            .expect("poisoned")
+            .insert((room, user), 0);
         Ok(())
     }
 

@@ -115,8 +115,7 @@ impl KafkaRelay {
 
     /// Creates both topics with `partitions` partitions unless they exist.
     pub async fn create_topics(&self, partitions: i32, replication: i32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.base.create().map_err(unavailable)?;
+        let admin: AdminClient<DefaultClientContext> = self.base.create().map_err(unavailable)?;
         let topics = [
             NewTopic::new(
                 &self.topics.ingest,
@@ -251,7 +250,10 @@ impl KafkaRelay {
             }
             true
         });
-        futures::future::join_all(work).await.into_iter().all(|done| done)
+        futures::future::join_all(work)
+            .await
+            .into_iter()
+            .all(|done| done)
     }
 }
 

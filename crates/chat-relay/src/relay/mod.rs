@@ -16,9 +16,9 @@
 //! drafts on an ingest topic keyed by room, runs the sequencer as a consumer group, and
 //! publishes deliveries on a second topic that every node reads in full.
 
-mod memory;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod memory;
 
 pub use memory::MemoryRelay;
 

@@ -321,7 +321,11 @@ mod tests {
         let decoded = frame(&bytes);
         assert_eq!(decoded.header("destination"), Some("/topic/a:b"));
         assert_eq!(decoded.header("weird\\name"), Some("line\nbreak\rcr"));
-        assert_eq!(&decoded.body[..], b"hello\0world", "content-length allows NULs");
+        assert_eq!(
+            &decoded.body[..],
+            b"hello\0world",
+            "content-length allows NULs"
+        );
     }
 
     #[test]
@@ -346,9 +350,7 @@ mod tests {
         .unwrap();
         assert_eq!(all.len(), 4);
         assert_eq!(all[0], Wire::Heartbeat);
-        let Wire::Frame(sub) = &all[1] else {
-            panic!()
-        };
+        let Wire::Frame(sub) = &all[1] else { panic!() };
         assert_eq!(sub.header("id"), Some("0"));
         assert_eq!(all[2], Wire::Heartbeat);
     }
@@ -379,7 +381,10 @@ mod tests {
             (b"HELLO\n\n\0", ParseError::UnknownCommand),
             (b"SEND\nnocolon\n\n\0", ParseError::HeaderWithoutColon),
             (b"SEND\na:\\t\n\n\0", ParseError::BadEscape),
-            (b"SEND\ncontent-length:x\n\n\0", ParseError::BadContentLength),
+            (
+                b"SEND\ncontent-length:x\n\n\0",
+                ParseError::BadContentLength,
+            ),
             (b"SEND\ncontent-length:1\n\nab\0", ParseError::MissingNull),
             (
                 b"SUBSCRIBE\nid:1\n\nbody\0",
@@ -388,7 +393,12 @@ mod tests {
             (b"SEND\na:\xff\n\n\0", ParseError::NotUtf8),
         ];
         for (bytes, expected) in cases {
-            assert_eq!(one(bytes), Err(expected), "{:?}", String::from_utf8_lossy(bytes));
+            assert_eq!(
+                one(bytes),
+                Err(expected),
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
 

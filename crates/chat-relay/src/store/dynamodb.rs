@@ -117,7 +117,9 @@ impl DynamoStore {
             {
                 Ok(())
             }
-            Err(e) => Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+            Err(e) => Err(unavailable(
+                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+            )),
         }
     }
 
@@ -141,7 +143,9 @@ impl DynamoStore {
             .limit(limit as i32)
             .send()
             .await
-            .map_err(|e| unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
         output.items().iter().map(item_message).collect()
     }
 }

@@ -7,11 +7,11 @@
 //! writer at a time (the [`Sequencer`](crate::Sequencer)); backends still refuse to overwrite
 //! and retry with a later time if two writers meet.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod memory;
 #[cfg(feature = "sql")]
 pub mod sql;
-#[cfg(feature = "dynamodb")]
-pub mod dynamodb;
 
 pub use memory::MemoryStore;
 
@@ -29,12 +29,8 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
     async fn append(&self, draft: &Draft) -> Result<ChatMessage>;
 
     /// Up to `limit` messages older than `before` (all if `None`), newest first.
-    async fn history(
-        &self,
-        room: RoomId,
-        before: Option<i64>,
-        limit: usize,
-    ) -> Result<HistoryPage>;
+    async fn history(&self, room: RoomId, before: Option<i64>, limit: usize)
+    -> Result<HistoryPage>;
 
     /// Up to `limit` messages newer than `after`, oldest first (a reconnecting client's replay).
     async fn after(&self, room: RoomId, after: i64, limit: usize) -> Result<Vec<ChatMessage>>;

@@ -101,11 +101,13 @@ impl SqlStore {
     }
 
     async fn latest_in(&self, room: RoomId) -> Result<Option<i64>> {
-        on_pool!(&self.pool, |pool| sqlx::query_scalar::<_, Option<i64>>(LATEST)
-            .bind(room)
-            .fetch_one(pool)
-            .await
-            .map_err(unavailable))
+        on_pool!(&self.pool, |pool| sqlx::query_scalar::<_, Option<i64>>(
+            LATEST
+        )
+        .bind(room)
+        .fetch_one(pool)
+        .await
+        .map_err(unavailable))
     }
 
     async fn insert(&self, message: &ChatMessage) -> Result<bool, sqlx::Error> {
