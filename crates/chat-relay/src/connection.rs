@@ -34,6 +34,9 @@ use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
 use crate::store::PAGE_MAX;
 use crate::{ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock};
 
+/// How long the last words (an ERROR frame, the close) may take to a peer that is not reading.
+const FAREWELL: Duration = Duration::from_secs(5);
+
 /// Destinations the server understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destinations {
@@ -352,8 +355,12 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 .with("content-type", "text/plain")
                 .with_body(fault.detail);
         }
-        let _ = self.write(frame).await;
-        let _ = self.out.close().await;
+        // A peer that stopped reading must not keep the connection open for ever.
+        let _ = tokio::time::timeout(FAREWELL, async {
+            let _ = self.write(frame).await;
+            let _ = self.out.close().await;
+        })
+        .await;
     }
 
     async fn close(&mut self) {
@@ -377,7 +384,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             }
         }
         hub.disconnect(state.outbox);
-        let _ = self.out.close().await;
+        let _ = tokio::time::timeout(FAREWELL, self.out.close()).await;
     }
 
     async fn connect(
@@ -469,7 +476,16 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 }
                 push = rx.recv() => {
                     let Some(push) = push else { return None };
-                    if !self.deliver(push, &mut rx).await {
+                    // A client that stops reading blocks the write; its outbox then overflows.
+                    let delivered = tokio::select! {
+                        delivered = self.deliver(push, &mut rx) => delivered,
+                        () = overflowed.cancelled() => {
+                            return Some(Fault::new("slow consumer").detail(
+                                "too many messages were waiting for this connection",
+                            ));
+                        }
+                    };
+                    if !delivered {
                         return None;
                     }
                 }

@@ -1,0 +1,475 @@
+//! The connection engine over channels (no sockets): protocol rules, server-assigned senders,
+//! receipts, heart-beats, slow consumers, resuming, unread pushes and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_relay::stomp::{Command, Frame, ParseError, Wire};
+use chat_relay::{
+    ChatConfig, ChatServer, Gatekeeper, Member, MemoryPresence, MemoryRelay, MemoryStore, Presence,
+    Refusal, RoomId, Sequencer,
+};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+
+/// `login: name:id`; rooms below 100 are open to everyone, others to nobody.
+#[derive(Debug)]
+struct Gate;
+
+#[async_trait]
+impl Gatekeeper for Gate {
+    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal> {
+        let login = connect
+            .header("login")
+            .ok_or_else(|| Refusal::new("login required"))?;
+        let (name, id) = login
+            .split_once(':')
+            .ok_or_else(|| Refusal::new("bad login"))?;
+        Ok(Member {
+            id: id.parse().map_err(|_| Refusal::new("bad id"))?,
+            name: name.to_owned(),
+        })
+    }
+
+    async fn may_enter(&self, _: &Member, room: RoomId) -> Result<(), Refusal> {
+        if room < 100 {
+            Ok(())
+        } else {
+            Err(Refusal::new(format!("not a member of {room}")))
+        }
+    }
+}
+
+fn server(config: ChatConfig) -> (ChatServer, Arc<MemoryPresence>) {
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let relay = Arc::new(MemoryRelay::new(Sequencer::new(
+        store.clone(),
+        presence.clone(),
+    )));
+    (
+        ChatServer::new(config, relay, store, presence.clone(), Arc::new(Gate)),
+        presence,
+    )
+}
+
+async fn started(config: ChatConfig) -> (ChatServer, Arc<MemoryPresence>) {
+    let (chat, presence) = server(config);
+    tokio::spawn(chat.start().await.unwrap());
+    (chat, presence)
+}
+
+struct Conn {
+    to_server: mpsc::UnboundedSender<Result<Wire, ParseError>>,
+    from_server: mpsc::Receiver<Wire>,
+}
+
+impl Conn {
+    /// A connection whose outgoing side holds `buffer` frames before the server's writes block.
+    fn open_with(chat: &ChatServer, buffer: usize) -> Self {
+        let (to_server, incoming) = mpsc::unbounded();
+        let (outgoing, from_server) = mpsc::channel(buffer);
+        let chat = chat.clone();
+        tokio::spawn(async move { chat.serve(incoming, outgoing.sink_map_err(drop)).await });
+        Self {
+            to_server,
+            from_server,
+        }
+    }
+
+    fn open(chat: &ChatServer) -> Self {
+        Self::open_with(chat, 10_000)
+    }
+
+    async fn connected(chat: &ChatServer, login: &str) -> Self {
+        let mut conn = Self::open(chat);
+        conn.send(
+            Frame::new(Command::Connect)
+                .with("accept-version", "1.2")
+                .with("login", login),
+        );
+        let frame = conn.frame().await;
+        assert_eq!(frame.command, Command::Connected, "{frame:?}");
+        conn
+    }
+
+    fn send(&mut self, frame: Frame) {
+        self.to_server
+            .unbounded_send(Ok(Wire::Frame(frame)))
+            .unwrap();
+    }
+
+    fn subscribe(&mut self, id: &str, destination: &str, extra: &[(&str, &str)]) {
+        let mut frame = Frame::new(Command::Subscribe)
+            .with("id", id)
+            .with("destination", destination);
+        for (k, v) in extra {
+            frame = frame.with(*k, *v);
+        }
+        self.send(frame);
+    }
+
+    fn say(&mut self, room: RoomId, content: &str, receipt: Option<&str>) {
+        let mut frame = Frame::new(Command::Send).with("destination", "/publish/chat.send");
+        if let Some(receipt) = receipt {
+            frame = frame.with("receipt", receipt);
+        }
+        self.send(
+            frame.with_body(
+                serde_json::json!({"chatRoomId": room, "content": content,
+                               "senderId": 666, "senderName": "mallory", "sendTime": 1})
+                .to_string(),
+            ),
+        );
+    }
+
+    /// The next frame, skipping heart-beats.
+    async fn frame(&mut self) -> Frame {
+        loop {
+            match self.from_server.next().await.expect("connection closed") {
+                Wire::Frame(frame) => return frame,
+                Wire::Heartbeat => {}
+            }
+        }
+    }
+
+    async fn message(&mut self) -> serde_json::Value {
+        let frame = self.frame().await;
+        assert_eq!(frame.command, Command::Message, "{frame:?}");
+        serde_json::from_slice(&frame.body).unwrap()
+    }
+
+    /// An ERROR frame with `message`, then the end of the connection.
+    async fn error_and_close(&mut self, message: &str) -> Frame {
+        let frame = self.frame().await;
+        assert_eq!(frame.command, Command::Error, "{frame:?}");
+        assert_eq!(frame.header("message"), Some(message), "{frame:?}");
+        while let Some(item) = self.from_server.next().await {
+            assert!(
+                matches!(item, Wire::Heartbeat),
+                "nothing after ERROR but the close: {item:?}"
+            );
+        }
+        frame
+    }
+}
+
+const ROOM: &str = "/topic/chat/chatRoomId";
+
+#[tokio::test]
+async fn connected_agrees_version_and_heartbeats() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut conn = Conn::open(&chat);
+    conn.send(
+        Frame::new(Command::Stomp)
+            .with("accept-version", "1.0,1.1")
+            .with("heart-beat", "0,5000")
+            .with("login", "alice:1"),
+    );
+    let connected = conn.frame().await;
+    assert_eq!(connected.header("version"), Some("1.1"));
+    assert_eq!(connected.header("heart-beat"), Some("10000,0"));
+    assert_eq!(connected.header("user-name"), Some("1"));
+}
+
+#[tokio::test]
+async fn refusals_end_with_an_error_frame() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let cases: Vec<(Vec<Frame>, &str)> = vec![
+        (
+            vec![Frame::new(Command::Send).with("destination", "/x")],
+            "expected CONNECT",
+        ),
+        (
+            vec![Frame::new(Command::Connect).with("login", "a:1")],
+            "unsupported protocol version",
+        ),
+        (
+            vec![Frame::new(Command::Connect).with("accept-version", "1.2")],
+            "login required",
+        ),
+    ];
+    for (frames, message) in cases {
+        let mut conn = Conn::open(&chat);
+        for frame in frames {
+            conn.send(frame);
+        }
+        conn.error_and_close(message).await;
+    }
+    let after_connect: Vec<(Frame, &str)> = vec![
+        (
+            Frame::new(Command::Subscribe)
+                .with("id", "1")
+                .with("destination", "/topic/other"),
+            "unknown destination",
+        ),
+        (
+            Frame::new(Command::Subscribe).with("destination", format!("{ROOM}1")),
+            "missing id header",
+        ),
+        (
+            Frame::new(Command::Subscribe)
+                .with("id", "1")
+                .with("destination", format!("{ROOM}100")),
+            "not a member of 100",
+        ),
+        (
+            Frame::new(Command::Send)
+                .with("destination", "/publish/chat.send")
+                .with_body("{"),
+            "invalid message body",
+        ),
+        (
+            Frame::new(Command::Send)
+                .with("destination", "/publish/chat.send")
+                .with_body(r#"{"chatRoomId": 1, "content": "   "}"#),
+            "invalid content: must not be empty",
+        ),
+        (
+            Frame::new(Command::Send)
+                .with("destination", "/publish/chat.send")
+                .with_body(r#"{"chatRoomId": 100, "content": "hi"}"#),
+            "not a member of 100",
+        ),
+        (
+            Frame::new(Command::Begin).with("transaction", "t"),
+            "transactions are not supported",
+        ),
+        (
+            Frame::new(Command::Connect).with("accept-version", "1.2"),
+            "already connected",
+        ),
+        (Frame::new(Command::Message), "MESSAGE is a server frame"),
+        (
+            Frame::new(Command::Unsubscribe).with("id", "9"),
+            "no subscription 9",
+        ),
+    ];
+    for (frame, message) in after_connect {
+        let mut conn = Conn::connected(&chat, "alice:1").await;
+        conn.send(frame.with("receipt", "r-1"));
+        let error = conn.error_and_close(message).await;
+        assert_eq!(
+            error.header("receipt-id"),
+            Some("r-1"),
+            "ERROR names the frame's receipt"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_frame_closes_the_connection() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut conn = Conn::connected(&chat, "alice:1").await;
+    conn.to_server
+        .unbounded_send(Err(ParseError::BadEscape))
+        .unwrap();
+    let error = conn.error_and_close("malformed frame").await;
+    assert!(error.body_text().unwrap().contains("escape"));
+}
+
+#[tokio::test]
+async fn the_server_names_the_sender_and_sends_receipts() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.subscribe("s1", &format!("{ROOM}7"), &[("receipt", "sub")]);
+    assert_eq!(alice.frame().await.header("receipt-id"), Some("sub"));
+    alice.say(7, "안녕하세요", Some("sent"));
+    let mut frames = vec![alice.frame().await, alice.frame().await];
+    frames.sort_by_key(|f| f.command == Command::Message);
+    assert_eq!(frames[0].header("receipt-id"), Some("sent"));
+    let message = &frames[1];
+    assert_eq!(message.header("subscription"), Some("s1"));
+    assert_eq!(
+        message.header("destination"),
+        Some(format!("{ROOM}7").as_str())
+    );
+    let body: serde_json::Value = serde_json::from_slice(&message.body).unwrap();
+    assert_eq!(body["senderId"], 1);
+    assert_eq!(body["senderName"], "alice");
+    assert_eq!(body["content"], "안녕하세요");
+    assert_ne!(body["sendTime"], 1, "the client's sendTime is ignored");
+    assert_eq!(
+        message.header("message-id").unwrap(),
+        format!("7-{}", body["sendTime"])
+    );
+}
+
+#[tokio::test]
+async fn client_ack_mode_adds_an_ack_header_and_accepts_acks() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.subscribe("s1", &format!("{ROOM}7"), &[("ack", "client-individual")]);
+    alice.say(7, "ack me", None);
+    let message = alice.frame().await;
+    let ack = message.header("ack").unwrap().to_owned();
+    alice.send(
+        Frame::new(Command::Ack)
+            .with("id", ack)
+            .with("receipt", "acked"),
+    );
+    assert_eq!(alice.frame().await.header("receipt-id"), Some("acked"));
+    alice.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
+    assert_eq!(alice.frame().await.header("receipt-id"), Some("bye"));
+    assert!(
+        alice.from_server.next().await.is_none(),
+        "closed after DISCONNECT"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_go_out_when_idle_and_silence_is_fatal() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    // The client will send every 1 s (the server wants 10 s) and wants one every 1 s (the
+    // server offers 10 s): both directions at 10 s.
+    let mut conn = Conn::open(&chat);
+    conn.send(
+        Frame::new(Command::Connect)
+            .with("accept-version", "1.2")
+            .with("heart-beat", "1000,1000")
+            .with("login", "alice:1"),
+    );
+    assert_eq!(conn.frame().await.header("heart-beat"), Some("10000,10000"));
+    let start = tokio::time::Instant::now();
+    assert_eq!(conn.from_server.next().await, Some(Wire::Heartbeat));
+    assert_eq!(start.elapsed().as_secs(), 10, "virtual time");
+    // Keep-alives from the client keep it open...
+    conn.to_server.unbounded_send(Ok(Wire::Heartbeat)).unwrap();
+    // ...silence for twice the period ends it.
+    let error = conn.error_and_close("heart-beat timeout").await;
+    assert_eq!(error.command, Command::Error);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_disconnected() {
+    let config = ChatConfig {
+        outbound_capacity: 4,
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    // Its writes block after one frame: a peer that stopped reading.
+    let mut slow = Conn::open_with(&chat, 0);
+    slow.send(
+        Frame::new(Command::Connect)
+            .with("accept-version", "1.2")
+            .with("login", "slow:2"),
+    );
+    slow.subscribe("s", &format!("{ROOM}3"), &[("receipt", "r")]);
+    assert_eq!(slow.frame().await.command, Command::Connected);
+    assert_eq!(slow.frame().await.command, Command::Receipt);
+    // From here on it reads nothing until the others are done.
+    let mut fast = Conn::connected(&chat, "fast:1").await;
+    for i in 0..50 {
+        fast.say(3, &format!("m{i}"), None);
+    }
+    fast.say(3, "last", Some("done"));
+    assert_eq!(fast.frame().await.header("receipt-id"), Some("done"));
+    // Now read what the slow one was sent: a few frames, then ERROR.
+    let mut saw_error = false;
+    while let Some(item) = slow.from_server.next().await {
+        if let Wire::Frame(frame) = item
+            && frame.command == Command::Error
+        {
+            assert_eq!(frame.header("message"), Some("slow consumer"));
+            saw_error = true;
+        }
+    }
+    assert!(saw_error, "closed with an ERROR frame");
+    assert!(chat.hub().stats().overflowed > 0);
+}
+
+#[tokio::test]
+async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
+    assert_eq!(alice.frame().await.command, Command::Receipt);
+    for i in 0..4 {
+        bob.say(5, &format!("m{i}"), None);
+    }
+    let first = alice.message().await;
+    let second = alice.message().await;
+    assert_eq!(
+        (first["content"].as_str(), second["content"].as_str()),
+        (Some("m0"), Some("m1"))
+    );
+    // The network drops with m2 and m3 possibly in flight.
+    drop(alice);
+    for i in 4..7 {
+        bob.say(5, &format!("m{i}"), None);
+    }
+    bob.say(5, "m7", Some("sent"));
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    let last_seen = second["sendTime"].to_string();
+    alice.subscribe("s", &format!("{ROOM}5"), &[("resume-after", &last_seen)]);
+    let mut replayed = Vec::new();
+    for _ in 2..8 {
+        replayed.push(
+            alice.message().await["content"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(replayed, ["m2", "m3", "m4", "m5", "m6", "m7"]);
+    bob.say(5, "live", None);
+    assert_eq!(
+        alice.message().await["content"],
+        "live",
+        "no repeat, no gap"
+    );
+}
+
+#[tokio::test]
+async fn absent_members_get_their_unread_counts_pushed() {
+    let (chat, presence) = started(ChatConfig::default()).await;
+    presence.join(9, 2).await.unwrap();
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    bob.subscribe("u", "/user/queue/unread", &[("receipt", "r")]);
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.say(9, "one", None);
+    alice.say(9, "two", None);
+    assert_eq!(
+        bob.message().await,
+        serde_json::json!({"chatRoomId": 9, "unReadCount": 1})
+    );
+    assert_eq!(
+        bob.message().await,
+        serde_json::json!({"chatRoomId": 9, "unReadCount": 2})
+    );
+    // Entering the room resets the count and stops counting.
+    bob.subscribe("room", &format!("{ROOM}9"), &[("receipt", "in")]);
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    assert_eq!(presence.unread(2, &[9]).await.unwrap(), [Some(0)]);
+    alice.say(9, "three", None);
+    assert_eq!(bob.message().await["content"], "three");
+    assert_eq!(presence.unread(2, &[9]).await.unwrap(), [Some(0)]);
+    // Leaving the room (closing) makes the member absent again.
+    drop(bob);
+    let mut check = 0;
+    while presence.is_present(9, 2).await.unwrap() {
+        tokio::task::yield_now().await;
+        check += 1;
+        assert!(check < 100_000, "presence never cleared");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_an_error() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    chat.shutdown();
+    alice.error_and_close("server shutting down").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_connects_is_closed() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut conn = Conn::open(&chat);
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    conn.error_and_close("no CONNECT frame in time").await;
+}
