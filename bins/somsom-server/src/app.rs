@@ -55,6 +55,8 @@ pub struct AppState {
     pub ticket_defaults: crate::config::TicketSettings,
     /// Waiting rooms in front of ticket sales.
     pub queues: crate::queues::Queues,
+    /// Festival chat.
+    pub chat: crate::chat::Chat,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -91,6 +93,17 @@ fn routes() -> Router<AppState> {
             delete(crate::reservations::cancel),
         )
         .route("/me", get(crate::reservations::me))
+        .route("/festivals/chatting/list", get(crate::chat::list))
+        .route("/festivals/chatting/delete", delete(crate::chat::leave))
+        .route(
+            "/festivals/chatting/{chatRoomId}",
+            get(crate::chat::history),
+        )
+        .route(
+            "/festivals/chatting/{chatRoomId}/join",
+            post(crate::chat::join),
+        )
+        .route("/ws-chat", get(crate::chat::websocket))
         .route(
             "/queues/{queue}/waiting-room/users/{email}",
             get(crate::queues::waiting_room),

@@ -17,14 +17,23 @@ use cognito_auth::{Clock, IdentityProvider, SystemClock};
 use crate::app::{AppState, app_with, invalid_cors_origins};
 use crate::auth::{AdminEmails, AttemptLimits};
 use crate::backends::{self, BackendError};
+use crate::chat::Chat;
 use crate::config::Config;
-use crate::config::{AuthBackend, QueueDriver};
+use crate::config::{AuthBackend, ChatStoreKind, QueueDriver};
 use crate::db::{Database, DbError};
 use crate::festivals::Festivals;
 use crate::metrics::Metrics;
 use crate::queues::Queues;
 use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
 use crate::tasks::Tasks;
+use chat_relay::presence::redis::RedisPresence;
+use chat_relay::relay::kafka::{KafkaRelay, Topics};
+use chat_relay::store::dynamodb::DynamoStore;
+use chat_relay::store::sql::SqlStore as SqlChatStore;
+use chat_relay::websocket::Buffers;
+use chat_relay::{
+    ChatConfig, ChatServer, MemoryPresence, MemoryRelay, MessageStore, Presence, Relay, Sequencer,
+};
 use festival_catalog::sql::SqlCatalog;
 use search_cache::redis::RedisCache;
 use search_cache::{CacheAside, CacheStore, MemoryCache};
@@ -140,6 +149,16 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
 
     let tasks = Tasks::new();
     let queues = queues(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
+    let shutdown = CancellationToken::new();
+    let chat = chat(
+        &config,
+        &db,
+        redis.as_ref(),
+        auth.clone(),
+        &shutdown,
+        &tasks,
+    )
+    .await?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -152,7 +171,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         readiness: Readiness::new(checks),
         metrics: Arc::new(metrics),
         http: Arc::new(config.http.clone()),
-        shutdown: CancellationToken::new(),
+        shutdown,
         auth,
         limits: Arc::new(AttemptLimits::new(
             config.auth.attempts_per_account_per_minute,
@@ -163,6 +182,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         tickets: Arc::new(tickets),
         ticket_defaults: config.tickets.clone(),
         queues,
+        chat,
     };
     Ok(Application {
         listener,
@@ -280,6 +300,109 @@ async fn queues(
         settings.gate_all,
         clock,
     ))
+}
+
+/// The chat engine: messages in the configured store, presence in Redis when configured, the
+/// relay on Kafka when configured (with this node's share of the storing consumer group).
+async fn chat(
+    config: &Config,
+    db: &Database,
+    redis: Option<&redis::aio::ConnectionManager>,
+    auth: Arc<dyn IdentityProvider>,
+    shutdown: &CancellationToken,
+    tasks: &Tasks,
+) -> Result<Chat, BuildError> {
+    let settings = &config.chat;
+    let failed =
+        |what: &str, e: chat_relay::ChatError| BuildError::Config(format!("chat {what}: {e}"));
+    let store: Arc<dyn MessageStore> = match settings.store {
+        ChatStoreKind::Sql => {
+            let store = SqlChatStore::new(db.chat_pool());
+            store.migrate().await.map_err(|e| failed("store", e))?;
+            Arc::new(store)
+        }
+        ChatStoreKind::Dynamodb => {
+            let sdk = backends::aws_config(&config.aws).await;
+            let store = DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &settings.dynamodb_table,
+            );
+            store.create_table().await.map_err(|e| failed("store", e))?;
+            Arc::new(store)
+        }
+        ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
+    };
+    let presence: Arc<dyn Presence> = match redis {
+        Some(redis) => Arc::new(RedisPresence::new(
+            redis.clone(),
+            config.redis_key_prefix.clone(),
+        )),
+        None => Arc::new(MemoryPresence::new()),
+    };
+    // Presence mirrors the members table; after a restart (or a Redis that keeps nothing on
+    // disk) it is filled again from there.
+    for (room, user) in crate::chat::members::all(db)
+        .await
+        .map_err(|e| BuildError::Config(format!("chat members: {e}")))?
+    {
+        presence
+            .join(room, user)
+            .await
+            .map_err(|e| failed("presence", e))?;
+    }
+    let sequencer = Sequencer::new(store.clone(), presence.clone());
+    let relay: Arc<dyn Relay> = match &config.kafka_brokers {
+        Some(brokers) => {
+            let relay = Arc::new(
+                KafkaRelay::new(
+                    backends::kafka_config(brokers),
+                    Topics::prefixed(&settings.kafka_topic_prefix),
+                )
+                .map_err(|e| failed("relay", e))?,
+            );
+            relay
+                .create_topics(settings.kafka_partitions, settings.kafka_replication)
+                .await
+                .map_err(|e| failed("topics", e))?;
+            let worker = relay.clone();
+            tasks.spawn("chat-sequencer", move |cancel| async move {
+                if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
+                    tracing::error!(error = %e, "chat sequencer stopped");
+                }
+            });
+            relay
+        }
+        None => Arc::new(MemoryRelay::new(sequencer)),
+    };
+    let chat_config = ChatConfig {
+        limits: chat_relay::stomp::Limits {
+            max_frame_bytes: settings.max_frame_bytes,
+            ..Default::default()
+        },
+        heartbeat_ms: (settings.heartbeat_send_ms, settings.heartbeat_receive_ms),
+        outbound_capacity: settings.outbound_capacity,
+        server_name: concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned(),
+        ..ChatConfig::default()
+    };
+    let server = ChatServer::new(
+        chat_config,
+        relay,
+        store,
+        presence,
+        Arc::new(crate::chat::Gate::new(db.clone(), auth)),
+    )
+    .with_shutdown(shutdown.clone());
+    let pump = server.start().await.map_err(|e| failed("relay", e))?;
+    tasks.spawn("chat-delivery", move |cancel| async move {
+        tokio::select! {
+            () = pump => {}
+            () = cancel.cancelled() => {}
+        }
+    });
+    Ok(Chat {
+        server,
+        buffers: Buffers::default(),
+    })
 }
 
 fn log_tick(queue: &waiting_queue::QueueName, tick: &waiting_queue::Tick) {

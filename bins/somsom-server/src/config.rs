@@ -56,6 +56,63 @@ pub struct Config {
     pub tickets: TicketSettings,
     /// Waiting rooms (`SOMSOM_QUEUE__BATCH_SIZE`, ...); in Redis when `redis_url` is set.
     pub queue: QueueSettings,
+    /// Festival chat (`SOMSOM_CHAT__STORE`, ...): relayed through Kafka when `kafka_brokers` is
+    /// set, presence in Redis when `redis_url` is set.
+    pub chat: ChatSettings,
+}
+
+/// Festival chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Where messages are kept: `sql` (the server's database), `dynamodb` (the seed's table) or
+    /// `memory` (lost at restart).
+    pub store: ChatStoreKind,
+    /// The DynamoDB table for `store = "dynamodb"` (created if missing).
+    pub dynamodb_table: String,
+    /// Prefix of the Kafka topic and group names (`chat-topic`, `chat-delivery`,
+    /// `consumer-group-db`).
+    pub kafka_topic_prefix: String,
+    /// Partitions of new chat topics (the seed's 3).
+    pub kafka_partitions: i32,
+    /// Replication factor of new chat topics.
+    pub kafka_replication: i32,
+    /// Pushes a connection may have waiting before it is closed as too slow.
+    pub outbound_capacity: usize,
+    /// Heart-beats the server offers: send every / expect every, milliseconds (0 turns off).
+    pub heartbeat_send_ms: u64,
+    /// See `heartbeat_send_ms`.
+    pub heartbeat_receive_ms: u64,
+    /// Largest STOMP frame a client may send, bytes.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self {
+            store: ChatStoreKind::Sql,
+            dynamodb_table: "Message".to_owned(),
+            kafka_topic_prefix: String::new(),
+            kafka_partitions: 3,
+            kafka_replication: 1,
+            outbound_capacity: 1024,
+            heartbeat_send_ms: 10_000,
+            heartbeat_receive_ms: 10_000,
+            max_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Where chat messages are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatStoreKind {
+    /// The server's SQL database.
+    Sql,
+    /// DynamoDB, in the seed's `Message` table layout.
+    Dynamodb,
+    /// Memory (lost at restart).
+    Memory,
 }
 
 /// Waiting rooms in front of ticket sales: the default admission policy, how admission is driven,
@@ -237,6 +294,7 @@ impl Default for Config {
             redis_key_prefix: "somsom:".to_owned(),
             tickets: TicketSettings::default(),
             queue: QueueSettings::default(),
+            chat: ChatSettings::default(),
         }
     }
 }

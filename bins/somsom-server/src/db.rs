@@ -114,6 +114,14 @@ impl Database {
         }
     }
 
+    /// The same pool, for chat messages.
+    pub fn chat_pool(&self) -> chat_relay::store::sql::SqlPool {
+        match self {
+            Self::Sqlite(pool) => chat_relay::store::sql::SqlPool::Sqlite(pool.clone()),
+            Self::MySql(pool) => chat_relay::store::sql::SqlPool::MySql(pool.clone()),
+        }
+    }
+
     /// `sqlite` or `mysql`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -165,3 +173,14 @@ fn shared(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     migrator.set_ignore_missing(true);
     migrator
 }
+
+/// Runs the same sqlx expression on whichever pool `db` holds.
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Database::Sqlite($pool) => $body,
+            $crate::db::Database::MySql($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;

@@ -81,6 +81,12 @@ pub enum ErrorCode {
     QueueAdmissionRequired,
     /// 403: the admission token is expired, altered, or someone else's.
     QueueAdmissionInvalid,
+    /// 400: no such chat room (the seed's status).
+    ChatroomNotFound,
+    /// 404: the caller has not joined this chat room.
+    UserChatroomNotFound,
+    /// 403: only members may read or write in a chat room.
+    ChatroomNotJoined,
 }
 
 impl ErrorCode {
@@ -98,7 +104,11 @@ impl ErrorCode {
             TicketSoldOut | FestivalDayClosed => StatusCode::BAD_REQUEST,
             TicketLimitExceeded | ReservationAlreadyCancelled => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            QueueAdmissionRequired | QueueAdmissionInvalid => StatusCode::FORBIDDEN,
+            QueueAdmissionRequired | QueueAdmissionInvalid | ChatroomNotJoined => {
+                StatusCode::FORBIDDEN
+            }
+            ChatroomNotFound => StatusCode::BAD_REQUEST,
+            UserChatroomNotFound => StatusCode::NOT_FOUND,
             UserAlreadyExists | AlreadyConfirmed => StatusCode::CONFLICT,
             UserNotConfirmed | ConfirmationLocked => StatusCode::FORBIDDEN,
             InvalidPassword | InvalidRefreshToken => StatusCode::BAD_REQUEST,
@@ -208,6 +218,15 @@ impl ErrorCode {
             QueueAdmissionInvalid => (
                 "입장 허가가 만료되었거나 올바르지 않습니다. 대기열에 다시 입장해주세요.",
                 "The admission expired or is invalid. Please join the waiting room again.",
+            ),
+            ChatroomNotFound => ("존재하지 않는 채팅방입니다.", "No such chat room."),
+            UserChatroomNotFound => (
+                "참여 중인 채팅방이 아닙니다.",
+                "You have not joined this chat room.",
+            ),
+            ChatroomNotJoined => (
+                "채팅방에 참여한 뒤 이용할 수 있습니다.",
+                "Please join the chat room first.",
             ),
         };
         match lang {

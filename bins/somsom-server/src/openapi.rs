@@ -42,6 +42,10 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::reservations::list,
         crate::reservations::cancel,
         crate::reservations::me,
+        crate::chat::join,
+        crate::chat::history,
+        crate::chat::list,
+        crate::chat::leave,
         crate::queues::waiting_room,
         crate::queues::rank,
         crate::queues::allowed,
@@ -62,6 +66,7 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "auth", description = "Accounts, tokens and sessions"),
         (name = "festivals", description = "Festivals: create, list, detail and keyword search"),
         (name = "reservations", description = "Booking tickets, cancelling, and my page"),
+        (name = "chat", description = "Festival chat rooms; live messages over STOMP at /ws-chat"),
         (name = "queues", description = "Waiting rooms: join, rank, admission, events; admin statistics and controls"),
     ),
 )]

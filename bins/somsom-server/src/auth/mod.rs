@@ -207,31 +207,38 @@ where
             return Err(ApiError::new(ErrorCode::Unauthorized));
         };
         let db = Database::from_ref(state);
+        let auth = Arc::<dyn IdentityProvider>::from_ref(state);
+        let user = user_for(&db, &*auth, &authenticated.claims).await?;
         let claims = &authenticated.claims;
-        let user = match users::by_username(&db, &claims.username)
-            .await
-            .map_err(ApiError::internal)?
-        {
-            Some(user) => user,
-            None => {
-                // An account confirmed before its row existed: make the row from the provider.
-                let email = claims
-                    .email
-                    .clone()
-                    .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound))?;
-                let auth = Arc::<dyn IdentityProvider>::from_ref(state);
-                let profile = auth.profile(&email).await.map_err(auth_error)?;
-                users::upsert(&db, &profile)
-                    .await
-                    .map_err(ApiError::internal)?
-            }
-        };
         Ok(CurrentUser {
             user,
             token: authenticated.token,
             role: claims.role,
         })
     }
+}
+
+/// The `users` row of a verified token's owner. An account confirmed before its row existed gets
+/// its row made from the provider's profile.
+pub async fn user_for(
+    db: &Database,
+    auth: &dyn IdentityProvider,
+    claims: &cognito_auth::Claims,
+) -> Result<User, ApiError> {
+    if let Some(user) = users::by_username(db, &claims.username)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Ok(user);
+    }
+    let email = claims
+        .email
+        .clone()
+        .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound))?;
+    let profile = auth.profile(&email).await.map_err(auth_error)?;
+    users::upsert(db, &profile)
+        .await
+        .map_err(ApiError::internal)
 }
 
 /// `{"message": "..."}`, the JSON form of the seed's plain-text answers.

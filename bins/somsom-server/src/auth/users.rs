@@ -4,7 +4,7 @@
 use cognito_auth::{Profile, Role};
 use sqlx::Row;
 
-use crate::db::Database;
+use crate::db::{Database, on_db};
 
 /// A row of `users`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,15 +19,6 @@ pub struct User {
     pub email: String,
     /// Role.
     pub role: Role,
-}
-
-macro_rules! on_db {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            Database::Sqlite($pool) => $body,
-            Database::MySql($pool) => $body,
-        }
-    };
 }
 
 /// Inserts or refreshes the row for `profile` and returns it. Idempotent: confirming twice,

@@ -132,6 +132,6 @@ pub struct MyPage {
     pub profile: Profile,
     /// Active reservations from today on, soonest first.
     pub upcoming_reservations: Vec<ReservationItem>,
-    /// Joined chat rooms (filled once chat exists).
-    pub chat_rooms: Vec<serde_json::Value>,
+    /// Joined chat rooms with member and unread counts, most recently joined first.
+    pub chat_rooms: Vec<crate::chat::ChatRoomItem>,
 }

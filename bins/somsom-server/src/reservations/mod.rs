@@ -187,6 +187,8 @@ pub async fn cancel(
 pub async fn me(
     State(tickets): State<Arc<dyn TicketEngine>>,
     State(festivals): State<Festivals>,
+    State(db): State<crate::db::Database>,
+    State(chat): State<crate::chat::Chat>,
     user: CurrentUser,
 ) -> Result<Json<MyPage>, ApiError> {
     let today = chrono::Utc::now()
@@ -204,6 +206,7 @@ pub async fn me(
         .collect();
     upcoming.sort_by_key(|r| (r.date, r.id));
     let upcoming = with_festivals(&*festivals.catalog, &upcoming).await?;
+    let chat_rooms = crate::chat::rooms_of(&db, &festivals, &chat, user.user.id).await?;
     Ok(Json(MyPage {
         profile: Profile {
             id: user.user.id,
@@ -212,6 +215,6 @@ pub async fn me(
             role: user.role.as_str().to_owned(),
         },
         upcoming_reservations: upcoming,
-        chat_rooms: Vec::new(),
+        chat_rooms,
     }))
 }

@@ -1,0 +1,66 @@
+//! The `chat_room_members` table: who joined which room (room id = festival id).
+
+use std::collections::HashMap;
+
+use chat_relay::{RoomId, UserId};
+
+use crate::db::{Database, on_db};
+
+/// Adds a membership; `false` if it existed.
+pub async fn join(
+    db: &Database,
+    room: RoomId,
+    user: UserId,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let sql = match db {
+        Database::Sqlite(_) => {
+            "INSERT OR IGNORE INTO chat_room_members (chat_room_id, user_id, joined_at) VALUES (?, ?, ?)"
+        }
+        Database::MySql(_) => {
+            "INSERT IGNORE INTO chat_room_members (chat_room_id, user_id, joined_at) VALUES (?, ?, ?)"
+        }
+    };
+    let done = on_db!(db, pool => sqlx::query(sql).bind(room).bind(user).bind(now).execute(pool).await?.rows_affected());
+    Ok(done > 0)
+}
+
+/// Ends a membership; `false` if there was none.
+pub async fn leave(db: &Database, room: RoomId, user: UserId) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "DELETE FROM chat_room_members WHERE chat_room_id = ? AND user_id = ?";
+    let done = on_db!(db, pool => sqlx::query(SQL).bind(room).bind(user).execute(pool).await?.rows_affected());
+    Ok(done > 0)
+}
+
+/// Whether `user` joined `room`.
+pub async fn is_member(db: &Database, room: RoomId, user: UserId) -> Result<bool, sqlx::Error> {
+    const SQL: &str =
+        "SELECT COUNT(*) FROM chat_room_members WHERE chat_room_id = ? AND user_id = ?";
+    let count: i64 =
+        on_db!(db, pool => sqlx::query_scalar(SQL).bind(room).bind(user).fetch_one(pool).await?);
+    Ok(count > 0)
+}
+
+/// The rooms `user` joined, most recently joined first.
+pub async fn rooms_of(db: &Database, user: UserId) -> Result<Vec<RoomId>, sqlx::Error> {
+    const SQL: &str = "SELECT chat_room_id FROM chat_room_members WHERE user_id = ? ORDER BY joined_at DESC, chat_room_id DESC";
+    on_db!(db, pool => sqlx::query_scalar(SQL).bind(user).fetch_all(pool).await)
+}
+
+/// Members per room, for `rooms`.
+pub async fn counts(db: &Database, rooms: &[RoomId]) -> Result<HashMap<RoomId, i64>, sqlx::Error> {
+    let mut counts = HashMap::new();
+    for room in rooms {
+        const SQL: &str = "SELECT COUNT(*) FROM chat_room_members WHERE chat_room_id = ?";
+        let count: i64 =
+            on_db!(db, pool => sqlx::query_scalar(SQL).bind(room).fetch_one(pool).await?);
+        counts.insert(*room, count);
+    }
+    Ok(counts)
+}
+
+/// Every membership, oldest first (to prime an in-memory presence at start).
+pub async fn all(db: &Database) -> Result<Vec<(RoomId, UserId)>, sqlx::Error> {
+    const SQL: &str = "SELECT chat_room_id, user_id FROM chat_room_members ORDER BY joined_at";
+    on_db!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await)
+}

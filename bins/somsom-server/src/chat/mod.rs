@@ -1,0 +1,270 @@
+//! Festival chat: the seed's four routes and STOMP at `/ws-chat`, over `chat_relay`.
+//!
+//! A festival's chat room has the festival's id and name. Members are kept in
+//! `chat_room_members` (the source of truth for "joined"), mirrored into the chat engine's
+//! presence so unread counts know whom to count. Only members read history, subscribe or send.
+
+mod dto;
+pub mod members;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Json;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use chat_relay::stomp::Frame;
+use chat_relay::websocket::Buffers;
+use chat_relay::{ChatServer, Gatekeeper, Member, Refusal, RoomId};
+use cognito_auth::IdentityProvider;
+use festival_catalog::CatalogError;
+
+use crate::auth::CurrentUser;
+use crate::db::Database;
+use crate::error::{ApiError, ErrorCode, FieldIssue};
+use crate::extract::{Path, Query};
+use crate::festivals::Festivals;
+
+pub use dto::{ChatRoomItem, HistoryQuery, LeaveQuery, MessageDto, MessageList};
+
+/// The chat engine and its WebSocket settings.
+#[derive(Clone)]
+pub struct Chat {
+    /// The engine.
+    pub server: ChatServer,
+    /// Per-connection buffer sizes.
+    pub buffers: Buffers,
+}
+
+/// Lets signed-in users connect, and members into their rooms.
+pub struct Gate {
+    db: Database,
+    auth: Arc<dyn IdentityProvider>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// A gate checking tokens with `auth` and memberships in `db`.
+    pub fn new(db: Database, auth: Arc<dyn IdentityProvider>) -> Self {
+        Self { db, auth }
+    }
+}
+
+/// The bearer token of a CONNECT frame: `Authorization: Bearer …` (any case), or `passcode`.
+fn connect_token(frame: &Frame) -> Option<&str> {
+    let from_header = frame
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        .map(|(_, value)| value.strip_prefix("Bearer ").unwrap_or(value).trim());
+    from_header
+        .or_else(|| frame.header("passcode").map(str::trim))
+        .filter(|token| !token.is_empty())
+}
+
+#[async_trait]
+impl Gatekeeper for Gate {
+    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal> {
+        let token = connect_token(connect)
+            .ok_or_else(|| Refusal::new("an access token is required (Authorization: Bearer …)"))?;
+        let claims = self
+            .auth
+            .verify(token)
+            .await
+            .map_err(|_| Refusal::new("the access token is invalid or expired"))?;
+        let user = crate::auth::user_for(&self.db, &*self.auth, &claims)
+            .await
+            .map_err(|_| Refusal::new("unknown user"))?;
+        Ok(Member {
+            id: user.id,
+            name: user.name,
+        })
+    }
+
+    async fn may_enter(&self, member: &Member, room: RoomId) -> Result<(), Refusal> {
+        match members::is_member(&self.db, room, member.id).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::new(format!(
+                "join chat room {room} before entering it"
+            ))),
+            Err(e) => {
+                tracing::warn!(error = %e, "membership check failed");
+                Err(Refusal::new("temporarily unavailable"))
+            }
+        }
+    }
+}
+
+fn chat_error(e: chat_relay::ChatError) -> ApiError {
+    match e {
+        chat_relay::ChatError::Invalid { field, reason } => ApiError::field(
+            field,
+            FieldIssue::Other {
+                ko: format!("올바르지 않은 값입니다 ({reason})."),
+                en: reason,
+            },
+        ),
+        other => crate::app::unavailable("chat", other),
+    }
+}
+
+/// The room's name, or `CHATROOM_NOT_FOUND` (the seed's 400).
+async fn room_title(festivals: &Festivals, room: RoomId) -> Result<String, ApiError> {
+    match festivals.catalog.get(room).await {
+        Ok(festival) => Ok(festival.name),
+        Err(CatalogError::NotFound(_)) => Err(ApiError::new(ErrorCode::ChatroomNotFound)),
+        Err(e) => Err(crate::festivals::catalog_error(e)),
+    }
+}
+
+/// Joins a festival's chat room (idempotent); answers the room id as a bare number.
+#[utoipa::path(post, path = "/festivals/chatting/{chatRoomId}/join", tag = "chat",
+    params(("chatRoomId" = i64, Path)), security(("bearer" = [])),
+    responses((status = 200, body = i64), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody)))]
+pub async fn join(
+    State(db): State<Database>,
+    State(festivals): State<Festivals>,
+    State(chat): State<Chat>,
+    user: CurrentUser,
+    Path(room): Path<i64>,
+) -> Result<Json<i64>, ApiError> {
+    room_title(&festivals, room).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    members::join(&db, room, user.user.id, now)
+        .await
+        .map_err(ApiError::internal)?;
+    chat.server
+        .presence()
+        .join(room, user.user.id)
+        .await
+        .map_err(chat_error)?;
+    Ok(Json(room))
+}
+
+/// A room's history, newest first, with the seed's cursor. Members only.
+#[utoipa::path(get, path = "/festivals/chatting/{chatRoomId}", tag = "chat",
+    params(("chatRoomId" = i64, Path), HistoryQuery), security(("bearer" = [])),
+    responses((status = 200, body = MessageList), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+pub async fn history(
+    State(db): State<Database>,
+    State(festivals): State<Festivals>,
+    State(chat): State<Chat>,
+    user: CurrentUser,
+    Path(room): Path<i64>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<Json<MessageList>, ApiError> {
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=chat_relay::store::PAGE_MAX).contains(&limit) {
+        return Err(ApiError::field(
+            "limit",
+            FieldIssue::Other {
+                ko: "1부터 100 사이여야 합니다.".into(),
+                en: "must be 1..=100".into(),
+            },
+        ));
+    }
+    let title = room_title(&festivals, room).await?;
+    if !members::is_member(&db, room, user.user.id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(ErrorCode::ChatroomNotJoined));
+    }
+    let page = chat
+        .server
+        .store()
+        .history(room, query.last_evaluated_send_time, limit)
+        .await
+        .map_err(chat_error)?;
+    Ok(Json(MessageList {
+        title,
+        messages: page.messages.into_iter().map(MessageDto::from).collect(),
+        last_evaluated_send_time: page.last_evaluated_send_time,
+    }))
+}
+
+/// The caller's rooms with member and unread counts, most recently joined first.
+pub async fn rooms_of(
+    db: &Database,
+    festivals: &Festivals,
+    chat: &Chat,
+    user: i64,
+) -> Result<Vec<ChatRoomItem>, ApiError> {
+    let rooms = members::rooms_of(db, user)
+        .await
+        .map_err(ApiError::internal)?;
+    let counts = members::counts(db, &rooms)
+        .await
+        .map_err(ApiError::internal)?;
+    let unread = chat
+        .server
+        .presence()
+        .unread(user, &rooms)
+        .await
+        .map_err(chat_error)?;
+    let mut items = Vec::with_capacity(rooms.len());
+    for (room, unread) in rooms.into_iter().zip(unread) {
+        // A festival deleted from the catalog takes its room with it.
+        let Ok(festival) = festivals.catalog.get(room).await else {
+            continue;
+        };
+        items.push(ChatRoomItem {
+            id: room,
+            title: festival.name,
+            user_count: counts.get(&room).copied().unwrap_or(0),
+            unread_count: unread,
+        });
+    }
+    Ok(items)
+}
+
+/// The caller's chat rooms.
+#[utoipa::path(get, path = "/festivals/chatting/list", tag = "chat", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ChatRoomItem>), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(db): State<Database>,
+    State(festivals): State<Festivals>,
+    State(chat): State<Chat>,
+    user: CurrentUser,
+) -> Result<Json<Vec<ChatRoomItem>>, ApiError> {
+    Ok(Json(rooms_of(&db, &festivals, &chat, user.user.id).await?))
+}
+
+/// Leaves a room.
+#[utoipa::path(delete, path = "/festivals/chatting/delete", tag = "chat", params(LeaveQuery),
+    security(("bearer" = [])),
+    responses((status = 200), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn leave(
+    State(db): State<Database>,
+    State(festivals): State<Festivals>,
+    State(chat): State<Chat>,
+    user: CurrentUser,
+    Query(query): Query<LeaveQuery>,
+) -> Result<(), ApiError> {
+    let room = query.chat_room_id;
+    room_title(&festivals, room).await?;
+    if !members::leave(&db, room, user.user.id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::new(ErrorCode::UserChatroomNotFound));
+    }
+    chat.server
+        .presence()
+        .leave(room, user.user.id)
+        .await
+        .map_err(chat_error)
+}
+
+/// STOMP over WebSocket. CONNECT carries the access token (`Authorization: Bearer …`).
+pub async fn websocket(State(chat): State<Chat>, ws: WebSocketUpgrade) -> Response {
+    chat_relay::websocket::upgrade(ws, chat.server.clone(), chat.buffers)
+}
