@@ -6,7 +6,8 @@
 #   MariaDB  127.0.0.1:3306, root, no password         TEST_MYSQL_URL
 #   moto     AWS SQS/SNS/DynamoDB/Cognito on loopback  AWS_ENDPOINT_URL (+ test credentials)
 #   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS
-#   Python   with PyJWT and aiosmtpd (tokens, e-mail)   TEST_PYTHON
+#   Python   with PyJWT, aiosmtpd, stomp.py             TEST_PYTHON
+#   Node     @stomp/stompjs and ws                      TEST_NODE_MODULES
 #
 # Tools are installed once into $SOMSOM_CACHE (default ~/.cache/somsom), never into the repo.
 # The moto and tansu processes started here are stopped when the sourcing shell exits.
@@ -58,9 +59,11 @@ _ensure_moto() {
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6'
   fi
-  # PyJWT checks SomSom's tokens against its JWKS; aiosmtpd receives its e-mail.
-  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' 2>/dev/null \
-    || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3' 'aiosmtpd>=1.4,<2'
+  # PyJWT checks SomSom's tokens against its JWKS; aiosmtpd receives its e-mail; stomp.py is a
+  # third-party STOMP client for the chat.
+  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stomp, websocket' 2>/dev/null \
+    || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3' 'aiosmtpd>=1.4,<2' \
+      'stomp.py>=8.1,<9' 'websocket-client>=1.6,<2'
   export TEST_PYTHON="$venv/bin/python"
   local port; port=$(_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SOMSOM_CACHE/logs/moto.log" 2>&1 &
@@ -91,6 +94,18 @@ _ensure_tansu() {
   export TEST_KAFKA_BROKERS="127.0.0.1:$port"
 }
 
+_ensure_node_clients() {
+  # @stomp/stompjs (with ws, since Node 20 has no WebSocket) for the chat's client tests.
+  local dir=$SOMSOM_CACHE/node
+  if [ ! -d "$dir/node_modules/@stomp/stompjs" ] || [ ! -d "$dir/node_modules/ws" ]; then
+    _log "installing @stomp/stompjs and ws into $dir"
+    mkdir -p "$dir"
+    [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
+    (cd "$dir" && npm install --silent --no-audit --no-fund '@stomp/stompjs@^7' 'ws@^8') || return 1
+  fi
+  export TEST_NODE_MODULES="$dir/node_modules"
+}
+
 _stop_services() {
   [ -n "${SOMSOM_MOTO_PID:-}" ] && kill "$SOMSOM_MOTO_PID" 2>/dev/null
   [ -n "${SOMSOM_TANSU_PID:-}" ] && kill "$SOMSOM_TANSU_PID" 2>/dev/null
@@ -102,6 +117,7 @@ _ensure_redis
 _ensure_mariadb
 _ensure_moto
 _ensure_tansu
+_ensure_node_clients
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 export TEST_MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}

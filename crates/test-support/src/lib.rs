@@ -25,6 +25,8 @@ pub const KAFKA: &str = "TEST_KAFKA_BROKERS";
 pub const AWS: &str = "AWS_ENDPOINT_URL";
 /// Environment variable naming a Python interpreter with PyJWT, for independent checks.
 pub const PYTHON: &str = "TEST_PYTHON";
+/// A `node_modules` folder holding `@stomp/stompjs` and `ws` (Node.js STOMP client tests).
+pub const NODE_MODULES: &str = "TEST_NODE_MODULES";
 
 /// True when `.ci/run` (or a developer) demands that every service be present.
 pub fn services_required() -> bool {
