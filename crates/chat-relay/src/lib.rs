@@ -19,7 +19,7 @@ pub mod conformance;
 pub use connection::{ChatConfig, ChatServer, Destinations, Gatekeeper, Refusal};
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::Hub;
-pub use model::{CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
+pub use model::{Appended, CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
 pub use presence::{MemoryPresence, Presence};
 pub use relay::{MemoryRelay, Relay, Sequencer};
 pub use store::{MemoryStore, MessageStore};

@@ -33,6 +33,11 @@ pub struct Draft {
     pub content: String,
     /// When the sending node accepted it (epoch milliseconds): the earliest `sendTime` it gets.
     pub accepted_at: i64,
+    /// Its position in the relay's log for its room (the Kafka offset), when it has one. A store
+    /// keeps each position once and in order, so a draft handled twice (a consumer-group
+    /// rebalance, a crash before a commit) is stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }
 
 impl Draft {
@@ -62,6 +67,7 @@ impl Draft {
             sender_name: sender.name.clone(),
             content,
             accepted_at,
+            seq: None,
         })
     }
 
@@ -83,6 +89,25 @@ impl Draft {
         latest.map_or(self.accepted_at, |latest| {
             self.accepted_at.max(latest.saturating_add(1))
         })
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now.
+    Stored(ChatMessage),
+    /// The draft's `seq` was stored before (as this message, if the store could find it).
+    Duplicate(Option<ChatMessage>),
+}
+
+impl Appended {
+    /// The message, stored now or before.
+    pub fn message(self) -> Option<ChatMessage> {
+        match self {
+            Appended::Stored(message) => Some(message),
+            Appended::Duplicate(message) => message,
+        }
     }
 }
 

@@ -98,6 +98,8 @@ async fn dynamodb_keeps_the_seed_layout() {
     let message = store
         .append(&conformance::draft(3, 5, "안녕", 1_736_000_000_000))
         .await
+        .unwrap()
+        .message()
         .unwrap();
     let item = client
         .get_item()

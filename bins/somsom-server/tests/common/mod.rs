@@ -280,10 +280,21 @@ impl ServerProcess {
             .status()
             .unwrap();
         assert!(killed.success());
-        tokio::task::spawn_blocking(move || self.child.wait())
-            .await
-            .unwrap()
-            .unwrap()
+        tokio::task::spawn_blocking(move || {
+            let mut me = self;
+            me.child.wait()
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    /// A failing test must not leave its servers running (and holding its output open).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

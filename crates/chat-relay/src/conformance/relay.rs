@@ -31,7 +31,10 @@ async fn subscribe_all(nodes: &[Arc<dyn Relay>]) -> Vec<BoxStream<'static, Deliv
     streams
 }
 
-/// Reads deliveries until `count` messages of `rooms` have arrived; others are ignored.
+/// Reads deliveries until `count` distinct messages of `rooms` have arrived; others are ignored.
+/// A delivery may repeat an earlier one (a sequencer handing a room over re-sends what it finds
+/// stored); subscribers drop those by `sendTime`, and so does this. Anything else arriving with
+/// an older `sendTime` than the room's latest is a reordering and fails.
 async fn collect(
     stream: &mut BoxStream<'static, Delivery>,
     rooms: &[RoomId],
@@ -42,13 +45,22 @@ async fn collect(
     let read = async {
         while seen < count {
             let delivery = stream.next().await.expect("delivery stream ended");
-            if rooms.contains(&delivery.message.chat_room_id) {
-                seen += 1;
-                by_room
-                    .entry(delivery.message.chat_room_id)
-                    .or_default()
-                    .push(delivery.message);
+            let message = delivery.message;
+            if !rooms.contains(&message.chat_room_id) {
+                continue;
             }
+            let messages = by_room.entry(message.chat_room_id).or_default();
+            if let Some(last) = messages.last()
+                && message.send_time <= last.send_time
+            {
+                assert!(
+                    messages.contains(&message),
+                    "an unseen message arrived out of order: {message:?} after {last:?}"
+                );
+                continue;
+            }
+            seen += 1;
+            messages.push(message);
         }
     };
     if tokio::time::timeout(PATIENCE, read).await.is_err() {

@@ -1,7 +1,7 @@
 //! The [`MessageStore`] suite.
 
 use crate::store::PAGE_MAX;
-use crate::{ChatError, MessageStore};
+use crate::{Appended, ChatError, ChatMessage, Draft, MessageStore};
 
 use super::{draft, fresh_rooms};
 
@@ -20,6 +20,16 @@ pub async fn run_all_with_peer(store: &dyn MessageStore, peer: &dyn MessageStore
     rooms_are_separate(store).await;
     limits_are_checked(store).await;
     two_writers_never_overwrite(store, peer).await;
+    a_stale_writer_never_goes_back_in_time(store, peer).await;
+    a_seq_is_stored_once(store, peer).await;
+}
+
+/// Appends a draft that must be new.
+async fn stored(store: &dyn MessageStore, draft: &Draft) -> ChatMessage {
+    match store.append(draft).await.unwrap() {
+        Appended::Stored(message) => message,
+        other => panic!("expected a new message, got {other:?}"),
+    }
 }
 
 /// Messages accepted in the same millisecond all survive, in order.
@@ -27,10 +37,7 @@ pub async fn same_millisecond_never_overwrites(store: &dyn MessageStore) {
     let room = fresh_rooms();
     let mut times = Vec::new();
     for i in 0..5 {
-        let m = store
-            .append(&draft(room, 1, &format!("m{i}"), 1_700_000_000_000))
-            .await
-            .unwrap();
+        let m = stored(store, &draft(room, 1, &format!("m{i}"), 1_700_000_000_000)).await;
         assert_eq!(m.content, format!("m{i}"));
         times.push(m.send_time);
     }
@@ -46,8 +53,8 @@ pub async fn same_millisecond_never_overwrites(store: &dyn MessageStore) {
 /// A sender whose clock is behind the room's latest message gets the next millisecond.
 pub async fn a_late_clock_still_moves_forward(store: &dyn MessageStore) {
     let room = fresh_rooms();
-    let first = store.append(&draft(room, 1, "now", 5_000)).await.unwrap();
-    let late = store.append(&draft(room, 2, "late", 4_000)).await.unwrap();
+    let first = stored(store, &draft(room, 1, "now", 5_000)).await;
+    let late = stored(store, &draft(room, 2, "late", 4_000)).await;
     assert_eq!(first.send_time, 5_000);
     assert_eq!(late.send_time, 5_001);
     assert_eq!(late.sender_id, 2);
@@ -59,10 +66,7 @@ pub async fn a_late_clock_still_moves_forward(store: &dyn MessageStore) {
 pub async fn history_pages_newest_first_with_the_seed_cursor(store: &dyn MessageStore) {
     let room = fresh_rooms();
     for i in 0..25 {
-        store
-            .append(&draft(room, 1, &format!("m{i}"), 10_000 + i * 10))
-            .await
-            .unwrap();
+        stored(store, &draft(room, 1, &format!("m{i}"), 10_000 + i * 10)).await;
     }
     let mut seen = Vec::new();
     let mut before = None;
@@ -94,10 +98,7 @@ pub async fn history_pages_newest_first_with_the_seed_cursor(store: &dyn Message
 pub async fn after_replays_oldest_first(store: &dyn MessageStore) {
     let room = fresh_rooms();
     for i in 0..8 {
-        store
-            .append(&draft(room, 1, &format!("m{i}"), 100 + i))
-            .await
-            .unwrap();
+        stored(store, &draft(room, 1, &format!("m{i}"), 100 + i)).await;
     }
     let after: Vec<_> = store
         .after(room, 103, 100)
@@ -117,12 +118,12 @@ pub async fn after_replays_oldest_first(store: &dyn MessageStore) {
 pub async fn rooms_are_separate(store: &dyn MessageStore) {
     let a = fresh_rooms();
     let b = a + 1;
-    store.append(&draft(a, 1, "in a", 1)).await.unwrap();
+    stored(store, &draft(a, 1, "in a", 1)).await;
     let page = store.history(b, None, 10).await.unwrap();
     assert!(page.messages.is_empty());
     assert!(store.after(b, 0, 10).await.unwrap().is_empty());
     // The same sendTime in another room is no clash.
-    let other = store.append(&draft(b, 1, "in b", 1)).await.unwrap();
+    let other = stored(store, &draft(b, 1, "in b", 1)).await;
     assert_eq!(other.send_time, 1);
 }
 
@@ -147,12 +148,54 @@ pub async fn two_writers_never_overwrite(store: &dyn MessageStore, peer: &dyn Me
     let mut times = std::collections::BTreeSet::new();
     for i in 0..10 {
         let writer = if i % 2 == 0 { store } else { peer };
-        let m = writer
-            .append(&draft(room, i, &format!("w{i}"), 42))
-            .await
-            .unwrap();
+        let m = stored(writer, &draft(room, i, &format!("w{i}"), 42)).await;
         assert!(times.insert(m.send_time), "sendTime {} reused", m.send_time);
     }
     let page = store.history(room, None, 20).await.unwrap();
     assert_eq!(page.messages.len(), 10, "every message kept");
+}
+
+/// A writer whose idea of the latest message is old still stores after the newest one.
+pub async fn a_stale_writer_never_goes_back_in_time(
+    store: &dyn MessageStore,
+    peer: &dyn MessageStore,
+) {
+    let room = fresh_rooms();
+    stored(store, &draft(room, 1, "first", 1_000)).await;
+    // The peer writes far ahead; `store` has not seen it.
+    stored(peer, &draft(room, 2, "ahead", 5_000)).await;
+    let behind = stored(store, &draft(room, 1, "behind", 2_000)).await;
+    assert_eq!(
+        behind.send_time, 5_001,
+        "after the newest, not after what it last wrote"
+    );
+    let page = store.history(room, None, 10).await.unwrap();
+    let order: Vec<_> = page.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(order, ["behind", "ahead", "first"]);
+}
+
+/// A draft with a `seq` is stored once, whoever appends it again; later ones still go after.
+pub async fn a_seq_is_stored_once(store: &dyn MessageStore, peer: &dyn MessageStore) {
+    let room = fresh_rooms();
+    let with_seq = |seq: i64, content: &str, at: i64| {
+        let mut d = draft(room, 1, content, at);
+        d.seq = Some(seq);
+        d
+    };
+    let first = stored(store, &with_seq(10, "a", 100)).await;
+    let second = stored(store, &with_seq(11, "b", 100)).await;
+    for writer in [store, peer] {
+        assert_eq!(
+            writer.append(&with_seq(10, "a again", 900)).await.unwrap(),
+            Appended::Duplicate(Some(first.clone()))
+        );
+        assert_eq!(
+            writer.append(&with_seq(11, "b again", 900)).await.unwrap(),
+            Appended::Duplicate(Some(second.clone()))
+        );
+    }
+    let third = stored(peer, &with_seq(12, "c", 50)).await;
+    assert!(third.send_time > second.send_time);
+    let page = store.history(room, None, 10).await.unwrap();
+    assert_eq!(page.messages.len(), 3, "no duplicate stored");
 }

@@ -183,7 +183,12 @@ impl KafkaRelay {
             while let Some(received) = next.take() {
                 match received {
                     Ok(message) => match message.payload().map(serde_json::from_slice::<Draft>) {
-                        Some(Ok(draft)) => drafts.push(draft),
+                        Some(Ok(mut draft)) => {
+                            // The offset orders a room's drafts (one partition per room) and
+                            // lets the store keep each once.
+                            draft.seq = Some(message.offset());
+                            drafts.push(draft);
+                        }
                         _ => tracing::warn!(
                             topic = message.topic(),
                             offset = message.offset(),
@@ -225,7 +230,11 @@ impl KafkaRelay {
                 let mut backoff = Duration::from_millis(50);
                 let delivery = loop {
                     match sequencer.sequence(&draft).await {
-                        Ok(delivery) => break delivery,
+                        Ok(Some(delivery)) => break Some(delivery),
+                        Ok(None) => {
+                            tracing::error!(room = draft.chat_room_id, seq = ?draft.seq, "a chat draft was stored before but cannot be found");
+                            break None;
+                        }
                         Err(e) => {
                             tracing::warn!(room = draft.chat_room_id, error = %e, "storing a chat message failed; retrying");
                             tokio::select! {
@@ -236,6 +245,7 @@ impl KafkaRelay {
                         }
                     }
                 };
+                let Some(delivery) = delivery else { continue };
                 let payload = serde_json::to_vec(&delivery).expect("a delivery serialises");
                 while let Err(e) = self
                     .send(&self.topics.delivery, delivery.message.chat_room_id, &payload)

@@ -43,7 +43,9 @@ impl Relay for MemoryRelay {
     async fn publish(&self, draft: Draft) -> Result<()> {
         let lock = self.room_lock(draft.chat_room_id);
         let _room = lock.lock().await;
-        let delivery = self.sequencer.sequence(&draft).await?;
+        let Some(delivery) = self.sequencer.sequence(&draft).await? else {
+            return Ok(());
+        };
         // Subscribers are unbounded on purpose: the hub behind each one never blocks (it drops
         // slow connections instead), so the queue stays short.
         self.subscribers

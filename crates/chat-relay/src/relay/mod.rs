@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::{ChatMessage, Draft, MessageStore, Presence, Result, UserId};
+use crate::{Appended, ChatMessage, Draft, MessageStore, Presence, Result, UserId};
 
 /// A stored message on its way to every node, with the unread counts it raised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,8 +55,21 @@ impl Sequencer {
 
     /// Stores `draft` and counts it. The message is stored once this returns `Ok`; a failure to
     /// count unread messages is logged, not returned, since the message itself is safe.
-    pub async fn sequence(&self, draft: &Draft) -> Result<Delivery> {
-        let message = self.store.append(draft).await?;
+    ///
+    /// A draft whose `seq` was stored before (another sequencer got there first) is not
+    /// counted again; its delivery is returned again, without unread counts, so that it
+    /// precedes this sequencer's later deliveries (subscribers drop what they have seen).
+    /// `None` only if the store cannot find that earlier message.
+    pub async fn sequence(&self, draft: &Draft) -> Result<Option<Delivery>> {
+        let message = match self.store.append(draft).await? {
+            Appended::Stored(message) => message,
+            Appended::Duplicate(message) => {
+                return Ok(message.map(|message| Delivery {
+                    message,
+                    unread: Vec::new(),
+                }));
+            }
+        };
         let unread = match self.presence.count_message(message.chat_room_id).await {
             Ok(unread) => unread,
             Err(e) => {
@@ -64,7 +77,7 @@ impl Sequencer {
                 Vec::new()
             }
         };
-        Ok(Delivery { message, unread })
+        Ok(Some(Delivery { message, unread }))
     }
 }
 
@@ -75,7 +88,9 @@ pub trait Relay: Send + Sync + std::fmt::Debug + 'static {
     /// broker (Kafka), so a client's receipt means the message will be delivered.
     async fn publish(&self, draft: Draft) -> Result<()>;
 
-    /// Every delivery from now on, one room's in order. Returns once the subscription is
+    /// Every delivery from now on, one room's in order of `sendTime`. A delivery may come again
+    /// later (when a room's sequencing moves between nodes); subscribers drop any delivery not
+    /// newer than the last one they had from that room. Returns once the subscription is
     /// established, so nothing published after this returns is missed.
     async fn subscribe(&self) -> Result<BoxStream<'static, Delivery>>;
 }

@@ -2,26 +2,33 @@
 //! `chatRoomId` (N), sort key `sendTime` (N), attributes `content` (S), `senderId` (N) and
 //! `senderName` (S).
 //!
-//! Appends are conditional (`attribute_not_exists(sendTime)`), so a message never replaces
-//! another; on a clash the store reads the room's latest `sendTime` and tries a later one. Reads
-//! are strongly consistent, so a reconnecting client's replay sees every stored message.
+//! Each room also has a head item (sort key `-1`, never returned) holding its latest `sendTime`
+//! and `seq`. An append is one transaction: put the message if its key is free, and move the
+//! head forward only if both are later than before. So a message never replaces another,
+//! `sendTime`s increase in the order messages are stored, and a `seq` is stored once; on a clash
+//! the store reads the head and tries again (or reports the duplicate). Reads are strongly
+//! consistent, so a reconnecting client's replay sees every stored message. The price is two
+//! write units per message instead of one.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TransactWriteItem, Update,
 };
 
 use super::{LatestCache, MessageStore, check_limit};
-use crate::{ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
+use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
 
 /// The seed's table name.
 pub const DEFAULT_TABLE: &str = "Message";
 
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 16;
+
+/// The head item's sort key.
+const HEAD: i64 = -1;
 
 /// Messages in a DynamoDB table.
 #[derive(Debug)]
@@ -123,11 +130,12 @@ impl DynamoStore {
         }
     }
 
+    /// Messages with `from <= sendTime <= to`, newest first unless `forward`.
     async fn query(
         &self,
         room: RoomId,
-        condition: &str,
-        bound: i64,
+        from: i64,
+        to: i64,
         forward: bool,
         limit: usize,
     ) -> Result<Vec<ChatMessage>> {
@@ -135,61 +143,158 @@ impl DynamoStore {
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression(format!("chatRoomId = :room AND {condition}"))
+            .key_condition_expression("chatRoomId = :room AND sendTime BETWEEN :from AND :to")
             .expression_attribute_values(":room", number(room))
-            .expression_attribute_values(":bound", number(bound))
+            .expression_attribute_values(":from", number(from.max(HEAD + 1)))
+            .expression_attribute_values(":to", number(to))
             .scan_index_forward(forward)
             .consistent_read(true)
             .limit(limit as i32)
             .send()
             .await
-            .map_err(|e| {
-                unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(failure)?;
         output.items().iter().map(item_message).collect()
     }
+
+    /// The room's head: latest `sendTime` and `seq`.
+    async fn head(&self, room: RoomId) -> Result<(Option<i64>, Option<i64>)> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("chatRoomId", number(room))
+            .key("sendTime", number(HEAD))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failure)?
+            .item;
+        let field = |name: &str| {
+            item.as_ref()
+                .and_then(|item| item.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+        };
+        Ok((field("lastSendTime"), field("lastSeq")))
+    }
+
+    /// The message stored with `seq`, searched newest first (duplicates are recent).
+    async fn by_seq(&self, room: RoomId, seq: i64) -> Result<Option<ChatMessage>> {
+        let mut start = None;
+        for _ in 0..50 {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("chatRoomId = :room AND sendTime > :head")
+                .filter_expression("seq = :seq")
+                .expression_attribute_values(":room", number(room))
+                .expression_attribute_values(":head", number(HEAD))
+                .expression_attribute_values(":seq", number(seq))
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(failure)?;
+            if let Some(item) = output.items().first() {
+                return item_message(item).map(Some);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn try_append(&self, message: &ChatMessage, seq: Option<i64>) -> Result<bool> {
+        let room = message.chat_room_id;
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("chatRoomId", number(room))
+            .item("sendTime", number(message.send_time))
+            .item("senderId", number(message.sender_id))
+            .item("senderName", AttributeValue::S(message.sender_name.clone()))
+            .item("content", AttributeValue::S(message.content.clone()))
+            .condition_expression("attribute_not_exists(sendTime)");
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("chatRoomId", number(room))
+            .key("sendTime", number(HEAD))
+            .expression_attribute_values(":t", number(message.send_time));
+        match seq {
+            Some(seq) => {
+                put = put.item("seq", number(seq));
+                update = update
+                    .update_expression("SET lastSendTime = :t, lastSeq = :s")
+                    .condition_expression(
+                        "(attribute_not_exists(lastSendTime) OR lastSendTime < :t) \
+                         AND (attribute_not_exists(lastSeq) OR lastSeq < :s)",
+                    )
+                    .expression_attribute_values(":s", number(seq));
+            }
+            None => {
+                update = update
+                    .update_expression("SET lastSendTime = :t")
+                    .condition_expression(
+                        "attribute_not_exists(lastSendTime) OR lastSendTime < :t",
+                    );
+            }
+        }
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .put(put.build().map_err(unavailable)?)
+                    .build(),
+            )
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(update.build().map_err(unavailable)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failure(e)),
+        }
+    }
+}
+
+fn failure<E: std::error::Error + Send + Sync + 'static>(
+    e: aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> ChatError {
+    unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
 }
 
 #[async_trait]
 impl MessageStore for DynamoStore {
-    async fn append(&self, draft: &Draft) -> Result<ChatMessage> {
+    async fn append(&self, draft: &Draft) -> Result<Appended> {
         let room = draft.chat_room_id;
         let mut latest = self.latest.get(room);
         for _ in 0..ATTEMPTS {
             let message = draft.stored_at(draft.send_time_after(latest));
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .item("chatRoomId", number(room))
-                .item("sendTime", number(message.send_time))
-                .item("senderId", number(message.sender_id))
-                .item("senderName", AttributeValue::S(message.sender_name.clone()))
-                .item("content", AttributeValue::S(message.content.clone()))
-                .condition_expression("attribute_not_exists(sendTime)")
-                .send()
-                .await;
-            match put {
-                Ok(_) => {
-                    self.latest.set(room, message.send_time);
-                    return Ok(message);
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    latest = self
-                        .query(room, "sendTime < :bound", i64::MAX, false, 1)
-                        .await?
-                        .first()
-                        .map(|m| m.send_time);
-                }
-                Err(e) => {
-                    return Err(unavailable(
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                    ));
-                }
+            if self.try_append(&message, draft.seq).await? {
+                self.latest.set(room, message.send_time);
+                return Ok(Appended::Stored(message));
             }
+            let (last_time, last_seq) = self.head(room).await?;
+            if let (Some(seq), Some(last_seq)) = (draft.seq, last_seq)
+                && last_seq >= seq
+            {
+                return Ok(Appended::Duplicate(self.by_seq(room, seq).await?));
+            }
+            self.latest.forget(room);
+            latest = last_time;
         }
         Err(unavailable(format!(
             "room {room}: no free sendTime after {ATTEMPTS} attempts"
@@ -203,21 +308,14 @@ impl MessageStore for DynamoStore {
         limit: usize,
     ) -> Result<HistoryPage> {
         check_limit(limit)?;
-        let messages = self
-            .query(
-                room,
-                "sendTime < :bound",
-                before.unwrap_or(i64::MAX),
-                false,
-                limit,
-            )
-            .await?;
+        let to = before.map_or(i64::MAX, |before| before.saturating_sub(1));
+        let messages = self.query(room, HEAD + 1, to, false, limit).await?;
         Ok(HistoryPage::from_newest_first(messages, limit))
     }
 
     async fn after(&self, room: RoomId, after: i64, limit: usize) -> Result<Vec<ChatMessage>> {
         check_limit(limit)?;
-        self.query(room, "sendTime > :bound", after, true, limit)
+        self.query(room, after.saturating_add(1), i64::MAX, true, limit)
             .await
     }
 }

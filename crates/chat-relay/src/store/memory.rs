@@ -4,12 +4,19 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{MessageStore, check_limit};
-use crate::{ChatMessage, Draft, HistoryPage, Result, RoomId};
+use crate::{Appended, ChatMessage, Draft, HistoryPage, Result, RoomId};
+
+#[derive(Debug, Default)]
+struct Room {
+    messages: BTreeMap<i64, ChatMessage>,
+    /// `seq` → `sendTime` of drafts stored with a position.
+    seqs: HashMap<i64, i64>,
+}
 
 /// Messages in memory: one ordered map per room.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    rooms: Mutex<HashMap<RoomId, BTreeMap<i64, ChatMessage>>>,
+    rooms: Mutex<HashMap<RoomId, Room>>,
 }
 
 impl MemoryStore {
@@ -21,13 +28,21 @@ impl MemoryStore {
 
 #[async_trait]
 impl MessageStore for MemoryStore {
-    async fn append(&self, draft: &Draft) -> Result<ChatMessage> {
+    async fn append(&self, draft: &Draft) -> Result<Appended> {
         let mut rooms = self.rooms.lock().expect("poisoned");
         let room = rooms.entry(draft.chat_room_id).or_default();
-        let send_time = draft.send_time_after(room.keys().next_back().copied());
+        if let Some(seq) = draft.seq
+            && let Some(send_time) = room.seqs.get(&seq)
+        {
+            return Ok(Appended::Duplicate(room.messages.get(send_time).cloned()));
+        }
+        let send_time = draft.send_time_after(room.messages.keys().next_back().copied());
         let message = draft.stored_at(send_time);
-        room.insert(send_time, message.clone());
-        Ok(message)
+        room.messages.insert(send_time, message.clone());
+        if let Some(seq) = draft.seq {
+            room.seqs.insert(seq, send_time);
+        }
+        Ok(Appended::Stored(message))
     }
 
     async fn history(
@@ -38,8 +53,8 @@ impl MessageStore for MemoryStore {
     ) -> Result<HistoryPage> {
         check_limit(limit)?;
         let rooms = self.rooms.lock().expect("poisoned");
-        let messages = rooms.get(&room).map_or_else(Vec::new, |messages| {
-            messages
+        let messages = rooms.get(&room).map_or_else(Vec::new, |room| {
+            room.messages
                 .range(..before.unwrap_or(i64::MAX))
                 .rev()
                 .take(limit)
@@ -52,8 +67,8 @@ impl MessageStore for MemoryStore {
     async fn after(&self, room: RoomId, after: i64, limit: usize) -> Result<Vec<ChatMessage>> {
         check_limit(limit)?;
         let rooms = self.rooms.lock().expect("poisoned");
-        Ok(rooms.get(&room).map_or_else(Vec::new, |messages| {
-            messages
+        Ok(rooms.get(&room).map_or_else(Vec::new, |room| {
+            room.messages
                 .range(after.saturating_add(1)..)
                 .take(limit)
                 .map(|(_, m)| m.clone())

@@ -5,7 +5,9 @@
 //! never overwriting (the seed used the client's clock as the DynamoDB sort key, so two messages
 //! in the same millisecond replaced each other). Appends to one room are expected from one
 //! writer at a time (the [`Sequencer`](crate::Sequencer)); backends still refuse to overwrite
-//! and retry with a later time if two writers meet.
+//! and retry with a later time if two writers meet; and a draft with a `seq` (its position in
+//! the relay's log) is stored at most once, so a draft handled by two sequencers (during a
+//! consumer-group rebalance) or twice by one (after a crash) is one message.
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
@@ -17,7 +19,7 @@ pub use memory::MemoryStore;
 
 use async_trait::async_trait;
 
-use crate::{ChatMessage, Draft, HistoryPage, Result, RoomId};
+use crate::{Appended, ChatMessage, Draft, HistoryPage, Result, RoomId};
 
 /// Most messages one history or replay read returns.
 pub const PAGE_MAX: usize = 100;
@@ -25,8 +27,9 @@ pub const PAGE_MAX: usize = 100;
 /// A room's messages.
 #[async_trait]
 pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Stores a draft with a `sendTime` later than every message already in its room.
-    async fn append(&self, draft: &Draft) -> Result<ChatMessage>;
+    /// Stores a draft with a `sendTime` later than every message already in its room, unless
+    /// its `seq` is stored already.
+    async fn append(&self, draft: &Draft) -> Result<Appended>;
 
     /// Up to `limit` messages older than `before` (all if `None`), newest first.
     async fn history(&self, room: RoomId, before: Option<i64>, limit: usize)
@@ -54,6 +57,10 @@ pub(crate) struct LatestCache(std::sync::Mutex<std::collections::HashMap<RoomId,
 impl LatestCache {
     pub(crate) fn get(&self, room: RoomId) -> Option<i64> {
         self.0.lock().expect("poisoned").get(&room).copied()
+    }
+
+    pub(crate) fn forget(&self, room: RoomId) {
+        self.0.lock().expect("poisoned").remove(&room);
     }
 
     pub(crate) fn set(&self, room: RoomId, send_time: i64) {

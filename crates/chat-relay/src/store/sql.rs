@@ -1,15 +1,17 @@
 //! SQLite and MySQL/MariaDB (feature `sql`): table `chat_messages`, primary key
 //! `(chat_room_id, send_time)`.
 //!
-//! An append inserts at the time [`Draft::send_time_after`] gives for the latest `sendTime` this
-//! store wrote in the room (cached, so the common case is one `INSERT`); if the key is taken
-//! (another writer, or a restart with an empty cache) it reads the room's maximum and tries again.
+//! An append is one `INSERT … SELECT … WHERE NOT EXISTS (a message at or after that time)` at the
+//! time [`Draft::send_time_after`] gives for the latest `sendTime` this store wrote in the room
+//! (cached, so the common case is one statement). If a later message exists (another writer, a
+//! restart with an empty cache) nothing is inserted, and it reads the room's maximum and tries
+//! again; a taken `seq` (unique per room) means the draft was stored before.
 
 use async_trait::async_trait;
 use sqlx::{MySqlPool, Row, SqlitePool};
 
 use super::{LatestCache, MessageStore, check_limit};
-use crate::{ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
+use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
 
 /// Which database.
 #[derive(Debug, Clone)]
@@ -27,7 +29,18 @@ pub struct SqlStore {
     latest: LatestCache,
 }
 
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 16;
+
+/// What one insert attempt found.
+enum Insert {
+    Stored,
+    /// A message at or after this time exists: the cached latest was stale.
+    Later,
+    /// The time or the `seq` is taken.
+    Taken,
+    /// A deadlock or serialisation failure: try again.
+    Retry,
+}
 
 fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ChatError {
     ChatError::unavailable("sql", e)
@@ -59,7 +72,10 @@ macro_rules! impl_row {
 impl_row!(sqlx::sqlite::SqliteRow);
 impl_row!(sqlx::mysql::MySqlRow);
 
-const INSERT: &str = "INSERT INTO chat_messages (chat_room_id, send_time, sender_id, sender_name, content) VALUES (?, ?, ?, ?, ?)";
+const INSERT: &str = "INSERT INTO chat_messages (chat_room_id, send_time, seq, sender_id, sender_name, content) \
+    SELECT ?, ?, ?, ?, ?, ? FROM (SELECT 1) AS one \
+    WHERE NOT EXISTS (SELECT 1 FROM chat_messages WHERE chat_room_id = ? AND send_time >= ?)";
+const BY_SEQ: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, content FROM chat_messages WHERE chat_room_id = ? AND seq = ?";
 const LATEST: &str = "SELECT MAX(send_time) FROM chat_messages WHERE chat_room_id = ?";
 const HISTORY: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, content FROM chat_messages WHERE chat_room_id = ? AND send_time < ? ORDER BY send_time DESC LIMIT ?";
 const AFTER: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, content FROM chat_messages WHERE chat_room_id = ? AND send_time > ? ORDER BY send_time LIMIT ?";
@@ -110,35 +126,67 @@ impl SqlStore {
         .map_err(unavailable))
     }
 
-    async fn insert(&self, message: &ChatMessage) -> Result<bool, sqlx::Error> {
+    async fn insert(&self, message: &ChatMessage, seq: Option<i64>) -> Result<Insert> {
         let result = on_pool!(&self.pool, |pool| sqlx::query(INSERT)
             .bind(message.chat_room_id)
             .bind(message.send_time)
+            .bind(seq)
             .bind(message.sender_id)
             .bind(&message.sender_name)
             .bind(&message.content)
+            .bind(message.chat_room_id)
+            .bind(message.send_time)
             .execute(pool)
             .await
-            .map(|_| ()));
+            .map(|done| done.rows_affected()));
         match result {
-            Ok(()) => Ok(true),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
-            Err(e) => Err(e),
+            Ok(1) => Ok(Insert::Stored),
+            Ok(_) => Ok(Insert::Later),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(Insert::Taken),
+            Err(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("40001" | "1213" | "40P01")) =>
+            {
+                Ok(Insert::Retry)
+            }
+            Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn by_seq(&self, room: RoomId, seq: i64) -> Result<Option<ChatMessage>> {
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(BY_SEQ)
+                .bind(room)
+                .bind(seq)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref().map(message).transpose()
+        })
     }
 }
 
 #[async_trait]
 impl MessageStore for SqlStore {
-    async fn append(&self, draft: &Draft) -> Result<ChatMessage> {
+    async fn append(&self, draft: &Draft) -> Result<Appended> {
         let room = draft.chat_room_id;
         let mut latest = self.latest.get(room);
         for _ in 0..ATTEMPTS {
             let message = draft.stored_at(draft.send_time_after(latest));
-            if self.insert(&message).await.map_err(unavailable)? {
-                self.latest.set(room, message.send_time);
-                return Ok(message);
+            match self.insert(&message, draft.seq).await? {
+                Insert::Stored => {
+                    self.latest.set(room, message.send_time);
+                    return Ok(Appended::Stored(message));
+                }
+                Insert::Taken => {
+                    if let Some(seq) = draft.seq
+                        && let Some(earlier) = self.by_seq(room, seq).await?
+                    {
+                        return Ok(Appended::Duplicate(Some(earlier)));
+                    }
+                }
+                Insert::Later | Insert::Retry => {}
             }
+            self.latest.forget(room);
             latest = self.latest_in(room).await?;
         }
         Err(unavailable(format!(

@@ -1,0 +1,201 @@
+//! Two `somsom-server` processes sharing MariaDB, Redis and a Kafka-protocol broker: 100,000
+//! chat messages in 100 rooms, sent through node A, reach subscribers on node B (and on A)
+//! with none lost, doubled or reordered. This counts every message.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat_relay::client::Client;
+use chat_relay::stomp::Command;
+use reqwest::Method;
+use serde_json::json;
+use test_support::mysql::TestDatabase;
+use test_support::{KAFKA, MYSQL, REDIS, require_service, unique_name};
+
+use common::{ServerProcess, start};
+
+const ROOMS: usize = 100;
+const PER_ROOM: usize = 1_000;
+
+async fn connect(node: &ServerProcess, token: &str) -> Client {
+    let url = node.url("/ws-chat").replacen("http://", "ws://", 1);
+    let (client, connected) =
+        Client::connect(&url, &[("Authorization", &format!("Bearer {token}"))])
+            .await
+            .unwrap();
+    assert_eq!(connected.command, Command::Connected, "{connected:?}");
+    client
+}
+
+/// Subscribes to every room and returns once the server confirmed each subscription.
+async fn listener(node: &ServerProcess, token: &str, rooms: &[i64]) -> Client {
+    let mut client = connect(node, token).await;
+    for room in rooms {
+        client
+            .subscribe(
+                &room.to_string(),
+                &format!("/topic/chat/chatRoomId{room}"),
+                &[("receipt", "s")],
+            )
+            .await
+            .unwrap();
+    }
+    for _ in rooms {
+        let frame = client.next_frame().await.unwrap().unwrap();
+        assert_eq!(frame.command, Command::Receipt, "{frame:?}");
+    }
+    client
+}
+
+/// Reads every message and checks each room's are `0..PER_ROOM` in order, once each.
+async fn count_everything(mut client: Client, rooms: Vec<i64>) -> usize {
+    let mut next: HashMap<i64, usize> = rooms.iter().map(|r| (*r, 0)).collect();
+    let mut last_time: HashMap<i64, i64> = HashMap::new();
+    let mut total = 0;
+    while total < ROOMS * PER_ROOM {
+        let frame = client.next_frame().await.unwrap().expect("connection open");
+        assert_eq!(frame.command, Command::Message, "{frame:?}");
+        let message: serde_json::Value = serde_json::from_slice(&frame.body).unwrap();
+        let room = message["chatRoomId"].as_i64().unwrap();
+        let (sent_room, index) = message["content"]
+            .as_str()
+            .unwrap()
+            .split_once(':')
+            .unwrap();
+        assert_eq!(sent_room, room.to_string());
+        let expected = next.get_mut(&room).expect("a subscribed room");
+        assert_eq!(
+            index.parse::<usize>().unwrap(),
+            *expected,
+            "room {room}: lost, doubled or reordered"
+        );
+        *expected += 1;
+        let time = message["sendTime"].as_i64().unwrap();
+        if let Some(last) = last_time.insert(room, time) {
+            assert!(time > last, "sendTime increases within room {room}");
+        }
+        total += 1;
+    }
+    assert!(next.values().all(|n| *n == PER_ROOM));
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
+    let mysql = require_service!(MYSQL);
+    let redis = require_service!(REDIS);
+    let brokers = require_service!(KAFKA);
+    let db = TestDatabase::create(&mysql).await.unwrap();
+    let redis_prefix = format!("{}:", unique_name("chat"));
+    let topic_prefix = format!("{}-", unique_name("chat"));
+
+    // Accounts and rooms, made through an in-process node on the same database and Redis.
+    let setup = start(|c| {
+        c.database_url = db.url().to_owned();
+        c.redis_url = Some(redis.clone());
+        c.redis_key_prefix = redis_prefix.clone();
+        c.auth.attempts_per_address_per_minute = 100_000;
+    })
+    .await;
+    let admin = setup.admin_token("admin@example.com").await;
+    let listener_token = setup.user_token("listener@example.com").await;
+    let mut rooms = Vec::new();
+    let mut senders = Vec::new();
+    for i in 0..ROOMS {
+        let (status, created) = setup
+            .send(
+                Method::POST,
+                "/festivals/create",
+                Some(&admin),
+                Some(json!({"title": format!("방 {i}"), "description": "부하", "startDate": "2099-03-01", "endDate": "2099-03-01"})),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let room = created["id"].as_i64().unwrap();
+        let sender = setup.user_token(&format!("sender{i}@example.com")).await;
+        for token in [&sender, &listener_token] {
+            let (status, _) = setup
+                .send(
+                    Method::POST,
+                    &format!("/festivals/chatting/{room}/join"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200);
+        }
+        rooms.push(room);
+        senders.push(sender);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("SOMSOM_DATABASE_URL", db.url()),
+        ("SOMSOM_REDIS_URL", redis.as_str()),
+        ("SOMSOM_REDIS_KEY_PREFIX", redis_prefix.as_str()),
+        ("SOMSOM_KAFKA_BROKERS", brokers.as_str()),
+        ("SOMSOM_CHAT__KAFKA_TOPIC_PREFIX", topic_prefix.as_str()),
+        // The listeners below read as fast as a test can; this test is about the relay.
+        ("SOMSOM_CHAT__OUTBOUND_CAPACITY", "200000"),
+    ];
+    let node_a = ServerProcess::spawn(dir.path(), &envs);
+    let node_b = ServerProcess::spawn(dir.path(), &envs);
+
+    let on_b = listener(&node_b, &listener_token, &rooms).await;
+    let on_a = listener(&node_a, &listener_token, &rooms).await;
+    let counting_b = tokio::spawn(count_everything(on_b, rooms.clone()));
+    let counting_a = tokio::spawn(count_everything(on_a, rooms.clone()));
+
+    let sending = rooms.iter().zip(&senders).map(|(&room, token)| {
+        let node = &node_a;
+        async move {
+            let mut client = connect(node, token).await;
+            for i in 0..PER_ROOM {
+                let receipt = if i + 1 == PER_ROOM {
+                    vec![("receipt", "done")]
+                } else {
+                    vec![]
+                };
+                client
+                    .send_json(
+                        "/publish/chat.send",
+                        &json!({"chatRoomId": room, "content": format!("{room}:{i}")}),
+                        &receipt,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let frame = client.next_frame().await.unwrap().unwrap();
+            assert_eq!(frame.header("receipt-id"), Some("done"), "{frame:?}");
+        }
+    });
+    futures::future::join_all(sending).await;
+
+    // A liveness bound only; the counts are the assertion.
+    let patience = Duration::from_secs(600);
+    let on_b = tokio::time::timeout(patience, counting_b)
+        .await
+        .expect("node B delivered everything")
+        .unwrap();
+    let on_a = tokio::time::timeout(patience, counting_a)
+        .await
+        .expect("node A delivered everything")
+        .unwrap();
+    assert_eq!((on_a, on_b), (ROOMS * PER_ROOM, ROOMS * PER_ROOM));
+
+    // And the store has every message exactly once.
+    let pool = sqlx::MySqlPool::connect(db.url()).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chat_messages")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, (ROOMS * PER_ROOM) as i64);
+    pool.close().await;
+
+    assert!(node_a.terminate().await.success());
+    assert!(node_b.terminate().await.success());
+    drop(setup);
+    db.drop_database().await.unwrap();
+}
