@@ -112,5 +112,5 @@ async fn main() {
     .unwrap();
     let frame = bo.next_frame().await.unwrap().unwrap();
     assert_eq!(frame.command, Command::Message);
-    println!("bo received: {}", frame.body_text().unwrap());
+    eprintln!("bo received: {}", frame.body_text().unwrap());
 }

@@ -364,12 +364,14 @@ async fn chat(
                 .create_topics(settings.kafka_partitions, settings.kafka_replication)
                 .await
                 .map_err(|e| failed("topics", e))?;
-            let worker = relay.clone();
-            tasks.spawn("chat-sequencer", move |cancel| async move {
-                if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
-                    tracing::error!(error = %e, "chat sequencer stopped");
-                }
-            });
+            if settings.run_sequencer {
+                let worker = relay.clone();
+                tasks.spawn("chat-sequencer", move |cancel| async move {
+                    if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
+                        tracing::error!(error = %e, "chat sequencer stopped");
+                    }
+                });
+            }
             relay
         }
         None => Arc::new(MemoryRelay::new(sequencer)),

@@ -77,6 +77,9 @@ pub struct ChatSettings {
     pub kafka_partitions: i32,
     /// Replication factor of new chat topics.
     pub kafka_replication: i32,
+    /// Whether this node takes part in storing messages from Kafka (the storing consumer
+    /// group). At least one node must; see docs/ARCHITECTURE.md on rebalances.
+    pub run_sequencer: bool,
     /// Pushes a connection may have waiting before it is closed as too slow.
     pub outbound_capacity: usize,
     /// Heart-beats the server offers: send every / expect every, milliseconds (0 turns off).
@@ -95,6 +98,7 @@ impl Default for ChatSettings {
             kafka_topic_prefix: String::new(),
             kafka_partitions: 3,
             kafka_replication: 1,
+            run_sequencer: true,
             outbound_capacity: 1024,
             heartbeat_send_ms: 10_000,
             heartbeat_receive_ms: 10_000,

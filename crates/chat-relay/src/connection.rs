@@ -475,7 +475,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                     }
                 }
                 push = rx.recv() => {
-                    let Some(push) = push else { return None };
+                    let push = push?;
                     // A client that stops reading blocks the write; its outbox then overflows.
                     let delivered = tokio::select! {
                         delivered = self.deliver(push, &mut rx) => delivered,

@@ -276,7 +276,7 @@ async fn the_server_names_the_sender_and_sends_receipts() {
     alice.subscribe("s1", &format!("{ROOM}7"), &[("receipt", "sub")]);
     assert_eq!(alice.frame().await.header("receipt-id"), Some("sub"));
     alice.say(7, "안녕하세요", Some("sent"));
-    let mut frames = vec![alice.frame().await, alice.frame().await];
+    let mut frames = [alice.frame().await, alice.frame().await];
     frames.sort_by_key(|f| f.command == Command::Message);
     assert_eq!(frames[0].header("receipt-id"), Some("sent"));
     let message = &frames[1];

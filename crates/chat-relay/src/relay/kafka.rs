@@ -207,7 +207,7 @@ impl KafkaRelay {
             if !self.sequence_batch(&sequencer, drafts, &shutdown).await {
                 return Ok(());
             }
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
             }
         }
