@@ -11,7 +11,6 @@ set -euo pipefail
 source "$(dirname "$0")/bench-common.sh"
 WAITERS=${WAITERS:-100000}
 RANKS=${RANKS:-200000}
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 rss_mib() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 # provision DB_URL PREFIX COUNT -> email<TAB>token lines in $work/PREFIX.tsv, two processes at once

@@ -10,18 +10,6 @@ set -euo pipefail
 source "$(dirname "$0")/bench-common.sh"
 BUYERS=64
 REQUESTS=${REQUESTS:-20000}
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-
-account() { # account EMAIL -> prints an access token
-  curl -sf -X POST "$url/signup" -H 'content-type: application/json' \
-    -d "{\"email\":\"$1\",\"password\":\"Festival1!\",\"name\":\"bench\"}" >/dev/null
-  local code
-  code=$(grep -a "\"$1\"" "$work/server.log" | grep -ao '"code":"[0-9]\{6\}"' | tail -1 | grep -o '[0-9]\{6\}')
-  curl -sf -X POST "$url/confirm-signup" -H 'content-type: application/json' \
-    -d "{\"email\":\"$1\",\"name\":\"bench\",\"code\":\"$code\"}" >/dev/null
-  curl -sf -X POST "$url/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"$1\",\"password\":\"Festival1!\"}" | json '["accessToken"]'
-}
 
 run() { # run DB_URL STRATEGY LABEL
   local p; p=$(port)

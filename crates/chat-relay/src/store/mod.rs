@@ -51,9 +51,11 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
 }
 
 /// The latest `sendTime` a store wrote per room, so that an append usually needs no read.
+#[cfg(any(feature = "sql", feature = "dynamodb"))]
 #[derive(Debug, Default)]
 pub(crate) struct LatestCache(std::sync::Mutex<std::collections::HashMap<RoomId, i64>>);
 
+#[cfg(any(feature = "sql", feature = "dynamodb"))]
 impl LatestCache {
     pub(crate) fn get(&self, room: RoomId) -> Option<i64> {
         self.0.lock().expect("poisoned").get(&room).copied()
