@@ -139,11 +139,14 @@ async fn main() {
             ready.send(()).await.unwrap();
             let mut latencies: Vec<u32> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let frame = match tokio::time::timeout(Duration::from_millis(200), client.next_frame()).await {
-                    Err(_) => continue,
-                    Ok(Ok(Some(frame))) => frame,
-                    Ok(_) => panic!("a subscriber was disconnected"),
-                };
+                let frame =
+                    match tokio::time::timeout(Duration::from_millis(200), client.next_frame())
+                        .await
+                    {
+                        Err(_) => continue,
+                        Ok(Ok(Some(frame))) => frame,
+                        Ok(_) => panic!("a subscriber was disconnected"),
+                    };
                 if frame.command != Command::Message {
                     panic!("unexpected {frame:?}");
                 }
@@ -188,7 +191,11 @@ async fn main() {
                 let now = start.elapsed().as_micros().to_string();
                 match args.target {
                     Target::Somsom => client
-                        .send_json("/publish/chat.send", &json!({"chatRoomId": room, "content": now}), &[])
+                        .send_json(
+                            "/publish/chat.send",
+                            &json!({"chatRoomId": room, "content": now}),
+                            &[],
+                        )
                         .await
                         .unwrap(),
                     Target::Rabbitmq => {
@@ -218,7 +225,9 @@ async fn main() {
     let delivered = received.load(Ordering::Relaxed);
     let expected = sent * (args.subscribers / args.rooms.len()) as u64;
     let per_connection = match (rss_before, rss_connected) {
-        (Some(before), Some(after)) => Some((after.saturating_sub(before)) as f64 / connected as f64),
+        (Some(before), Some(after)) => {
+            Some((after.saturating_sub(before)) as f64 / connected as f64)
+        }
         _ => None,
     };
     let report = json!({

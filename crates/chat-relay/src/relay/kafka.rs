@@ -63,6 +63,36 @@ impl Topics {
     }
 }
 
+/// Counts the sequencer consumer's rebalances (rdkafka serves them inside `recv`).
+#[derive(Debug, Default)]
+struct Rebalances(std::sync::atomic::AtomicU64);
+
+impl Rebalances {
+    fn generation(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl rdkafka::client::ClientContext for Rebalances {}
+
+impl rdkafka::consumer::ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        _: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        _: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Most drafts the sequencer takes in one batch.
 const BATCH_MAX: usize = 512;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -162,13 +192,15 @@ impl KafkaRelay {
         sequencer: Sequencer,
         shutdown: CancellationToken,
     ) -> Result<()> {
-        let consumer: StreamConsumer = self
+        let consumer: StreamConsumer<Rebalances> = self
             .base
             .clone()
             .set("group.id", &self.topics.sequencer_group)
             .set("enable.auto.commit", "false")
+            // Offsets are stored by hand, only for drafts handled under the current assignment.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .create()
+            .create_with_context(Rebalances::default())
             .map_err(unavailable)?;
         consumer
             .subscribe(&[&self.topics.ingest])
@@ -178,34 +210,59 @@ impl KafkaRelay {
                 () = shutdown.cancelled() => return Ok(()),
                 message = consumer.recv() => message,
             };
-            let mut drafts = Vec::new();
+            // Drafts popped before a rebalance may belong to partitions this node lost, or got
+            // back with its fetch position reset to the committed offset: handling them now
+            // could store a room's drafts out of order, and storing their offsets could commit
+            // past drafts nobody handled. They are dropped; whoever owns the partition now reads
+            // them again from the committed offset.
+            let mut generation = consumer.context().generation();
+            let mut drafts: Vec<Draft> = Vec::new();
+            let mut offsets: HashMap<i32, i64> = HashMap::new();
             let mut next = Some(first);
             while let Some(received) = next.take() {
+                let now = consumer.context().generation();
+                if now != generation {
+                    tracing::info!(
+                        dropped = drafts.len(),
+                        "chat sequencer rebalanced; dropping drafts read before it"
+                    );
+                    drafts.clear();
+                    offsets.clear();
+                    generation = now;
+                }
                 match received {
-                    Ok(message) => match message.payload().map(serde_json::from_slice::<Draft>) {
-                        Some(Ok(mut draft)) => {
-                            // The offset orders a room's drafts (one partition per room) and
-                            // lets the store keep each once.
-                            draft.seq = Some(message.offset());
-                            drafts.push(draft);
+                    Ok(message) => {
+                        offsets.insert(message.partition(), message.offset());
+                        match message.payload().map(serde_json::from_slice::<Draft>) {
+                            Some(Ok(mut draft)) => {
+                                // The offset orders a room's drafts (one partition per room) and
+                                // lets the store keep each once.
+                                draft.seq = Some(message.offset());
+                                drafts.push(draft);
+                            }
+                            _ => tracing::warn!(
+                                topic = message.topic(),
+                                offset = message.offset(),
+                                "skipping a record that is not a chat draft"
+                            ),
                         }
-                        _ => tracing::warn!(
-                            topic = message.topic(),
-                            offset = message.offset(),
-                            "skipping a record that is not a chat draft"
-                        ),
-                    },
+                    }
                     Err(e) => tracing::warn!(error = %e, "chat sequencer receive failed"),
                 }
                 if drafts.len() < BATCH_MAX {
                     next = consumer.recv().now_or_never();
                 }
             }
-            if drafts.is_empty() {
+            if offsets.is_empty() {
                 continue;
             }
             if !self.sequence_batch(&sequencer, drafts, &shutdown).await {
                 return Ok(());
+            }
+            for (partition, offset) in offsets {
+                if let Err(e) = consumer.store_offset(&self.topics.ingest, partition, offset) {
+                    tracing::debug!(partition, error = %e, "offset not stored (partition moved)");
+                }
             }
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
                 tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
