@@ -109,7 +109,7 @@ async fn main() {
 
     // Subscribers.
     let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let received = Arc::new(AtomicU64::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(args.connect_concurrency));
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(args.subscribers.max(1));
@@ -137,16 +137,16 @@ async fn main() {
                 client
             };
             ready.send(()).await.unwrap();
+            drop(ready);
             let mut latencies: Vec<u32> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let frame =
-                    match tokio::time::timeout(Duration::from_millis(200), client.next_frame())
-                        .await
-                    {
-                        Err(_) => continue,
-                        Ok(Ok(Some(frame))) => frame,
-                        Ok(_) => panic!("a subscriber was disconnected"),
-                    };
+            loop {
+                let frame = tokio::select! {
+                    () = stop.cancelled() => break,
+                    frame = client.next_frame() => match frame {
+                        Ok(Some(frame)) => frame,
+                        _ => panic!("a subscriber was disconnected"),
+                    },
+                };
                 if frame.command != Command::Message {
                     panic!("unexpected {frame:?}");
                 }
@@ -163,7 +163,7 @@ async fn main() {
     }
     drop(ready_tx);
     let mut connected = 0;
-    while ready_rx.recv().await.is_some() {
+    while connected < args.subscribers && ready_rx.recv().await.is_some() {
         connected += 1;
     }
     let connect_secs = start.elapsed().as_secs_f64();
@@ -215,7 +215,7 @@ async fn main() {
     let publish_secs = publish_start.elapsed().as_secs_f64();
     // Let deliveries in flight arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
+    stop.cancel();
     let mut latencies = Vec::new();
     for reader in readers {
         latencies.extend(reader.await.unwrap());
@@ -248,5 +248,5 @@ async fn main() {
             "max": latencies.last().map_or(0.0, |m| f64::from(*m) / 1000.0),
         },
     });
-    println!("{report}");
+    eprintln!("{report}");
 }
