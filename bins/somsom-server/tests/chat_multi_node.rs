@@ -145,9 +145,18 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
         // The listeners below read as fast as a test can; this test is about the relay.
         ("SOMSOM_CHAT__OUTBOUND_CAPACITY", "200000"),
     ];
-    let node_a = ServerProcess::spawn(dir.path(), &envs);
+    let mut envs_a = envs.to_vec();
+    if std::env::var("CHAT_TWO_SEQUENCERS").is_ok() {
+        envs_a.push(("SOMSOM_LOG__FILTER", "info,chat_relay=debug"));
+    }
+    let node_a = ServerProcess::spawn(dir.path(), &envs_a);
     let mut envs_b = envs.to_vec();
-    envs_b.push(("SOMSOM_CHAT__RUN_SEQUENCER", "false"));
+    // CHAT_TWO_SEQUENCERS=1 puts node B in the group too (the open rebalance case).
+    if std::env::var("CHAT_TWO_SEQUENCERS").is_err() {
+        envs_b.push(("SOMSOM_CHAT__RUN_SEQUENCER", "false"));
+    } else {
+        envs_b.push(("SOMSOM_LOG__FILTER", "info,chat_relay=debug"));
+    }
     let node_b = ServerProcess::spawn(dir.path(), &envs_b);
 
     let on_b = listener(&node_b, &listener_token, &rooms).await;
@@ -187,7 +196,7 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
     let (Ok(Ok(on_a)), Ok(Ok(on_b))) = (on_a, on_b) else {
         for (name, node) in [("A", &node_a), ("B", &node_b)] {
             for event in node.events.try_iter() {
-                if event["level"] != "DEBUG" && event.to_string().contains("chat") {
+                if event.to_string().contains("chat sequencer") {
                     eprintln!("node {name}: {event}");
                 }
             }

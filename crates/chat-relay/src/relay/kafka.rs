@@ -210,29 +210,30 @@ impl KafkaRelay {
                 () = shutdown.cancelled() => return Ok(()),
                 message = consumer.recv() => message,
             };
-            // Drafts popped before a rebalance may belong to partitions this node lost, or got
-            // back with its fetch position reset to the committed offset: handling them now
-            // could store a room's drafts out of order, and storing their offsets could commit
-            // past drafts nobody handled. They are dropped; whoever owns the partition now reads
-            // them again from the committed offset.
+            // Drafts read before a rebalance are still handled, in order: the store keeps each
+            // log position once, so one handled again by the partition's new owner is one
+            // message. (Dropping them, expecting the fetch to restart at the committed offset,
+            // lost them on tansu: a partition kept across a rebalance went on from where it was.)
             let mut generation = consumer.context().generation();
             let mut drafts: Vec<Draft> = Vec::new();
             let mut offsets: HashMap<i32, i64> = HashMap::new();
+            let mut firsts: HashMap<i32, i64> = HashMap::new();
             let mut next = Some(first);
             while let Some(received) = next.take() {
                 let now = consumer.context().generation();
                 if now != generation {
                     tracing::info!(
-                        dropped = drafts.len(),
-                        "chat sequencer rebalanced; dropping drafts read before it"
+                        read = drafts.len(),
+                        "chat sequencer rebalanced while reading a batch"
                     );
-                    drafts.clear();
-                    offsets.clear();
                     generation = now;
                 }
                 match received {
                     Ok(message) => {
                         offsets.insert(message.partition(), message.offset());
+                        firsts
+                            .entry(message.partition())
+                            .or_insert(message.offset());
                         match message.payload().map(serde_json::from_slice::<Draft>) {
                             Some(Ok(mut draft)) => {
                                 // The offset orders a room's drafts (one partition per room) and
@@ -259,12 +260,26 @@ impl KafkaRelay {
             if !self.sequence_batch(&sequencer, drafts, &shutdown).await {
                 return Ok(());
             }
+            for (partition, offset) in &offsets {
+                tracing::debug!(
+                    partition,
+                    first = firsts[partition],
+                    last = offset,
+                    "chat sequencer batch"
+                );
+            }
+            // Commit exactly what was handled: the offset after each partition's last draft.
+            let mut handled = TopicPartitionList::new();
             for (partition, offset) in offsets {
-                if let Err(e) = consumer.store_offset(&self.topics.ingest, partition, offset) {
-                    tracing::debug!(partition, error = %e, "offset not stored (partition moved)");
+                if let Err(e) = handled.add_partition_offset(
+                    &self.topics.ingest,
+                    partition,
+                    Offset::Offset(offset + 1),
+                ) {
+                    tracing::warn!(partition, error = %e, "offset not recorded");
                 }
             }
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+            if let Err(e) = consumer.commit(&handled, CommitMode::Sync) {
                 tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
             }
         }
