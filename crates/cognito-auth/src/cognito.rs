@@ -91,6 +91,29 @@ fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> AuthError 
 }
 
 impl CognitoIdentity {
+    /// Verifies an access token (signature, claims, expiry, local revocation) and returns its
+    /// raw claims.
+    async fn verify_raw(&self, access_token: &str) -> Result<crate::jwt::AccessTokenClaims> {
+        let now = self.clock.now().timestamp();
+        let (verifier, fetched) = self.current_verifier();
+        let raw = match verifier.verify_access(access_token, now) {
+            // A key we do not know: the pool may have rotated; look again (not too often).
+            Err(Refusal::UnknownKey)
+                if fetched.is_none_or(|t| t.elapsed() > JWKS_REFETCH_AFTER) =>
+            {
+                self.refetch_jwks().await?;
+                self.current_verifier().0.verify_access(access_token, now)?
+            }
+            other => other?,
+        };
+        if let Some(revoked) = self.revoked_before.get(&raw.username)
+            && raw.iat <= revoked
+        {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(raw)
+    }
+
     /// A provider for the pool in `config`, talking through `client`. Fetches the JWKS once.
     pub async fn new(client: Client, config: CognitoConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         let http = reqwest::Client::builder()
@@ -318,7 +341,8 @@ impl IdentityProvider for CognitoIdentity {
     }
 
     async fn sign_out(&self, access_token: &str) -> Result<()> {
-        let claims = self.verify(access_token).await?;
+        let raw = self.verify_raw(access_token).await?;
+        let claims = raw.claims();
         // The admin call, not GlobalSignOut: the server holds IAM credentials anyway, and it
         // works the same on every Cognito-compatible endpoint (moto cannot route GlobalSignOut,
         // which is unsigned, to the pool's region).
@@ -329,31 +353,15 @@ impl IdentityProvider for CognitoIdentity {
             .send()
             .await
             .map_err(|e| map_error(e.into_service_error()))?;
-        // Tokens carry whole seconds: everything issued up to now is refused here.
+        // Tokens carry whole seconds: everything issued up to now is refused here. "Now" is
+        // at least this token's own issue time, should the pool's clock run ahead of ours.
         self.revoked_before
-            .insert(claims.username, self.clock.now().timestamp());
+            .insert(claims.username, self.clock.now().timestamp().max(raw.iat));
         Ok(())
     }
 
     async fn verify(&self, access_token: &str) -> Result<Claims> {
-        let now = self.clock.now().timestamp();
-        let (verifier, fetched) = self.current_verifier();
-        let raw = match verifier.verify_access(access_token, now) {
-            // A key we do not know: the pool may have rotated; look again (not too often).
-            Err(Refusal::UnknownKey)
-                if fetched.is_none_or(|t| t.elapsed() > JWKS_REFETCH_AFTER) =>
-            {
-                self.refetch_jwks().await?;
-                self.current_verifier().0.verify_access(access_token, now)?
-            }
-            other => other?,
-        };
-        if let Some(revoked) = self.revoked_before.get(&raw.username)
-            && raw.iat <= revoked
-        {
-            return Err(AuthError::InvalidToken);
-        }
-        Ok(raw.claims())
+        Ok(self.verify_raw(access_token).await?.claims())
     }
 
     async fn profile(&self, email: &str) -> Result<Profile> {
