@@ -351,7 +351,7 @@ impl Relay for KafkaRelay {
         let consumer: StreamConsumer = self
             .base
             .clone()
-            .set("group.id", format!("chat-node-{}", uuid_like()))
+            .set("group.id", format!("chat-node-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
             .create()
@@ -408,17 +408,4 @@ impl Relay for KafkaRelay {
         })
         .boxed())
     }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}-{nanos:x}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
