@@ -6,7 +6,7 @@
 #   MariaDB  127.0.0.1:3306, root, no password         TEST_MYSQL_URL
 #   moto     AWS SQS/SNS/DynamoDB/Cognito on loopback  AWS_ENDPOINT_URL (+ test credentials)
 #   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS
-#   Python   with PyJWT, aiosmtpd, stomp.py             TEST_PYTHON
+#   Python   with PyJWT, aiosmtpd, stomp.py, http_ece   TEST_PYTHON
 #   Node     @stomp/stompjs and ws                      TEST_NODE_MODULES
 #
 # Tools are installed once into $SOMSOM_CACHE (default ~/.cache/somsom), never into the repo.
@@ -60,10 +60,10 @@ _ensure_moto() {
     "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6'
   fi
   # PyJWT checks SomSom's tokens against its JWKS; aiosmtpd receives its e-mail; stomp.py is a
-  # third-party STOMP client for the chat.
-  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stomp, websocket' 2>/dev/null \
+  # third-party STOMP client for the chat; http_ece decrypts what the Web Push sender encrypts.
+  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stomp, websocket, http_ece' 2>/dev/null \
     || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3' 'aiosmtpd>=1.4,<2' \
-      'stomp.py>=8.1,<9' 'websocket-client>=1.6,<2'
+      'stomp.py>=8.1,<9' 'websocket-client>=1.6,<2' 'http_ece>=1.2,<2'
   export TEST_PYTHON="$venv/bin/python"
   local port; port=$(_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SOMSOM_CACHE/logs/moto.log" 2>&1 &
