@@ -56,6 +56,7 @@ pub async fn run_all(factory: &Factory) {
     cancellation(&*engine).await;
     idempotent_retries(&*engine).await;
     reservations_page_newest_first(&*engine).await;
+    holdings_and_the_walk_over_active_bookings(&*engine).await;
     no_oversell_under_contention(std::slice::from_ref(&engine), 1).await;
     user_cap_holds_under_contention(std::slice::from_ref(&engine), 2).await;
     retry_storm_books_once(std::slice::from_ref(&engine), 3).await;
@@ -207,6 +208,36 @@ pub async fn cancellation(engine: &dyn TicketEngine) {
         engine.cancel(7, 987_654).await,
         Err(TicketError::ReservationNotFound)
     ));
+}
+
+/// `held` counts a user's active tickets for a day; `active_from` walks every user's active
+/// bookings from a day on, in id order, page by page.
+pub async fn holdings_and_the_walk_over_active_bookings(engine: &dyn TicketEngine) {
+    engine.create_inventory(inventory(60, 100)).await.unwrap();
+    let a = engine.reserve(booking(81, 60, day(0), 2)).await.unwrap().reservation;
+    let b = engine.reserve(booking(81, 60, day(0), 1)).await.unwrap().reservation;
+    let c = engine.reserve(booking(82, 60, day(1), 3)).await.unwrap().reservation;
+    let d = engine.reserve(booking(82, 60, day(2), 1)).await.unwrap().reservation;
+    assert_eq!(engine.held(81, 60, day(0)).await.unwrap(), 3);
+    assert_eq!(engine.held(82, 60, day(0)).await.unwrap(), 0);
+    assert_eq!(engine.held(82, 60, day(1)).await.unwrap(), 3);
+    engine.cancel(81, a.id).await.unwrap();
+    assert_eq!(engine.held(81, 60, day(0)).await.unwrap(), 1, "cancelled tickets are not held");
+
+    // Other checks' bookings may share the engine: look at festival 60 only.
+    let mut walked = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = engine.active_from(day(1), after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        assert!(page.windows(2).all(|w| w[0].id < w[1].id), "id order");
+        walked.extend(page.into_iter().filter(|r| r.festival == 60).map(|r| r.id));
+    }
+    assert_eq!(walked, vec![c.id, d.id], "from day 1 on, active only");
+    let all: Vec<_> = engine.active_from(day(0), 0, 10_000).await.unwrap();
+    let ours: Vec<_> = all.iter().filter(|r| r.festival == 60).map(|r| r.id).collect();
+    assert_eq!(ours, vec![b.id, c.id, d.id]);
 }
 
 /// The same key books once and answers with the first reservation; a different booking under

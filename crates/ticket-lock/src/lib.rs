@@ -96,6 +96,23 @@ pub trait TicketEngine: Send + Sync + std::fmt::Debug {
         id: ReservationId,
     ) -> Result<Reservation, TicketError>;
 
+    /// Tickets the user holds (in active reservations) for a festival day.
+    async fn held(
+        &self,
+        user: UserId,
+        festival: FestivalId,
+        date: chrono::NaiveDate,
+    ) -> Result<u32, TicketError>;
+
+    /// Every user's active reservations for days from `from` on, in id order after `after`, at
+    /// most `limit` (for jobs that walk all bookings, such as planning reminders).
+    async fn active_from(
+        &self,
+        from: chrono::NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError>;
+
     /// The user's reservations, newest first, with the seed's cursor (`last_id` 0: first page).
     async fn reservations(
         &self,

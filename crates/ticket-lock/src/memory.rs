@@ -207,6 +207,32 @@ impl TicketEngine for MemoryTickets {
             .ok_or(TicketError::ReservationNotFound)
     }
 
+    async fn held(
+        &self,
+        user: UserId,
+        festival: FestivalId,
+        date: NaiveDate,
+    ) -> Result<u32, TicketError> {
+        Ok(held(&self.lock(), user, festival, date))
+    }
+
+    async fn active_from(
+        &self,
+        from: NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError> {
+        Ok(self
+            .lock()
+            .reservations
+            .range(after.saturating_add(1)..)
+            .map(|(_, r)| r)
+            .filter(|r| r.status == Status::Active && r.date >= from)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
     async fn reservations(
         &self,
         user: UserId,

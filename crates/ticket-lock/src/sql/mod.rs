@@ -27,8 +27,10 @@ use engine_clock::{Clock, SystemClock};
 use sqlx::{MySqlPool, SqlitePool};
 
 use crate::model::{kst, millis, today};
+use chrono::NaiveDate;
+
 use crate::{
-    Booked, Booking, Inventory, NewInventory, Reservation, ReservationId, ReservationPage,
+    Booked, Booking, FestivalId, Inventory, NewInventory, Reservation, ReservationId, ReservationPage,
     TicketEngine, TicketError, UserId, Window,
 };
 
@@ -67,7 +69,7 @@ struct DayQueue {
     busy: bool,
 }
 
-type Queues = Arc<std::sync::Mutex<HashMap<(i64, chrono::NaiveDate), DayQueue>>>;
+type Queues = Arc<std::sync::Mutex<HashMap<(i64, NaiveDate), DayQueue>>>;
 
 /// Tickets in a SQL database. Create it, then [`migrate`](Self::migrate) once at start.
 #[derive(Debug, Clone)]
@@ -186,7 +188,7 @@ impl SqlTickets {
         answer
     }
 
-    async fn work(&self, day: (i64, chrono::NaiveDate)) {
+    async fn work(&self, day: (i64, NaiveDate)) {
         loop {
             let group: Vec<(Booking, Reply)> = {
                 let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
@@ -351,6 +353,33 @@ impl TicketEngine for SqlTickets {
         }
         .map_err(unavailable)?
         .ok_or(TicketError::ReservationNotFound)
+    }
+
+    async fn held(
+        &self,
+        user: UserId,
+        festival: FestivalId,
+        date: NaiveDate,
+    ) -> Result<u32, TicketError> {
+        match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::held(pool, user, festival, date).await,
+            SqlPool::MySql(pool) => statements::mysql::held(pool, user, festival, date).await,
+        }
+        .map_err(unavailable)
+    }
+
+    async fn active_from(
+        &self,
+        from: NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError> {
+        let limit = i64::from(limit);
+        match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::active_from(pool, from, after, limit).await,
+            SqlPool::MySql(pool) => statements::mysql::active_from(pool, from, after, limit).await,
+        }
+        .map_err(unavailable)
     }
 
     async fn reservations(

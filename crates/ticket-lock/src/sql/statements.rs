@@ -453,6 +453,43 @@ macro_rules! dialect {
                 Ok(row.map(Reservation::from))
             }
 
+            pub(crate) async fn held(
+                pool: &Pool<Db>,
+                user: UserId,
+                festival: i64,
+                date: NaiveDate,
+            ) -> Result<u32, sqlx::Error> {
+                let held: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(quantity), 0) AS SIGNED) FROM reservations \
+                     WHERE user_id = ? AND festival_id = ? AND festival_date = ? AND status = 'ACTIVE'",
+                )
+                .bind(user)
+                .bind(festival)
+                .bind(date)
+                .fetch_one(pool)
+                .await?;
+                Ok(count(held))
+            }
+
+            pub(crate) async fn active_from(
+                pool: &Pool<Db>,
+                from: NaiveDate,
+                after: ReservationId,
+                limit: i64,
+            ) -> Result<Vec<Reservation>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                     WHERE id > ? AND status = 'ACTIVE' AND festival_date >= ? ORDER BY id LIMIT ?"
+                );
+                let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(after)
+                    .bind(from)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.into_iter().map(Reservation::from).collect())
+            }
+
             pub(crate) async fn reservations(
                 pool: &Pool<Db>,
                 user: UserId,
