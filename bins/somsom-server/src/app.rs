@@ -57,6 +57,8 @@ pub struct AppState {
     pub queues: crate::queues::Queues,
     /// Festival chat.
     pub chat: crate::chat::Chat,
+    /// Devices, reminders and notifications.
+    pub push: crate::push::Push,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -93,6 +95,13 @@ fn routes() -> Router<AppState> {
             delete(crate::reservations::cancel),
         )
         .route("/me", get(crate::reservations::me))
+        .route("/notification/activate", post(crate::push::activate))
+        .route("/notification/deactivate", post(crate::push::deactivate))
+        .route(
+            "/notification/vapid-public-key",
+            get(crate::push::vapid_public_key),
+        )
+        .route("/notifications", get(crate::push::list))
         .route("/festivals/chatting/list", get(crate::chat::list))
         .route("/festivals/chatting/delete", delete(crate::chat::leave))
         .route(

@@ -19,7 +19,7 @@ use crate::auth::{AdminEmails, AttemptLimits};
 use crate::backends::{self, BackendError};
 use crate::chat::Chat;
 use crate::config::Config;
-use crate::config::{AuthBackend, ChatStoreKind, QueueDriver};
+use crate::config::{AuthBackend, ChatStoreKind, PushSchedulerKind, QueueDriver};
 use crate::db::{Database, DbError};
 use crate::festivals::Festivals;
 use crate::metrics::Metrics;
@@ -83,6 +83,8 @@ pub struct Overrides {
     pub code_sender: Option<Arc<dyn CodeSender>>,
     /// The clock of the engines (default: the system clock); tests move a manual one.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Sends push notifications (default: FCM and Web Push as configured, else the log).
+    pub push_sender: Option<Arc<dyn push_notify::Sender>>,
 }
 
 /// Connects every configured backend, applies migrations and binds the listen address.
@@ -160,6 +162,18 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     )
     .await?;
 
+    let tickets: Arc<dyn ticket_lock::TicketEngine> = Arc::new(tickets);
+    let push = push(
+        &config,
+        &db,
+        tickets.clone(),
+        festivals.catalog.clone(),
+        clock.clone(),
+        overrides.push_sender,
+        &tasks,
+    )
+    .await?;
+
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| BuildError::Bind {
@@ -179,10 +193,11 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         )),
         admins,
         festivals,
-        tickets: Arc::new(tickets),
+        tickets,
         ticket_defaults: config.tickets.clone(),
         queues,
         chat,
+        push,
     };
     Ok(Application {
         listener,
@@ -404,6 +419,139 @@ async fn chat(
     Ok(Chat {
         server,
         buffers: Buffers::default(),
+    })
+}
+
+/// Reminders: devices, the ledger and (with `scheduler = "sql"`) the plan in the server's
+/// database, or the plan on EventBridge Scheduler feeding an SQS queue; the planner task that
+/// follows reservations, a reconciliation at start, and this node's dispatcher.
+async fn push(
+    config: &Config,
+    db: &Database,
+    tickets: Arc<dyn ticket_lock::TicketEngine>,
+    catalog: Arc<dyn festival_catalog::Catalog>,
+    clock: Arc<dyn Clock>,
+    sender: Option<Arc<dyn push_notify::Sender>>,
+    tasks: &Tasks,
+) -> Result<crate::push::Push, BuildError> {
+    use push_notify::send::Route;
+    use push_notify::send::fcm::{FcmSender, ServiceAccount};
+    use push_notify::send::webpush::{VapidKey, WebPushSender};
+    use push_notify::{DispatcherConfig, DueSource, Scheduler};
+
+    let settings = &config.push;
+    let failed =
+        |what: &str, e: push_notify::PushError| BuildError::Config(format!("push {what}: {e}"));
+    let store = Arc::new(push_notify::sql::SqlPush::with_clock(
+        db.push_pool(),
+        clock.clone(),
+    ));
+    store.migrate().await.map_err(|e| failed("store", e))?;
+    let planner = push_notify::Planner::parse(&settings.remind_at, &settings.time_zone)
+        .map_err(|e| failed("settings", e))?;
+    let vapid = match &settings.vapid_private_key {
+        Some(key) => VapidKey::from_base64(key).map_err(|e| failed("vapid key", e))?,
+        None => {
+            // Made by the first node to start, read back by every other one: browsers'
+            // subscriptions are bound to it.
+            let fresh = VapidKey::generate().private_base64();
+            let kept = db
+                .shared_secret("vapid_private_key", &fresh)
+                .await
+                .map_err(|e| BuildError::Config(format!("vapid key: {e}")))?;
+            VapidKey::from_base64(&kept).map_err(|e| failed("vapid key", e))?
+        }
+    };
+    let sender: Arc<dyn push_notify::Sender> = match sender {
+        Some(sender) => sender,
+        None => {
+            let web_push = WebPushSender::new(vapid.clone(), &settings.vapid_subject)
+                .map_err(|e| failed("web push", e))?
+                .with_clock(clock.clone());
+            let mut route = Route::new().web_push(Arc::new(web_push));
+            if let Some(file) = &settings.fcm_service_account_file {
+                let json = std::fs::read_to_string(file)
+                    .map_err(|e| BuildError::Config(format!("push fcm key file {file}: {e}")))?;
+                let account = ServiceAccount::from_json(&json).map_err(|e| failed("fcm key", e))?;
+                let fcm = FcmSender::new(account, &settings.fcm_endpoint)
+                    .map_err(|e| failed("fcm", e))?
+                    .with_clock(clock.clone());
+                route = route.fcm(Arc::new(fcm));
+            }
+            Arc::new(route)
+        }
+    };
+    let (scheduler, source): (Arc<dyn Scheduler>, Arc<dyn DueSource>) = match settings.scheduler {
+        PushSchedulerKind::Sql => (store.clone(), store.clone()),
+        PushSchedulerKind::Eventbridge => {
+            use push_notify::aws::{EventBridgeScheduler, SqsSource, Topology};
+            let sdk = backends::aws_config(&config.aws).await;
+            let sns = aws_sdk_sns::Client::new(&sdk);
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let topology = Topology::ensure(&sns, &sqs, &settings.sns_topic, &settings.sqs_queue)
+                .await
+                .map_err(|e| failed("sns/sqs", e))?;
+            let scheduler = EventBridgeScheduler::new(
+                aws_sdk_scheduler::Client::new(&sdk),
+                sns,
+                &settings.schedule_group,
+                &topology.topic_arn,
+                &settings.scheduler_role_arn,
+            )
+            .with_clock(clock.clone());
+            scheduler
+                .ensure_group()
+                .await
+                .map_err(|e| failed("schedule group", e))?;
+            (
+                Arc::new(scheduler),
+                Arc::new(SqsSource::new(sqs, topology.queue_url)),
+            )
+        }
+    };
+    let dispatcher = push_notify::Dispatcher::new(source, store.clone(), store.clone(), sender)
+        .with_clock(clock.clone())
+        .with_recheck(Arc::new(crate::push::HeldCheck(tickets.clone())))
+        .with_config(DispatcherConfig {
+            batch: settings.batch.max(1),
+            concurrency: settings.concurrency.max(1),
+            lease: Duration::from_secs(settings.lease_secs.max(1)),
+            poll: Duration::from_millis(settings.poll_ms.max(10)),
+            max_attempts: settings.max_attempts.max(1),
+            ..DispatcherConfig::default()
+        });
+    let context = crate::push::PlanContext {
+        scheduler,
+        tickets,
+        catalog,
+        planner,
+        dispatcher: Some(dispatcher.clone()),
+        clock,
+    };
+    let reconciling = context.clone();
+    tasks.spawn("push-reconcile", move |cancel| async move {
+        tokio::select! {
+            result = crate::push::reconcile(&reconciling) => match result {
+                Ok(0) => {}
+                Ok(added) => tracing::info!(added, "planned reminders missing from the plan"),
+                Err(e) => tracing::error!(error = %e, "reminder reconciliation failed"),
+            },
+            () = cancel.cancelled() => {}
+        }
+    });
+    let (planning, planner_task) = context.clone().start();
+    tasks.spawn("push-planner", planner_task);
+    if settings.run_dispatcher {
+        tasks.spawn("push-dispatcher", move |cancel| async move {
+            dispatcher.run(cancel).await;
+        });
+    }
+    Ok(crate::push::Push {
+        registry: store.clone(),
+        ledger: store,
+        planning,
+        context,
+        vapid_public_key: vapid.public_base64(),
     })
 }
 

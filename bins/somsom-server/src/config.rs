@@ -59,6 +59,86 @@ pub struct Config {
     /// Festival chat (`SOMSOM_CHAT__STORE`, ...): relayed through Kafka when `kafka_brokers` is
     /// set, presence in Redis when `redis_url` is set.
     pub chat: ChatSettings,
+    /// Day-before reminders (`SOMSOM_PUSH__REMIND_AT`, ...).
+    pub push: PushSettings,
+}
+
+/// Day-before festival reminders: when they go out, where they are planned, how they are sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// Local time of day on the eve of a festival day, `HH:MM`.
+    pub remind_at: String,
+    /// The festivals' time zone (IANA name).
+    pub time_zone: String,
+    /// Where reminders are planned: `sql` (the server's database, polled by every node) or
+    /// `eventbridge` (one EventBridge Scheduler schedule each, firing into SNS → SQS).
+    pub scheduler: PushSchedulerKind,
+    /// A Firebase service-account key file; set, FCM tokens are sent through FCM HTTP v1.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub fcm_service_account_file: Option<String>,
+    /// The FCM endpoint (an emulator or test server may stand in).
+    pub fcm_endpoint: String,
+    /// The VAPID private key (Base64url scalar). Unset, one is made by the first node and
+    /// kept in the database.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub vapid_private_key: Option<String>,
+    /// The contact push services see in VAPID tokens.
+    pub vapid_subject: String,
+    /// Whether this node sends due reminders (any number of nodes may; leases keep them apart).
+    pub run_dispatcher: bool,
+    /// Reminders claimed per round.
+    pub batch: usize,
+    /// Sends in flight at once.
+    pub concurrency: usize,
+    /// Seconds a claim is held before another node may take it over.
+    pub lease_secs: u64,
+    /// How often an idle dispatcher looks for due reminders, milliseconds.
+    pub poll_ms: u64,
+    /// Attempts before a reminder is given up.
+    pub max_attempts: u32,
+    /// The SNS topic schedules publish to (`scheduler = "eventbridge"`).
+    pub sns_topic: String,
+    /// The SQS queue subscribed to it (the seed's `noti`).
+    pub sqs_queue: String,
+    /// The schedule group.
+    pub schedule_group: String,
+    /// The role EventBridge Scheduler assumes to publish.
+    pub scheduler_role_arn: String,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            remind_at: "09:00".to_owned(),
+            time_zone: "Asia/Seoul".to_owned(),
+            scheduler: PushSchedulerKind::Sql,
+            fcm_service_account_file: None,
+            fcm_endpoint: "https://fcm.googleapis.com".to_owned(),
+            vapid_private_key: None,
+            vapid_subject: "mailto:admin@somsom.local".to_owned(),
+            run_dispatcher: true,
+            batch: 256,
+            concurrency: 64,
+            lease_secs: 60,
+            poll_ms: 200,
+            max_attempts: 10,
+            sns_topic: "somsom-reminders".to_owned(),
+            sqs_queue: "noti".to_owned(),
+            schedule_group: "somsom".to_owned(),
+            scheduler_role_arn: "arn:aws:iam::123456789012:role/somsom-scheduler".to_owned(),
+        }
+    }
+}
+
+/// Where reminders are planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushSchedulerKind {
+    /// The server's SQL database.
+    Sql,
+    /// EventBridge Scheduler → SNS → SQS.
+    Eventbridge,
 }
 
 /// Festival chat.
@@ -299,6 +379,7 @@ impl Default for Config {
             tickets: TicketSettings::default(),
             queue: QueueSettings::default(),
             chat: ChatSettings::default(),
+            push: PushSettings::default(),
         }
     }
 }

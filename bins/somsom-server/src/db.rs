@@ -114,6 +114,14 @@ impl Database {
         }
     }
 
+    /// The same pool, for devices, reminders and notifications.
+    pub fn push_pool(&self) -> push_notify::sql::SqlPool {
+        match self {
+            Self::Sqlite(pool) => push_notify::sql::SqlPool::Sqlite(pool.clone()),
+            Self::MySql(pool) => push_notify::sql::SqlPool::MySql(pool.clone()),
+        }
+    }
+
     /// The same pool, for chat messages.
     pub fn chat_pool(&self) -> chat_relay::store::sql::SqlPool {
         match self {

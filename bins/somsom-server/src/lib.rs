@@ -14,6 +14,7 @@ pub mod festivals;
 pub mod generate;
 pub mod metrics;
 pub mod openapi;
+pub mod push;
 pub mod queues;
 pub mod readiness;
 pub mod reservations;

@@ -58,6 +58,10 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::queues::admin::pause,
         crate::queues::admin::resume,
         crate::queues::admin::admit,
+        crate::push::activate,
+        crate::push::deactivate,
+        crate::push::vapid_public_key,
+        crate::push::list,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&BearerAuth),
@@ -68,6 +72,7 @@ use crate::error::{ErrorBody, ErrorCode};
         (name = "reservations", description = "Booking tickets, cancelling, and my page"),
         (name = "chat", description = "Festival chat rooms; live messages over STOMP at /ws-chat"),
         (name = "queues", description = "Waiting rooms: join, rank, admission, events; admin statistics and controls"),
+        (name = "notifications", description = "Devices for the day-before reminder, and the reminders delivered"),
     ),
 )]
 pub struct ApiDoc;

@@ -249,48 +249,51 @@ impl Dispatcher {
             }
         }
         let messages: Vec<Message> = wanted.iter().map(|c| Message::from(&c.reminder)).collect();
-        let outcomes: Vec<(usize, SendOutcome)> = futures::stream::iter(to_send)
+        let mut outcomes = futures::stream::iter(to_send)
             .map(|n| {
                 let (i, device) = jobs[n];
                 let message = &messages[i];
                 async move { (n, self.sender.send(device, message).await) }
             })
             .buffer_unordered(self.config.concurrency.max(1))
-            .collect()
-            .await;
+            // Recorded as they come in, so a crash repeats at most the sends in flight.
+            .ready_chunks(self.config.concurrency.max(1));
 
-        let mut sent = Vec::new();
         let mut gone = Vec::new();
         let mut abandoned = Vec::new();
-        for (n, outcome) in outcomes {
-            let (i, device) = jobs[n];
-            let tally = &mut tallies[i];
-            match outcome {
-                SendOutcome::Delivered => {
-                    round.sends += 1;
-                    if begins[n] == Begin::InDoubt {
-                        round.resent += 1;
+        while let Some(ready) = outcomes.next().await {
+            let mut sent = Vec::new();
+            for (n, outcome) in ready {
+                let (i, device) = jobs[n];
+                let tally = &mut tallies[i];
+                match outcome {
+                    SendOutcome::Delivered => {
+                        round.sends += 1;
+                        if begins[n] == Begin::InDoubt {
+                            round.resent += 1;
+                        }
+                        sent.push(ids[n].clone());
                     }
-                    sent.push(ids[n].clone());
-                }
-                SendOutcome::Gone => {
-                    gone.push(device.token.clone());
-                    abandoned.push(ids[n].clone());
-                }
-                SendOutcome::Retry { after, reason } => {
-                    tracing::debug!(reminder = %ids[n].reminder, %reason, "push send will be retried");
-                    tally.retry = true;
-                    tally.retry_after = tally.retry_after.max(after);
-                    abandoned.push(ids[n].clone());
-                }
-                SendOutcome::Failed { reason } => {
-                    tracing::warn!(reminder = %ids[n].reminder, %reason, "push send failed");
-                    tally.failed = true;
-                    abandoned.push(ids[n].clone());
+                    SendOutcome::Gone => {
+                        gone.push(device.token.clone());
+                        abandoned.push(ids[n].clone());
+                    }
+                    SendOutcome::Retry { after, reason } => {
+                        tracing::debug!(reminder = %ids[n].reminder, %reason, "push send will be retried");
+                        tally.retry = true;
+                        tally.retry_after = tally.retry_after.max(after);
+                        abandoned.push(ids[n].clone());
+                    }
+                    SendOutcome::Failed { reason } => {
+                        tracing::warn!(reminder = %ids[n].reminder, %reason, "push send failed");
+                        tally.failed = true;
+                        abandoned.push(ids[n].clone());
+                    }
                 }
             }
+            self.ledger.sent(&sent, self.clock.now()).await?;
         }
-        self.ledger.sent(&sent, self.clock.now()).await?;
+        drop(outcomes);
         self.ledger.abandon(&abandoned).await?;
         for token in &gone {
             self.registry.forget(token).await?;

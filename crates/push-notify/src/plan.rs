@@ -26,6 +26,19 @@ impl Default for Planner {
 }
 
 impl Planner {
+    /// From settings: `at` as `HH:MM`, `zone` an IANA name such as `Asia/Seoul`.
+    pub fn parse(at: &str, zone: &str) -> Result<Self, crate::PushError> {
+        let at = NaiveTime::parse_from_str(at, "%H:%M").map_err(|e| crate::PushError::Invalid {
+            field: "remind_at",
+            reason: format!("{at:?}: {e}"),
+        })?;
+        let zone = zone.parse::<Tz>().map_err(|e| crate::PushError::Invalid {
+            field: "time_zone",
+            reason: format!("{zone:?}: {e}"),
+        })?;
+        Ok(Self { at, zone })
+    }
+
     /// The reminder for `key` of the festival `name`, as planned at `now`; `None` once the
     /// festival day has begun (a "starts tomorrow" message would be wrong by then).
     pub fn reminder(&self, key: ReminderKey, name: &str, now: DateTime<Utc>) -> Option<Reminder> {
@@ -119,6 +132,16 @@ mod tests {
             .reminder(key("2026-03-30"), "X", utc("2026-01-01T00:00:00Z"))
             .unwrap();
         assert_eq!(r.due, utc("2026-03-29T01:30:00Z"));
+    }
+
+    #[test]
+    fn settings_parse() {
+        assert_eq!(
+            Planner::parse("09:00", "Asia/Seoul").unwrap(),
+            Planner::default()
+        );
+        assert!(Planner::parse("9am", "Asia/Seoul").is_err());
+        assert!(Planner::parse("09:00", "Mars/Olympus").is_err());
     }
 
     #[test]

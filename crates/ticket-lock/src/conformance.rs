@@ -214,15 +214,35 @@ pub async fn cancellation(engine: &dyn TicketEngine) {
 /// bookings from a day on, in id order, page by page.
 pub async fn holdings_and_the_walk_over_active_bookings(engine: &dyn TicketEngine) {
     engine.create_inventory(inventory(60, 100)).await.unwrap();
-    let a = engine.reserve(booking(81, 60, day(0), 2)).await.unwrap().reservation;
-    let b = engine.reserve(booking(81, 60, day(0), 1)).await.unwrap().reservation;
-    let c = engine.reserve(booking(82, 60, day(1), 3)).await.unwrap().reservation;
-    let d = engine.reserve(booking(82, 60, day(2), 1)).await.unwrap().reservation;
+    let a = engine
+        .reserve(booking(81, 60, day(0), 2))
+        .await
+        .unwrap()
+        .reservation;
+    let b = engine
+        .reserve(booking(81, 60, day(0), 1))
+        .await
+        .unwrap()
+        .reservation;
+    let c = engine
+        .reserve(booking(82, 60, day(1), 3))
+        .await
+        .unwrap()
+        .reservation;
+    let d = engine
+        .reserve(booking(82, 60, day(2), 1))
+        .await
+        .unwrap()
+        .reservation;
     assert_eq!(engine.held(81, 60, day(0)).await.unwrap(), 3);
     assert_eq!(engine.held(82, 60, day(0)).await.unwrap(), 0);
     assert_eq!(engine.held(82, 60, day(1)).await.unwrap(), 3);
     engine.cancel(81, a.id).await.unwrap();
-    assert_eq!(engine.held(81, 60, day(0)).await.unwrap(), 1, "cancelled tickets are not held");
+    assert_eq!(
+        engine.held(81, 60, day(0)).await.unwrap(),
+        1,
+        "cancelled tickets are not held"
+    );
 
     // Other checks' bookings may share the engine: look at festival 60 only.
     let mut walked = Vec::new();
@@ -236,7 +256,11 @@ pub async fn holdings_and_the_walk_over_active_bookings(engine: &dyn TicketEngin
     }
     assert_eq!(walked, vec![c.id, d.id], "from day 1 on, active only");
     let all: Vec<_> = engine.active_from(day(0), 0, 10_000).await.unwrap();
-    let ours: Vec<_> = all.iter().filter(|r| r.festival == 60).map(|r| r.id).collect();
+    let ours: Vec<_> = all
+        .iter()
+        .filter(|r| r.festival == 60)
+        .map(|r| r.id)
+        .collect();
     assert_eq!(ours, vec![b.id, c.id, d.id]);
 }
 

@@ -76,6 +76,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn reserve(
     State(tickets): State<Arc<dyn TicketEngine>>,
     State(queues): State<crate::queues::Queues>,
+    State(push): State<crate::push::Push>,
     user: CurrentUser,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReservationRequest>,
@@ -107,6 +108,8 @@ pub async fn reserve(
         })
         .await
         .map_err(ticket_error)?;
+    let r = &booked.reservation;
+    push.planning.sync(r.user, r.festival, r.date).await;
     let mut response = Json(ReservationResult::from(&booked.reservation)).into_response();
     if booked.replayed {
         response
@@ -171,6 +174,7 @@ async fn with_festivals(
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn cancel(
     State(tickets): State<Arc<dyn TicketEngine>>,
+    State(push): State<crate::push::Push>,
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Json<ReservationResult>, ApiError> {
@@ -178,6 +182,9 @@ pub async fn cancel(
         .cancel(user.user.id, id)
         .await
         .map_err(ticket_error)?;
+    push.planning
+        .sync(cancelled.user, cancelled.festival, cancelled.date)
+        .await;
     Ok(Json(ReservationResult::from(&cancelled)))
 }
 

@@ -63,6 +63,8 @@ pub fn spawn(app: Application) -> Running {
 pub struct Ctx {
     pub server: Running,
     pub codes: Arc<MemorySender>,
+    /// Every push notification the server sent.
+    pub pushes: push_notify::send::RecordingSender,
     pub http: reqwest::Client,
     pub db: somsom_server::db::Database,
     pub state: somsom_server::AppState,
@@ -81,11 +83,13 @@ pub async fn start_with_clock(
     let mut config = config_in(dir.path());
     tweak(&mut config);
     let codes = Arc::new(MemorySender::new());
+    let pushes = push_notify::send::RecordingSender::new();
     let app = build_with(
         config,
         Overrides {
             code_sender: Some(codes.clone()),
             clock: Some(Arc::new(clock)),
+            push_sender: Some(Arc::new(pushes.clone())),
         },
     )
     .await
@@ -95,6 +99,7 @@ pub async fn start_with_clock(
     Ctx {
         server: spawn(app),
         codes,
+        pushes,
         http: reqwest::Client::new(),
         db,
         state,

@@ -30,8 +30,8 @@ use crate::model::{kst, millis, today};
 use chrono::NaiveDate;
 
 use crate::{
-    Booked, Booking, FestivalId, Inventory, NewInventory, Reservation, ReservationId, ReservationPage,
-    TicketEngine, TicketError, UserId, Window,
+    Booked, Booking, FestivalId, Inventory, NewInventory, Reservation, ReservationId,
+    ReservationPage, TicketEngine, TicketError, UserId, Window,
 };
 
 /// Which database.
@@ -376,7 +376,9 @@ impl TicketEngine for SqlTickets {
     ) -> Result<Vec<Reservation>, TicketError> {
         let limit = i64::from(limit);
         match &self.pool {
-            SqlPool::Sqlite(pool) => statements::sqlite::active_from(pool, from, after, limit).await,
+            SqlPool::Sqlite(pool) => {
+                statements::sqlite::active_from(pool, from, after, limit).await
+            }
             SqlPool::MySql(pool) => statements::mysql::active_from(pool, from, after, limit).await,
         }
         .map_err(unavailable)
