@@ -7,7 +7,8 @@
 #   moto     AWS SQS/SNS/DynamoDB/Cognito on loopback  AWS_ENDPOINT_URL (+ test credentials)
 #   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS
 #   Python   with PyJWT, aiosmtpd, stomp.py, http_ece   TEST_PYTHON
-#   Node     @stomp/stompjs and ws                      TEST_NODE_MODULES
+#   Node     @stomp/stompjs, ws, playwright-core        TEST_NODE_MODULES
+#   Chromium Debian's, for the web app's browser test  TEST_CHROMIUM
 #
 # Tools are installed once into $SOMSOM_CACHE (default ~/.cache/somsom), never into the repo.
 # The moto and tansu processes started here are stopped when the sourcing shell exits.
@@ -106,6 +107,22 @@ _ensure_node_clients() {
   export TEST_NODE_MODULES="$dir/node_modules"
 }
 
+_ensure_browser() {
+  # Debian's Chromium and playwright-core (which drives it; it never downloads a browser here)
+  # for the web app's end-to-end test.
+  if ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/nanum ]; then
+    _log "installing Debian's chromium and a Korean font (for legible screenshots)"
+    { apt-get install -y -qq chromium fonts-nanum || { apt-get update -qq && apt-get install -y -qq chromium fonts-nanum; }; } \
+      >"$SOMSOM_CACHE/logs/chromium-install.log" 2>&1 || { tail -n 20 "$SOMSOM_CACHE/logs/chromium-install.log" >&2; return 1; }
+  fi
+  export TEST_CHROMIUM=${TEST_CHROMIUM:-$(command -v chromium)}
+  local dir=$SOMSOM_CACHE/node
+  if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    _log "installing playwright-core into $dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund 'playwright-core@^1.50') || return 1
+  fi
+}
+
 _stop_services() {
   [ -n "${SOMSOM_MOTO_PID:-}" ] && kill "$SOMSOM_MOTO_PID" 2>/dev/null
   [ -n "${SOMSOM_TANSU_PID:-}" ] && kill "$SOMSOM_TANSU_PID" 2>/dev/null
@@ -118,6 +135,7 @@ _ensure_mariadb
 _ensure_moto
 _ensure_tansu
 _ensure_node_clients
+_ensure_browser
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 export TEST_MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}

@@ -156,6 +156,9 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let http = state.http.clone();
     let routes = routes().merge(extra);
     let router = Router::new()
+        .route("/", get(crate::web::index))
+        .route("/sw.js", get(crate::web::service_worker))
+        .route("/assets/{file}", get(crate::web::asset))
         .merge(routes.clone())
         .nest("/api", routes)
         .fallback(crate::error::not_found)

@@ -118,7 +118,7 @@ impl Default for PushSettings {
             vapid_private_key: None,
             vapid_subject: "mailto:admin@somsom.local".to_owned(),
             run_dispatcher: true,
-            batch: 256,
+            batch: 1024,
             concurrency: 64,
             lease_secs: 60,
             poll_ms: 200,

@@ -20,6 +20,7 @@ pub mod readiness;
 pub mod reservations;
 pub mod tasks;
 pub mod telemetry;
+pub mod web;
 
 mod application;
 

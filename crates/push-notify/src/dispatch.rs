@@ -48,7 +48,7 @@ pub struct DispatcherConfig {
 impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
-            batch: 256,
+            batch: 1024,
             concurrency: 64,
             lease: Duration::from_secs(60),
             poll: Duration::from_millis(200),

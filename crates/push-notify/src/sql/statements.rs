@@ -163,13 +163,29 @@ macro_rules! dialect {
                 row.map(|row| reminder(&row).map(|(r, _)| r)).transpose()
             }
 
-            fn push_keys<'a>(q: &mut QueryBuilder<Db>, keys: impl Iterator<Item = &'a ReminderKey>) {
-                q.push("(user_id, festival_id, festival_date) IN (");
+            /// `user_id IN (…) AND (user_id, festival_id, festival_date) IN (…)`: the first part
+            /// lets both databases use the primary key's leading column (neither reliably uses an
+            /// index for a list of row values alone), the second picks the exact rows.
+            fn push_keys<'a>(q: &mut QueryBuilder<Db>, keys: impl Iterator<Item = &'a ReminderKey> + Clone) {
+                push_users(q, keys.clone().map(|k| k.user));
+                q.push(" AND (user_id, festival_id, festival_date) IN (");
                 let mut first = true;
                 for key in keys {
                     q.push(if first { "(" } else { ", (" });
                     first = false;
                     q.push_bind(key.user).push(", ").push_bind(key.festival).push(", ").push_bind(key.date).push(")");
+                }
+                q.push(")");
+            }
+
+            fn push_users(q: &mut QueryBuilder<Db>, users: impl Iterator<Item = i64>) {
+                let mut users: Vec<i64> = users.collect();
+                users.sort_unstable();
+                users.dedup();
+                q.push("user_id IN (");
+                let mut list = q.separated(", ");
+                for user in users {
+                    list.push_bind(user);
                 }
                 q.push(")");
             }
@@ -235,7 +251,8 @@ macro_rules! dialect {
             }
 
             fn push_deliveries(q: &mut QueryBuilder<Db>, ids: &[(DeliveryId, String)]) {
-                q.push("(user_id, festival_id, festival_date, token_hash) IN (");
+                push_users(q, ids.iter().map(|(id, _)| id.reminder.user));
+                q.push(" AND (user_id, festival_id, festival_date, token_hash) IN (");
                 for (n, (id, hash)) in ids.iter().enumerate() {
                     q.push(if n == 0 { "(" } else { ", (" });
                     q.push_bind(id.reminder.user).push(", ").push_bind(id.reminder.festival).push(", ");
