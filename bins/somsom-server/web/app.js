@@ -21,7 +21,7 @@ const WORDS = {
     perDay: '일별 티켓 수', created: '만들었습니다', queueStats: '대기열 현황', festivalId: '축제 번호', watch: '보기',
     waitingCount: '대기', admittedCount: '입장', rate: '초당 입장', paused: '일시 정지', soldOut: '매진되었습니다.',
     limit: '1인 예매 한도를 넘었습니다.', expired: '입장 시간이 지났습니다. 다시 줄을 서 주세요.', loginFirst: '먼저 로그인하세요.',
-    status: '상태', profile: '내 정보', reservations: '예매 내역', requeue: '다시 줄 서기',
+    status: '상태', ACTIVE: '예매됨', CANCELLED: '취소됨', profile: '내 정보', reservations: '예매 내역', requeue: '다시 줄 서기',
   },
   en: {
     brand: 'SomSom', festivals: 'Festivals', my: 'My page', notifications: 'Notifications', admin: 'Admin', login: 'Log in',
@@ -41,7 +41,7 @@ const WORDS = {
     perDay: 'Tickets per day', created: 'Created', queueStats: 'Waiting room', festivalId: 'Festival id', watch: 'Watch',
     waitingCount: 'Waiting', admittedCount: 'Admitted', rate: 'Admissions/s', paused: 'Paused', soldOut: 'Sold out.',
     limit: 'You have reached the limit per person.', expired: 'Your admission expired. Please queue again.', loginFirst: 'Please log in first.',
-    status: 'Status', profile: 'Profile', reservations: 'Reservations', requeue: 'Queue again',
+    status: 'Status', ACTIVE: 'Booked', CANCELLED: 'Cancelled', profile: 'Profile', reservations: 'Reservations', requeue: 'Queue again',
   },
 };
 let lang = localStorage.getItem('lang') || 'ko';
@@ -376,7 +376,7 @@ async function myPage() {
   const row = (r) => {
     const li = h('li', { class: 'card', 'data-reservation': r.id },
       h('h3', { text: r.festivalInfo?.name ?? `#${r.id}` }),
-      h('p', {}, `${r.festivalDate} · ${t('quantity')} ${r.quantity} · `, h('span', { class: `status-${r.status}`, text: r.status })));
+      h('p', {}, `${r.festivalDate} · ${t('quantity')} ${r.quantity} · `, h('span', { class: `status-${r.status}`, 'data-status': r.status, text: t(r.status) })));
     if (r.status === 'ACTIVE' && r.festivalDate >= today()) {
       li.append(h('button', {
         type: 'button', class: 'danger', text: t('cancel'), 'aria-label': `${t('cancel')} ${r.festivalInfo?.name ?? ''} ${r.festivalDate}`,

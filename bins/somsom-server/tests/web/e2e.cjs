@@ -150,7 +150,7 @@ async function login(page, email) {
   // My page lists it.
   await page.getByRole('link', { name: '마이페이지로' }).click();
   await page.waitForSelector(`[data-reservation="${reservation}"]`);
-  check((await page.textContent(`[data-reservation="${reservation}"]`)).includes('ACTIVE'), 'my page shows the reservation');
+  check((await page.getAttribute(`[data-reservation="${reservation}"] [data-status]`, 'data-status')) === 'ACTIVE', 'my page shows the reservation');
   await accessible(page, 'my page');
   await shot(page, 'my-page');
 
@@ -198,7 +198,7 @@ async function login(page, email) {
   await page.goto(`${BASE}/#/me`);
   await page.waitForSelector(`[data-reservation="${reservation}"] button`);
   await page.click(`[data-reservation="${reservation}"] button`);
-  await page.waitForFunction((id) => document.querySelector(`[data-reservation="${id}"]`)?.textContent.includes('CANCELLED'), reservation);
+  await page.waitForFunction((id) => document.querySelector(`[data-reservation="${id}"] [data-status]`)?.dataset.status === 'CANCELLED', reservation);
   check(true, 'cancelled from my page');
   await shot(page, 'my-page-cancelled');
 
