@@ -61,11 +61,14 @@ struct Args {
     sink: String,
 }
 
+/// Collapse ids and when they arrived.
+type Arrivals = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+
 /// Records when each message arrived.
 #[derive(Debug, Clone, Default)]
 struct Timed {
     inner: Option<Arc<dyn Sender>>,
-    arrivals: Arc<Mutex<Vec<(String, DateTime<Utc>)>>>,
+    arrivals: Arrivals,
 }
 
 #[async_trait]
@@ -296,7 +299,11 @@ async fn main() -> ExitCode {
         "repeated": repeated,
         "states": states.iter().map(|(s, n)| format!("{s}={n}")).collect::<Vec<_>>().join(","),
     });
-    println!("{report}");
+    // The report is the tool's output.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{report}");
+    }
     let _ = std::fs::remove_dir_all(&scratch);
     if lost == 0 && repeated == 0 {
         ExitCode::SUCCESS

@@ -204,7 +204,7 @@ async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
         counts(&db).await,
         HashMap::from([("delivered".to_owned(), total as i64)])
     );
-    let sink = sink.lock().unwrap();
+    let sink = std::mem::take(&mut *sink.lock().unwrap());
     let repeats: u32 = sink.received.values().map(|n| n - 1).sum();
     eprintln!(
         "crash test: {total} reminders, {at_kill} sent before the kill, {} requests in all, {repeats} repeated",

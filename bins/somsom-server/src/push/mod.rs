@@ -133,7 +133,7 @@ pub async fn deactivate(
     responses((status = 200, body = VapidKey)))]
 pub async fn vapid_public_key(State(push): State<Push>) -> Json<VapidKey> {
     Json(VapidKey {
-        public_key: push.vapid_public_key.clone(),
+        public_key: push.vapid_public_key,
     })
 }
 

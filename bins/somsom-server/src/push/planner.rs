@@ -18,21 +18,39 @@ const PASS: usize = 512;
 /// Reservations read per page when walking them all.
 const PAGE: u32 = 1_000;
 
+/// What happened to a user's tickets for a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// Tickets were booked: the user holds some now.
+    Booked,
+    /// Tickets were cancelled: the user may hold none now.
+    Cancelled,
+}
+
 /// The handle bookings and cancellations use.
 #[derive(Debug, Clone)]
 pub struct Planning {
-    tx: mpsc::Sender<ReminderKey>,
+    tx: mpsc::Sender<(ReminderKey, Change)>,
 }
 
 impl Planning {
-    /// Asks for the plan of `key` to be brought in line with the user's holdings.
-    pub async fn sync(&self, user: i64, festival: i64, date: NaiveDate) {
+    /// Tickets were booked: a reminder should be planned.
+    pub async fn booked(&self, user: i64, festival: i64, date: NaiveDate) {
+        self.send(user, festival, date, Change::Booked).await;
+    }
+
+    /// Tickets were cancelled: the reminder goes if the user holds none for the day any more.
+    pub async fn cancelled(&self, user: i64, festival: i64, date: NaiveDate) {
+        self.send(user, festival, date, Change::Cancelled).await;
+    }
+
+    async fn send(&self, user: i64, festival: i64, date: NaiveDate, change: Change) {
         let key = ReminderKey {
             user,
             festival,
             date,
         };
-        if self.tx.send(key).await.is_err() {
+        if self.tx.send((key, change)).await.is_err() {
             // Shutting down: the next start's reconciliation plans it.
             tracing::warn!(%key, "reminder planner stopped; left to the next start");
         }
@@ -71,7 +89,7 @@ impl PlanContext {
         (Planning { tx }, task)
     }
 
-    async fn run(self, mut rx: mpsc::Receiver<ReminderKey>, cancel: CancellationToken) {
+    async fn run(self, mut rx: mpsc::Receiver<(ReminderKey, Change)>, cancel: CancellationToken) {
         let mut names = Names::default();
         let mut batch = Vec::with_capacity(PASS);
         loop {
@@ -81,7 +99,7 @@ impl PlanContext {
                 () = cancel.cancelled() => {
                     // Plan what was asked before stopping.
                     rx.close();
-                    while let Ok(key) = rx.try_recv() { batch.push(key); }
+                    while let Ok(change) = rx.try_recv() { batch.push(change); }
                     self.pass(&batch, &mut names).await;
                     return;
                 }
@@ -90,11 +108,28 @@ impl PlanContext {
         }
     }
 
-    async fn pass(&self, keys: &[ReminderKey], names: &mut Names) {
-        let mut seen = std::collections::HashSet::new();
+    async fn pass(&self, changes: &[(ReminderKey, Change)], names: &mut Names) {
+        // One decision per key and pass; a cancellation anywhere in the pass wins, since it
+        // looks at the holdings afterwards anyway.
+        let mut merged: Vec<(ReminderKey, Change)> = Vec::new();
+        let mut at: HashMap<ReminderKey, usize> = HashMap::new();
+        for (key, change) in changes {
+            match at.get(key) {
+                Some(&i) if *change == Change::Cancelled => merged[i].1 = Change::Cancelled,
+                Some(_) => {}
+                None => {
+                    at.insert(*key, merged.len());
+                    merged.push((*key, *change));
+                }
+            }
+        }
         let mut wake = false;
-        for key in keys.iter().filter(|k| seen.insert(**k)) {
-            match self.sync(*key, names).await {
+        for (key, change) in &merged {
+            let result = match change {
+                Change::Booked => self.ensure(*key, names).await,
+                Change::Cancelled => self.sync(*key, names).await,
+            };
+            match result {
                 Ok(due_now) => wake |= due_now,
                 Err(e) => {
                     tracing::warn!(%key, error = %e, "reminder not planned; the next start retries")
@@ -104,6 +139,21 @@ impl PlanContext {
         if wake && let Some(d) = &self.dispatcher {
             d.wake();
         }
+    }
+
+    /// After a booking: plans the reminder unless it is pending already. The check is a read,
+    /// so the common case (another booking of a planned day) writes nothing.
+    async fn ensure(&self, key: ReminderKey, names: &mut Names) -> Result<bool, String> {
+        if self
+            .scheduler
+            .pending(&key)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        self.plan(key, names).await
     }
 
     /// Brings one key's plan in line with the holdings; true if a reminder is due at once.

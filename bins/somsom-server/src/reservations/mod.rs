@@ -109,7 +109,7 @@ pub async fn reserve(
         .await
         .map_err(ticket_error)?;
     let r = &booked.reservation;
-    push.planning.sync(r.user, r.festival, r.date).await;
+    push.planning.booked(r.user, r.festival, r.date).await;
     let mut response = Json(ReservationResult::from(&booked.reservation)).into_response();
     if booked.replayed {
         response
@@ -183,7 +183,7 @@ pub async fn cancel(
         .await
         .map_err(ticket_error)?;
     push.planning
-        .sync(cancelled.user, cancelled.festival, cancelled.date)
+        .cancelled(cancelled.user, cancelled.festival, cancelled.date)
         .await;
     Ok(Json(ReservationResult::from(&cancelled)))
 }
