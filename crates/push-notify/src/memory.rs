@@ -351,19 +351,7 @@ mod tests {
     fn harness() -> conformance::schedule::Harness {
         let clock = ManualClock::starting_now();
         let schedule = Arc::new(MemorySchedule::new(Arc::new(clock.clone())));
-        let (now, advance) = (clock.clone(), clock);
-        conformance::schedule::Harness {
-            scheduler: schedule.clone(),
-            source: schedule,
-            now: Box::new(move || now.now()),
-            advance: Box::new(move |d| {
-                advance.advance(chrono::Duration::from_std(d).unwrap());
-                async {}.boxed()
-            }),
-            manual_time: true,
-            lease: Duration::from_secs(60),
-            fences_stale_receipts: true,
-        }
+        conformance::schedule::Harness::manual(schedule.clone(), schedule, clock)
     }
 
     #[tokio::test]

@@ -52,19 +52,7 @@ async fn push(pool: SqlPool, clock: &ManualClock) -> Arc<SqlPush> {
 }
 
 fn harness(push: Arc<SqlPush>, clock: ManualClock) -> Harness {
-    let (now, advance) = (clock.clone(), clock);
-    Harness {
-        scheduler: push.clone(),
-        source: push,
-        now: Box::new(move || now.now()),
-        advance: Box::new(move |d| {
-            advance.advance(chrono::Duration::from_std(d).unwrap());
-            async {}.boxed()
-        }),
-        manual_time: true,
-        lease: Duration::from_secs(60),
-        fences_stale_receipts: true,
-    }
+    Harness::manual(push.clone(), push, clock)
 }
 
 fn backends(push: Arc<SqlPush>, clock: ManualClock) -> Backends {

@@ -28,6 +28,31 @@ pub struct Harness {
     pub fences_stale_receipts: bool,
 }
 
+impl Harness {
+    /// Backends on a manual clock: time moves when the checks say so; 60 s leases.
+    pub fn manual(
+        scheduler: Arc<dyn Scheduler>,
+        source: Arc<dyn DueSource>,
+        clock: engine_clock::ManualClock,
+    ) -> Self {
+        use engine_clock::Clock;
+        use futures::FutureExt;
+        let now = clock.clone();
+        Self {
+            scheduler,
+            source,
+            now: Box::new(move || now.now()),
+            advance: Box::new(move |d| {
+                clock.advance(chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+                async {}.boxed()
+            }),
+            manual_time: true,
+            lease: Duration::from_secs(60),
+            fences_stale_receipts: true,
+        }
+    }
+}
+
 /// The [`Scheduler`] checks, for any scheduler (including ones whose due source is elsewhere).
 pub async fn scheduler_checks(scheduler: &dyn Scheduler, now: DateTime<Utc>) {
     let user = fresh_user();
