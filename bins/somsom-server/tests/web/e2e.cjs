@@ -147,10 +147,20 @@ async function login(page, email) {
   await accessible(page, 'confirmation');
   await shot(page, 'booked');
 
+  // Silent refresh: an access token the server refuses is replaced by way of the refresh token,
+  // without sending the user back to the login page.
+  await page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem('session'));
+    s.accessToken = 'revoked-or-expired';
+    localStorage.setItem('session', JSON.stringify(s));
+  });
+
   // My page lists it.
   await page.getByRole('link', { name: '마이페이지로' }).click();
   await page.waitForSelector(`[data-reservation="${reservation}"]`);
   check((await page.getAttribute(`[data-reservation="${reservation}"] [data-status]`, 'data-status')) === 'ACTIVE', 'my page shows the reservation');
+  check(await page.evaluate(() => JSON.parse(localStorage.getItem('session')).accessToken !== 'revoked-or-expired'),
+    'a refused access token was refreshed silently');
   await accessible(page, 'my page');
   await shot(page, 'my-page');
 
