@@ -513,7 +513,11 @@ async fn push(
         .with_clock(clock.clone())
         .with_recheck(Arc::new(crate::push::HeldCheck(tickets.clone())))
         .with_config(DispatcherConfig {
-            batch: settings.batch.max(1),
+            batch: match (settings.batch, db) {
+                (0, Database::Sqlite(_)) => 1024,
+                (0, Database::MySql(_)) => 256,
+                (n, _) => n,
+            },
             concurrency: settings.concurrency.max(1),
             lease: Duration::from_secs(settings.lease_secs.max(1)),
             poll: Duration::from_millis(settings.poll_ms.max(10)),
