@@ -13,7 +13,6 @@ use axum::extract::{Query, State};
 use cognito_auth::sender::MemorySender;
 use reqwest::Method;
 use serde_json::json;
-use somsom_server::{Overrides, build_with};
 use test_support::{NODE_MODULES, require_service};
 
 /// The Chromium binary for browser tests (`/usr/bin/chromium`).
@@ -38,33 +37,19 @@ async fn the_web_app_works_in_a_real_browser() {
             .is_dir(),
         "{modules} has no playwright-core (scripts/services.sh installs it)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = common::config_in(dir.path());
-    // Every booking goes through the waiting room, which admits one person every 500 ms.
-    config.queue.gate_all = true;
-    config.queue.batch_size = 1;
-    config.queue.interval_ms = 500;
-    config.auth.attempts_per_address_per_minute = 10_000;
-    let codes = Arc::new(MemorySender::new());
-    let app = build_with(
-        config,
-        Overrides {
-            code_sender: Some(codes.clone()),
-            ..Overrides::default()
+    // The system clock: the waiting room admits as real time passes.
+    let ctx = common::start_on(
+        |config| {
+            // Every booking goes through the waiting room, which admits one person every 500 ms.
+            config.queue.gate_all = true;
+            config.queue.batch_size = 1;
+            config.queue.interval_ms = 500;
+            config.auth.attempts_per_address_per_minute = 10_000;
         },
+        None,
     )
-    .await
-    .unwrap();
-    let state = app.state().clone();
-    let ctx = common::Ctx {
-        db: state.db.clone(),
-        state,
-        server: common::spawn(app),
-        codes: codes.clone(),
-        pushes: push_notify::send::RecordingSender::new(),
-        http: reqwest::Client::new(),
-        _dir: dir,
-    };
+    .await;
+    let codes = ctx.codes.clone();
     let oracle = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let oracle_addr: SocketAddr = oracle.local_addr().unwrap();
     let routes = axum::Router::new()

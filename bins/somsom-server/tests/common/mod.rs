@@ -79,6 +79,15 @@ pub async fn start_with_clock(
     tweak: impl FnOnce(&mut Config),
     clock: cognito_auth::ManualClock,
 ) -> Ctx {
+    start_on(tweak, Some(Arc::new(clock))).await
+}
+
+/// A server on `clock` (`None`: the system clock, for tests whose background tasks must see
+/// time pass on their own).
+pub async fn start_on(
+    tweak: impl FnOnce(&mut Config),
+    clock: Option<Arc<dyn cognito_auth::Clock>>,
+) -> Ctx {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_in(dir.path());
     tweak(&mut config);
@@ -88,7 +97,7 @@ pub async fn start_with_clock(
         config,
         Overrides {
             code_sender: Some(codes.clone()),
-            clock: Some(Arc::new(clock)),
+            clock,
             push_sender: Some(Arc::new(pushes.clone())),
         },
     )

@@ -9,7 +9,6 @@
 //! Both endpoints are configurable so tests (and emulators) can stand in for Google.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -121,10 +120,7 @@ impl FcmSender {
                 reason: e.to_string(),
             },
         )?;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| PushError::unavailable("fcm", e))?;
+        let http = super::http::client("fcm")?;
         Ok(Self {
             http,
             send_url: format!(

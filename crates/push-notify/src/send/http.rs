@@ -4,6 +4,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::SendOutcome;
 
+/// The HTTP client of a sender: a send that takes longer than 10 s is given up (and retried),
+/// well within a dispatcher's lease.
+pub(crate) fn client(provider: &'static str) -> Result<reqwest::Client, crate::PushError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| crate::PushError::unavailable(provider, e))
+}
+
 /// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.
 pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers

@@ -195,10 +195,7 @@ impl WebPushSender {
     /// A sender signing with `vapid`; `subject` is a `mailto:` or `https:` contact for the push
     /// services' operators.
     pub fn new(vapid: VapidKey, subject: impl Into<String>) -> Result<Self, PushError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| PushError::unavailable("webpush", e))?;
+        let http = super::http::client("webpush")?;
         Ok(Self {
             http,
             vapid: Arc::new(vapid),

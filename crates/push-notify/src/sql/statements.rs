@@ -21,7 +21,7 @@ fn at(ms: i64) -> DateTime<Utc> {
 }
 
 macro_rules! dialect {
-    ($module:ident, $db:ty, begin: $begin:literal, skip_locked: $skip_locked:literal,
+    ($module:ident, $db:ty, begin: $begin:literal, for_update: $for_update:literal, skip_locked: $skip_locked:literal,
      insert_ignore: $insert_ignore:literal, upsert_device: $upsert_device:literal) => {
         pub(super) mod $module {
             use super::*;
@@ -271,7 +271,7 @@ macro_rules! dialect {
                         "SELECT user_id, festival_id, festival_date, token_hash, sent + 0 AS sent, at FROM push_deliveries WHERE ",
                     );
                     push_deliveries(&mut q, chunk);
-                    q.push(if $skip_locked.is_empty() { "" } else { " FOR UPDATE" });
+                    q.push($for_update);
                     for row in q.build().fetch_all(&mut *tx).await? {
                         let key = ReminderKey {
                             user: row.try_get("user_id")?,
@@ -399,6 +399,7 @@ dialect!(
     sqlite,
     sqlx::Sqlite,
     begin: "BEGIN IMMEDIATE",
+    for_update: "",
     skip_locked: "",
     insert_ignore: "INSERT OR IGNORE",
     upsert_device: "ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
@@ -408,6 +409,7 @@ dialect!(
     mysql,
     sqlx::MySql,
     begin: "BEGIN",
+    for_update: " FOR UPDATE",
     skip_locked: " FOR UPDATE SKIP LOCKED",
     insert_ignore: "INSERT IGNORE",
     upsert_device: "ON DUPLICATE KEY UPDATE user_id = VALUES(user_id), \
