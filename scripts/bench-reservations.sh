@@ -5,6 +5,7 @@
 #   bash scripts/bench-reservations.sh           # all six
 #   DBS=sqlite STRATEGIES=row_lock bash scripts/bench-reservations.sh
 #   LOADER=wrk DURATION=10 bash scripts/bench-reservations.sh   # wrk (apt install wrk) instead
+#   PERF_OUT=/tmp/perf.data DBS=sqlite STRATEGIES=group_commit bash scripts/bench-reservations.sh
 set -euo pipefail
 # shellcheck source=scripts/bench-common.sh
 source "$(dirname "$0")/bench-common.sh"
@@ -31,6 +32,9 @@ run() { # run DB_URL STRATEGY LABEL
   for i in $(seq 1 $BUYERS); do account "buyer$i@bench.local" >>"$work/tokens"; done
   echo "== $3: one-ticket reservations from $BUYERS concurrent buyers, one festival day (${LOADER:-somsom-load})"
   local body="{\"festivalId\":$festival,\"festivalDate\":\"2099-08-15\",\"quantity\":1}"
+  # PERF_OUT=FILE samples the server's CPU during the load (perf record; read with perf report).
+  local perf=
+  if [ -n "${PERF_OUT:-}" ]; then perf record -F 499 -g -p "$pid" -o "$PERF_OUT" 2>/dev/null & perf=$!; fi
   if [ "${LOADER:-somsom-load}" = wrk ]; then
     # wrk (Debian package) is lighter than somsom-load, leaving more of the 2 cores to the server.
     TOKENS=$work/tokens BODY=$body wrk -t 2 -c $BUYERS -d "${DURATION:-10}s" \
@@ -38,6 +42,7 @@ run() { # run DB_URL STRATEGY LABEL
   else
     "$load" "$url/reservations" -X POST -n "$REQUESTS" -c $BUYERS --tokens "$work/tokens" --body "$body"
   fi
+  if [ -n "$perf" ]; then kill -INT "$perf"; wait "$perf" || true; fi
   local left; left=$(curl -sf "$url/festivals/$festival" | json '["days"][0]["leftTickets"]')
   echo "stock: total 1000000, left $left, sold $((1000000 - left)); bookings answered 200: $(curl -sf "$url/metrics" | grep 'somsom_http_requests_total{method="POST",route="/reservations",status="200"}' | awk '{print $2}')"
   kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -33,6 +33,8 @@ use crate::readiness::Readiness;
 pub struct AppState {
     /// The relational database.
     pub db: Database,
+    /// `users` rows (the signed-in user's, read on every authenticated request).
+    pub users: crate::auth::UserRows,
     /// Backends checked by `/readyz`.
     pub readiness: Readiness,
     /// The metrics registry.

@@ -152,9 +152,11 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     let tasks = Tasks::new();
     let queues = queues(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
     let shutdown = CancellationToken::new();
+    let users = crate::auth::UserRows::new(db.clone());
     let chat = chat(
         &config,
         &db,
+        &users,
         redis.as_ref(),
         auth.clone(),
         &shutdown,
@@ -181,6 +183,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
             source,
         })?;
     let state = AppState {
+        users: users.clone(),
         db,
         readiness: Readiness::new(checks),
         metrics: Arc::new(metrics),
@@ -322,6 +325,7 @@ async fn queues(
 async fn chat(
     config: &Config,
     db: &Database,
+    users: &crate::auth::UserRows,
     redis: Option<&redis::aio::ConnectionManager>,
     auth: Arc<dyn IdentityProvider>,
     shutdown: &CancellationToken,
@@ -406,7 +410,7 @@ async fn chat(
         relay,
         store,
         presence,
-        Arc::new(crate::chat::Gate::new(db.clone(), auth)),
+        Arc::new(crate::chat::Gate::new(db.clone(), users.clone(), auth)),
     )
     .with_shutdown(shutdown.clone());
     let pump = server.start().await.map_err(|e| failed("relay", e))?;

@@ -159,7 +159,8 @@ pub struct ChatSettings {
     /// Replication factor of new chat topics.
     pub kafka_replication: i32,
     /// Whether this node takes part in storing messages from Kafka (the storing consumer
-    /// group). At least one node must; see docs/ARCHITECTURE.md on rebalances.
+    /// group). At least one node must; nodes may join and leave the group at any time (see
+    /// docs/ARCHITECTURE.md on rebalances).
     pub run_sequencer: bool,
     /// Pushes a connection may have waiting before it is closed as too slow.
     pub outbound_capacity: usize,

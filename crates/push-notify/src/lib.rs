@@ -93,6 +93,21 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
 
     /// The pending reminder with this key.
     async fn pending(&self, key: &ReminderKey) -> Result<Option<Reminder>>;
+
+    /// Which of `keys` have a pending reminder. Backends that can answer for many keys at once
+    /// override this (one query instead of one per key).
+    async fn pending_keys(
+        &self,
+        keys: &[ReminderKey],
+    ) -> Result<std::collections::HashSet<ReminderKey>> {
+        let mut found = std::collections::HashSet::new();
+        for key in keys {
+            if self.pending(key).await?.is_some() {
+                found.insert(*key);
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Where due reminders come from: a table polled by due time, or a queue a cloud scheduler

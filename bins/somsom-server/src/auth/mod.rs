@@ -25,7 +25,7 @@ use crate::error::{ApiError, ErrorCode, FieldIssue};
 use crate::extract::{Json, Query};
 
 pub use limits::AttemptLimits;
-pub use users::User;
+pub use users::{User, UserRows};
 
 /// E-mail addresses that are made admins once confirmed.
 #[derive(Debug, Clone, Default)]
@@ -162,7 +162,7 @@ pub struct Caller {
 impl<S> FromRequestParts<S> for Caller
 where
     S: Send + Sync,
-    Database: FromRef<S>,
+    UserRows: FromRef<S>,
     Arc<dyn IdentityProvider>: FromRef<S>,
 {
     type Rejection = ApiError;
@@ -197,7 +197,7 @@ impl CurrentUser {
 impl<S> FromRequestParts<S> for CurrentUser
 where
     S: Send + Sync,
-    Database: FromRef<S>,
+    UserRows: FromRef<S>,
     Arc<dyn IdentityProvider>: FromRef<S>,
 {
     type Rejection = ApiError;
@@ -206,9 +206,9 @@ where
         let Some(authenticated) = parts.extensions.get::<Authenticated>().cloned() else {
             return Err(ApiError::new(ErrorCode::Unauthorized));
         };
-        let db = Database::from_ref(state);
+        let rows = UserRows::from_ref(state);
         let auth = Arc::<dyn IdentityProvider>::from_ref(state);
-        let user = user_for(&db, &*auth, &authenticated.claims).await?;
+        let user = user_for(&rows, &*auth, &authenticated.claims).await?;
         let claims = &authenticated.claims;
         Ok(CurrentUser {
             user,
@@ -221,11 +221,12 @@ where
 /// The `users` row of a verified token's owner. An account confirmed before its row existed gets
 /// its row made from the provider's profile.
 pub async fn user_for(
-    db: &Database,
+    rows: &UserRows,
     auth: &dyn IdentityProvider,
     claims: &cognito_auth::Claims,
 ) -> Result<User, ApiError> {
-    if let Some(user) = users::by_username(db, &claims.username)
+    if let Some(user) = rows
+        .by_username(&claims.username)
         .await
         .map_err(ApiError::internal)?
     {
@@ -236,9 +237,7 @@ pub async fn user_for(
         .clone()
         .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound))?;
     let profile = auth.profile(&email).await.map_err(auth_error)?;
-    users::upsert(db, &profile)
-        .await
-        .map_err(ApiError::internal)
+    rows.upsert(&profile).await.map_err(ApiError::internal)
 }
 
 /// `{"message": "..."}`, the JSON form of the seed's plain-text answers.
@@ -345,7 +344,9 @@ pub async fn confirm_signup(
             .await
             .map_err(auth_error)?;
     } else {
-        users::upsert(&state.db, &profile)
+        state
+            .users
+            .upsert(&profile)
             .await
             .map_err(ApiError::internal)?;
     }
@@ -429,7 +430,9 @@ pub async fn login(
         .sign_in(&body.email, &body.password)
         .await
         .map_err(auth_error)?;
-    let user = users::upsert(&state.db, &login.user)
+    let user = state
+        .users
+        .upsert(&login.user)
         .await
         .map_err(ApiError::internal)?;
     Ok(axum::Json(LoginResponse {

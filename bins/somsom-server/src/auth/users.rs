@@ -58,3 +58,49 @@ pub async fn by_username(db: &Database, username: &str) -> Result<Option<User>, 
         role: role.parse().unwrap_or(Role::User),
     }))
 }
+
+/// How long a node serves a `users` row it read without reading it again.
+pub const ROW_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `users` rows by provider handle, with the rows read lately kept in memory: the signed-in
+/// user's row is needed on every authenticated request, and it changes only when its owner
+/// logs in again (name, e-mail and role are copied from the provider then; the id never
+/// changes). A change made through this handle is seen at once on this node; one made on
+/// another node within [`ROW_TTL`].
+#[derive(Debug, Clone)]
+pub struct UserRows {
+    db: Database,
+    cache: moka::sync::Cache<String, User>,
+}
+
+impl UserRows {
+    /// Rows in `db`.
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ROW_TTL)
+                .build(),
+        }
+    }
+
+    /// The row for a provider handle.
+    pub async fn by_username(&self, username: &str) -> Result<Option<User>, sqlx::Error> {
+        if let Some(user) = self.cache.get(username) {
+            return Ok(Some(user));
+        }
+        let user = by_username(&self.db, username).await?;
+        if let Some(user) = &user {
+            self.cache.insert(user.username.clone(), user.clone());
+        }
+        Ok(user)
+    }
+
+    /// [`upsert`], keeping the new row.
+    pub async fn upsert(&self, profile: &Profile) -> Result<User, sqlx::Error> {
+        let user = upsert(&self.db, profile).await?;
+        self.cache.insert(user.username.clone(), user.clone());
+        Ok(user)
+    }
+}

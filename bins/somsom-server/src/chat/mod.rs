@@ -39,6 +39,7 @@ pub struct Chat {
 /// Lets signed-in users connect, and members into their rooms.
 pub struct Gate {
     db: Database,
+    users: crate::auth::UserRows,
     auth: Arc<dyn IdentityProvider>,
 }
 
@@ -49,9 +50,14 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
-    /// A gate checking tokens with `auth` and memberships in `db`.
-    pub fn new(db: Database, auth: Arc<dyn IdentityProvider>) -> Self {
-        Self { db, auth }
+    /// A gate checking tokens with `auth`, finding their owners in `users` and memberships in
+    /// `db`.
+    pub fn new(
+        db: Database,
+        users: crate::auth::UserRows,
+        auth: Arc<dyn IdentityProvider>,
+    ) -> Self {
+        Self { db, users, auth }
     }
 }
 
@@ -77,7 +83,7 @@ impl Gatekeeper for Gate {
             .verify(token)
             .await
             .map_err(|_| Refusal::new("the access token is invalid or expired"))?;
-        let user = crate::auth::user_for(&self.db, &*self.auth, &claims)
+        let user = crate::auth::user_for(&self.users, &*self.auth, &claims)
             .await
             .map_err(|_| Refusal::new("unknown user"))?;
         Ok(Member {

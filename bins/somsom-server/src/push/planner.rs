@@ -123,10 +123,25 @@ impl PlanContext {
                 }
             }
         }
+        // After a booking the reminder is planned unless it is pending already. One read for
+        // the pass, so the common case (more bookings of a planned day) writes nothing.
+        let booked: Vec<ReminderKey> = merged
+            .iter()
+            .filter(|(_, change)| *change == Change::Booked)
+            .map(|(key, _)| *key)
+            .collect();
+        let pending = match self.scheduler.pending_keys(&booked).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "reminder plan not read; planning each booking");
+                std::collections::HashSet::new()
+            }
+        };
         let mut wake = false;
         for (key, change) in &merged {
             let result = match change {
-                Change::Booked => self.ensure(*key, names).await,
+                Change::Booked if pending.contains(key) => continue,
+                Change::Booked => self.plan(*key, names).await,
                 Change::Cancelled => self.sync(*key, names).await,
             };
             match result {
@@ -139,21 +154,6 @@ impl PlanContext {
         if wake && let Some(d) = &self.dispatcher {
             d.wake();
         }
-    }
-
-    /// After a booking: plans the reminder unless it is pending already. The check is a read,
-    /// so the common case (another booking of a planned day) writes nothing.
-    async fn ensure(&self, key: ReminderKey, names: &mut Names) -> Result<bool, String> {
-        if self
-            .scheduler
-            .pending(&key)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
-            return Ok(false);
-        }
-        self.plan(key, names).await
     }
 
     /// Brings one key's plan in line with the holdings; true if a reminder is due at once.

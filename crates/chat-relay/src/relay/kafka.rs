@@ -21,7 +21,8 @@ use futures::{FutureExt, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -96,6 +97,129 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
 /// Most drafts the sequencer takes in one batch.
 const BATCH_MAX: usize = 512;
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Committed-offset lookups and seeks.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An ingest record as the sequencer needs it.
+struct Record {
+    partition: i32,
+    offset: i64,
+    /// `None` for a record that is not a draft (skipped, but its offset still counts).
+    draft: Option<Draft>,
+}
+
+/// `None` for a receive error (logged).
+type Received = Option<Record>;
+
+fn received(message: KafkaResult<BorrowedMessage<'_>>) -> Received {
+    match message {
+        Ok(message) => {
+            let draft = match message.payload().map(serde_json::from_slice::<Draft>) {
+                Some(Ok(mut draft)) => {
+                    // The offset orders a room's drafts (one partition per room) and lets the
+                    // store keep each once.
+                    draft.seq = Some(message.offset());
+                    Some(draft)
+                }
+                _ => {
+                    tracing::warn!(
+                        topic = message.topic(),
+                        offset = message.offset(),
+                        "skipping a record that is not a chat draft"
+                    );
+                    None
+                }
+            };
+            Some(Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                draft,
+            })
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "chat sequencer receive failed");
+            None
+        }
+    }
+}
+
+/// What to do with a record, given where its partition is.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The partition's next record: handle it.
+    Take,
+    /// Handled before (here or by another node): skip it.
+    Repeat,
+    /// Records before it were not seen: skip it, and fetch again from `seek`.
+    Gap { seek: i64 },
+}
+
+/// A partition's next offset under the current assignment, and how far before it the last
+/// seek went (none since the last record taken or repeated).
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    next: i64,
+    margin: Option<i64>,
+}
+
+/// Each partition's [`Position`].
+///
+/// A fetch should start exactly at the offset asked for. tansu (0.6) answers a fetch from the
+/// middle of a record batch with the *next* batch, so a new owner starting at a committed
+/// offset inside a batch would skip the rest of it. A seek back to `next` has the same problem,
+/// so while records keep arriving past `next`, each seek goes further back (the records before
+/// `next` are then skipped as repeats). Records fetched before a seek are discarded by
+/// librdkafka, so the first record after one tells whether it went far enough.
+#[derive(Debug, Default)]
+struct Progress {
+    partitions: HashMap<i32, Position>,
+}
+
+/// How far before `next` the second seek goes; each later one goes eight times as far.
+const SEEK_MARGIN: i64 = 256;
+
+impl Progress {
+    fn knows(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
+    /// The partition starts at `next` (its committed offset).
+    fn start(&mut self, partition: i32, next: i64) {
+        self.partitions
+            .insert(partition, Position { next, margin: None });
+    }
+
+    /// After a rebalance: other nodes may have moved any partition on.
+    fn forget(&mut self) {
+        self.partitions.clear();
+    }
+
+    fn check(&mut self, partition: i32, offset: i64) -> Verdict {
+        let Some(position) = self.partitions.get_mut(&partition) else {
+            return Verdict::Gap { seek: offset };
+        };
+        if offset < position.next {
+            position.margin = None;
+            return Verdict::Repeat;
+        }
+        if offset == position.next {
+            *position = Position {
+                next: offset + 1,
+                margin: None,
+            };
+            return Verdict::Take;
+        }
+        let margin = match position.margin {
+            None => 0,
+            Some(0) => SEEK_MARGIN,
+            Some(margin) => margin.saturating_mul(8),
+        };
+        position.margin = Some(margin);
+        Verdict::Gap {
+            seek: position.next.saturating_sub(margin).max(0),
+        }
+    }
+}
 
 /// A relay through Kafka.
 pub struct KafkaRelay {
@@ -187,6 +311,11 @@ impl KafkaRelay {
     /// Stores drafts from the ingest topic until `shutdown`: run it on every node, the consumer
     /// group shares the partitions out. A storage failure is retried (with backoff) rather than
     /// skipped; an undecodable record is logged and skipped.
+    ///
+    /// Each partition's drafts are taken strictly in offset order from the group's committed
+    /// offset on: the first record of a partition after a rebalance is checked against that
+    /// offset, and one further on (a fetch that did not start where the previous owner stopped,
+    /// seen on tansu) makes the consumer seek back to it instead of skipping the drafts between.
     pub async fn run_sequencer(
         self: Arc<Self>,
         sequencer: Sequencer,
@@ -197,7 +326,6 @@ impl KafkaRelay {
             .clone()
             .set("group.id", &self.topics.sequencer_group)
             .set("enable.auto.commit", "false")
-            // Offsets are stored by hand, only for drafts handled under the current assignment.
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .create_with_context(Rebalances::default())
@@ -205,83 +333,146 @@ impl KafkaRelay {
         consumer
             .subscribe(&[&self.topics.ingest])
             .map_err(unavailable)?;
+        let consumer = Arc::new(consumer);
+        let mut progress = Progress::default();
+        let mut generation = consumer.context().generation();
+        let mut carried: Option<Received> = None;
         loop {
-            let first = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                message = consumer.recv() => message,
+            let first = match carried.take() {
+                Some(first) => first,
+                None => tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    message = consumer.recv() => received(message),
+                },
             };
-            // Drafts read before a rebalance are still handled, in order: the store keeps each
-            // log position once, so one handled again by the partition's new owner is one
-            // message. (Dropping them, expecting the fetch to restart at the committed offset,
-            // lost them on tansu: a partition kept across a rebalance went on from where it was.)
-            let mut generation = consumer.context().generation();
             let mut drafts: Vec<Draft> = Vec::new();
-            let mut offsets: HashMap<i32, i64> = HashMap::new();
-            let mut firsts: HashMap<i32, i64> = HashMap::new();
+            // The offset to commit per partition: the one after its last draft taken.
+            let mut handled: HashMap<i32, i64> = HashMap::new();
+            let mut rebalanced = false;
             let mut next = Some(first);
-            while let Some(received) = next.take() {
-                let now = consumer.context().generation();
-                if now != generation {
-                    tracing::info!(
-                        read = drafts.len(),
-                        "chat sequencer rebalanced while reading a batch"
-                    );
-                    generation = now;
+            while let Some(item) = next.take() {
+                if consumer.context().generation() != generation {
+                    generation = consumer.context().generation();
+                    tracing::info!(read = drafts.len(), "chat sequencer rebalanced");
+                    if !handled.is_empty() {
+                        // Finish and commit what was taken under the old assignment first; this
+                        // record is checked against the commits that follow.
+                        carried = Some(item);
+                        rebalanced = true;
+                        break;
+                    }
+                    progress.forget();
                 }
-                match received {
-                    Ok(message) => {
-                        offsets.insert(message.partition(), message.offset());
-                        firsts
-                            .entry(message.partition())
-                            .or_insert(message.offset());
-                        match message.payload().map(serde_json::from_slice::<Draft>) {
-                            Some(Ok(mut draft)) => {
-                                // The offset orders a room's drafts (one partition per room) and
-                                // lets the store keep each once.
-                                draft.seq = Some(message.offset());
-                                drafts.push(draft);
-                            }
-                            _ => tracing::warn!(
-                                topic = message.topic(),
-                                offset = message.offset(),
-                                "skipping a record that is not a chat draft"
-                            ),
+                if let Some(record) = item {
+                    if !progress.knows(record.partition) {
+                        let Some(start) =
+                            self.committed(&consumer, record.partition, &shutdown).await
+                        else {
+                            return Ok(());
+                        };
+                        progress.start(record.partition, start);
+                    }
+                    match progress.check(record.partition, record.offset) {
+                        Verdict::Take => {
+                            handled.insert(record.partition, record.offset + 1);
+                            drafts.extend(record.draft);
+                        }
+                        Verdict::Repeat => {}
+                        Verdict::Gap { seek: to } => {
+                            tracing::warn!(
+                                partition = record.partition,
+                                got = record.offset,
+                                seek = to,
+                                "chat sequencer fetch skipped drafts; seeking back"
+                            );
+                            self.seek(&consumer, record.partition, to).await;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "chat sequencer receive failed"),
                 }
                 if drafts.len() < BATCH_MAX {
-                    next = consumer.recv().now_or_never();
+                    next = consumer.recv().now_or_never().map(received);
                 }
             }
-            if offsets.is_empty() {
-                continue;
-            }
-            if !self.sequence_batch(&sequencer, drafts, &shutdown).await {
+            if !drafts.is_empty() && !self.sequence_batch(&sequencer, drafts, &shutdown).await {
                 return Ok(());
             }
-            for (partition, offset) in &offsets {
-                tracing::debug!(
-                    partition,
-                    first = firsts[partition],
-                    last = offset,
-                    "chat sequencer batch"
-                );
+            if !handled.is_empty() {
+                self.commit(&consumer, &handled);
             }
-            // Commit exactly what was handled: the offset after each partition's last draft.
-            let mut handled = TopicPartitionList::new();
-            for (partition, offset) in offsets {
-                if let Err(e) = handled.add_partition_offset(
-                    &self.topics.ingest,
-                    partition,
-                    Offset::Offset(offset + 1),
-                ) {
-                    tracing::warn!(partition, error = %e, "offset not recorded");
+            if rebalanced {
+                progress.forget();
+            }
+        }
+    }
+
+    /// The group's committed offset of an ingest partition (its low watermark if none), asked
+    /// until it answers or `shutdown`.
+    async fn committed(
+        &self,
+        consumer: &Arc<StreamConsumer<Rebalances>>,
+        partition: i32,
+        shutdown: &CancellationToken,
+    ) -> Option<i64> {
+        loop {
+            let consumer = consumer.clone();
+            let topic = self.topics.ingest.clone();
+            let lookup = tokio::task::spawn_blocking(move || -> KafkaResult<i64> {
+                let mut asked = TopicPartitionList::new();
+                asked.add_partition(&topic, partition);
+                let committed = consumer.committed_offsets(asked, LOOKUP_TIMEOUT)?;
+                match committed
+                    .find_partition(&topic, partition)
+                    .map(|entry| entry.offset())
+                {
+                    Some(Offset::Offset(offset)) => Ok(offset),
+                    _ => Ok(consumer
+                        .fetch_watermarks(&topic, partition, LOOKUP_TIMEOUT)?
+                        .0),
                 }
+            });
+            match lookup.await {
+                Ok(Ok(offset)) => return Some(offset),
+                Ok(Err(e)) => {
+                    tracing::warn!(partition, error = %e, "committed offset not read; retrying");
+                }
+                Err(e) => tracing::warn!(partition, error = %e, "committed offset lookup failed"),
             }
-            if let Err(e) = consumer.commit(&handled, CommitMode::Sync) {
-                tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
+        }
+    }
+
+    /// Moves the consumer's fetch position of an ingest partition back to `offset`.
+    async fn seek(&self, consumer: &Arc<StreamConsumer<Rebalances>>, partition: i32, offset: i64) {
+        let consumer = consumer.clone();
+        let topic = self.topics.ingest.clone();
+        let sought = tokio::task::spawn_blocking(move || {
+            consumer.seek(&topic, partition, Offset::Offset(offset), LOOKUP_TIMEOUT)
+        })
+        .await;
+        // A failed seek is tried again at the partition's next record (see `Progress`).
+        match sought {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(partition, error = %e, "chat sequencer seek failed"),
+            Err(e) => tracing::warn!(partition, error = %e, "chat sequencer seek failed"),
+        }
+    }
+
+    /// Commits exactly what was handled: the offset after each partition's last draft.
+    fn commit(&self, consumer: &StreamConsumer<Rebalances>, handled: &HashMap<i32, i64>) {
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in handled {
+            tracing::debug!(partition, next, "chat sequencer handled");
+            if let Err(e) =
+                offsets.add_partition_offset(&self.topics.ingest, partition, Offset::Offset(next))
+            {
+                tracing::warn!(partition, error = %e, "offset not recorded");
+            }
+        }
+        if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
+            tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
         }
     }
 
@@ -407,5 +598,39 @@ impl Relay for KafkaRelay {
             }
         })
         .boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_takes_records_in_order_and_seeks_back_over_a_gap() {
+        let mut p = Progress::default();
+        assert!(!p.knows(1));
+        p.start(1, 872);
+        assert_eq!(p.check(1, 871), Verdict::Repeat, "committed before");
+        assert_eq!(p.check(1, 872), Verdict::Take);
+        // The fetch jumped: seek back to the next one; if it jumps again, further each time,
+        // never before the partition's start.
+        assert_eq!(p.check(1, 884), Verdict::Gap { seek: 873 });
+        assert_eq!(
+            p.check(1, 884),
+            Verdict::Gap {
+                seek: 873 - SEEK_MARGIN
+            }
+        );
+        assert_eq!(p.check(1, 884), Verdict::Gap { seek: 0 });
+        assert_eq!(p.check(1, 500), Verdict::Repeat);
+        assert_eq!(p.check(1, 873), Verdict::Take);
+        assert_eq!(p.check(1, 874), Verdict::Take);
+        // A later gap starts with an exact seek again.
+        assert_eq!(p.check(1, 900), Verdict::Gap { seek: 875 });
+        // Partitions are separate; a rebalance forgets them all.
+        p.start(2, 0);
+        assert_eq!(p.check(2, 0), Verdict::Take);
+        p.forget();
+        assert!(!p.knows(1) && !p.knows(2));
     }
 }

@@ -86,7 +86,26 @@ pub async fn scheduler_checks(scheduler: &dyn Scheduler, now: DateTime<Utc>) {
         scheduler.pending(&other.key).await.unwrap(),
         Some(other.clone())
     );
+    // Many keys at once: only the pending one, matched on the whole key (the same user's
+    // reminder for another festival, or another day, is not it).
+    let mut near = other.key;
+    near.festival += 1;
+    let mut next_day = other.key;
+    next_day.date = next_day.date.succ_opt().unwrap();
+    let found = scheduler
+        .pending_keys(&[r.key, other.key, near, next_day])
+        .await
+        .unwrap();
+    assert_eq!(found, HashSet::from([other.key]));
+    assert!(scheduler.pending_keys(&[]).await.unwrap().is_empty());
     assert!(scheduler.cancel(&other.key).await.unwrap());
+    assert!(
+        scheduler
+            .pending_keys(&[other.key])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Every check, each on a fresh harness.

@@ -9,6 +9,7 @@
 
 mod statements;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -181,6 +182,16 @@ impl Scheduler for SqlPush {
     async fn pending(&self, key: &ReminderKey) -> Result<Option<Reminder>> {
         on_pool!(self, |m, pool| m::pending(pool, key)
             .await
+            .map_err(unavailable))
+    }
+
+    async fn pending_keys(&self, keys: &[ReminderKey]) -> Result<HashSet<ReminderKey>> {
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        on_pool!(self, |m, pool| m::pending_keys(pool, keys)
+            .await
+            .map(|found| found.into_iter().collect())
             .map_err(unavailable))
     }
 }

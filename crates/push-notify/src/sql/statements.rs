@@ -163,6 +163,25 @@ macro_rules! dialect {
                 row.map(|row| reminder(&row).map(|(r, _)| r)).transpose()
             }
 
+            pub async fn pending_keys(pool: &Pool<Db>, keys: &[ReminderKey]) -> Result<Vec<ReminderKey>> {
+                let mut found = Vec::new();
+                // Four placeholders a key (its user twice).
+                for chunk in keys.chunks(ROWS) {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT user_id, festival_id, festival_date FROM push_reminders WHERE state = 'pending' AND ",
+                    );
+                    push_keys(&mut q, chunk.iter());
+                    for row in q.build().fetch_all(pool).await? {
+                        found.push(ReminderKey {
+                            user: row.try_get("user_id")?,
+                            festival: row.try_get("festival_id")?,
+                            date: row.try_get::<NaiveDate, _>("festival_date")?,
+                        });
+                    }
+                }
+                Ok(found)
+            }
+
             /// `user_id IN (…) AND (user_id, festival_id, festival_date) IN (…)`: the first part
             /// lets both databases use the primary key's leading column (neither reliably uses an
             /// index for a list of row values alone), the second picks the exact rows.

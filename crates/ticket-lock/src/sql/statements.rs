@@ -2,6 +2,8 @@
 //! a transaction begins, whether a read can lock (`FOR UPDATE`), `INSERT … IGNORE`, and how the
 //! new id is read.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 
 use super::Outcome;
@@ -38,6 +40,15 @@ impl From<ReservationRow> for Reservation {
     }
 }
 
+/// A reservation with its idempotency key.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KeyedRow {
+    #[sqlx(flatten)]
+    row: ReservationRow,
+    /// Bytes: a `VARBINARY` on MySQL (keys compare exactly), `TEXT` on SQLite.
+    idempotency_key: Vec<u8>,
+}
+
 const RESERVATION_COLUMNS: &str =
     "id, user_id, festival_id, festival_date, quantity, status, created_at, cancelled_at";
 
@@ -48,7 +59,8 @@ fn count(n: i64) -> u32 {
 /// The same functions for each database.
 macro_rules! dialect {
     ($module:ident, $db:ty, begin: $begin:literal, for_update: $for_update:literal,
-     insert_ignore: $insert_ignore:literal, |$result:ident| $last_id:expr) => {
+     insert_ignore: $insert_ignore:literal, returning: $returning:literal,
+     |$result:ident| $last_id:expr) => {
         pub(super) mod $module {
             use super::*;
             use sqlx::{Pool, QueryBuilder};
@@ -309,12 +321,105 @@ macro_rules! dialect {
                 Ok(Outcome::Booked(reservation))
             }
 
+            /// The earlier reservations under the keys of `bookings`, by (user, key), in one
+            /// query for a whole group.
+            async fn earlier_many_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                bookings: &[Booking],
+            ) -> Result<HashMap<(UserId, Vec<u8>), Reservation>, sqlx::Error> {
+                let keyed: Vec<(UserId, &str)> = bookings
+                    .iter()
+                    .filter_map(|b| b.idempotency_key.as_deref().map(|k| (b.user, k)))
+                    .collect();
+                if keyed.is_empty() {
+                    return Ok(HashMap::new());
+                }
+                let marks = vec!["?"; keyed.len()].join(", ");
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS}, idempotency_key FROM reservations \
+                     WHERE user_id IN ({marks}) AND idempotency_key IN ({marks})"
+                );
+                let mut query = sqlx::query_as::<_, KeyedRow>(sqlx::AssertSqlSafe(sql));
+                for (user, _) in &keyed {
+                    query = query.bind(*user);
+                }
+                for (_, key) in &keyed {
+                    query = query.bind(*key);
+                }
+                let rows = query.fetch_all(&mut **tx).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ((r.row.user_id, r.idempotency_key), Reservation::from(r.row)))
+                    .collect())
+            }
+
+            /// Records the accepted bookings (`accepted` indexes `bookings`), in order; the
+            /// stock is taken by the caller. A unique-key violation (the same key committed by
+            /// another node meanwhile) fails the statement, and the caller runs the group again.
+            async fn insert_all_in(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                bookings: &[Booking],
+                accepted: &[usize],
+                now: i64,
+            ) -> Result<Vec<Reservation>, sqlx::Error> {
+                if accepted.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<ReservationId> = if $returning {
+                    // One statement for the group. Rows are inserted in the order given, each
+                    // with a larger id than any before (AUTOINCREMENT), so the sorted ids are in
+                    // that order too.
+                    let mut q = QueryBuilder::<Db>::new(
+                        "INSERT INTO reservations (user_id, festival_id, festival_date, \
+                         quantity, status, idempotency_key, created_at) ",
+                    );
+                    q.push_values(accepted, |mut row, &i| {
+                        let b = &bookings[i];
+                        row.push_bind(b.user)
+                            .push_bind(b.festival)
+                            .push_bind(b.date)
+                            .push_bind(i64::from(b.quantity))
+                            .push_bind("ACTIVE")
+                            .push_bind(b.idempotency_key.as_deref())
+                            .push_bind(now);
+                    });
+                    q.push(" RETURNING id");
+                    let mut ids: Vec<ReservationId> =
+                        q.build_query_scalar().fetch_all(&mut **tx).await?;
+                    ids.sort_unstable();
+                    ids
+                } else {
+                    let mut ids = Vec::with_capacity(accepted.len());
+                    for &i in accepted {
+                        ids.push(insert_in(tx, &bookings[i], now).await?.id);
+                    }
+                    ids
+                };
+                Ok(accepted
+                    .iter()
+                    .zip(ids)
+                    .map(|(&i, id)| {
+                        let b = &bookings[i];
+                        Reservation {
+                            id,
+                            user: b.user,
+                            festival: b.festival,
+                            date: b.date,
+                            quantity: b.quantity,
+                            status: Status::Active,
+                            created_at: from_millis(now),
+                            cancelled_at: None,
+                        }
+                    })
+                    .collect())
+            }
+
             /// Books several bookings of one festival day in one transaction: the day's row is
-            /// locked once (`SELECT … FOR UPDATE`), each booking is checked (seeing the ones
-            /// before it) and inserted in turn, the stock is taken once, and one commit (one log
-            /// flush) covers them all. With one booking this is the seed's row-lock booking.
-            /// `None` for a booking that lost an idempotency-key race to another node: the caller
-            /// books it again.
+            /// locked once (`SELECT … FOR UPDATE`), each booking is checked in turn (seeing the
+            /// ones before it), the accepted ones are inserted, the stock is taken once, and one
+            /// commit (one log flush) covers them all. With one booking this is the seed's
+            /// row-lock booking. `None` for a booking whose key an earlier booking of the same
+            /// group uses: the caller books it again on its own and finds that one.
             pub(crate) async fn reserve_batch(
                 pool: &Pool<Db>,
                 bookings: &[Booking],
@@ -336,35 +441,43 @@ macro_rules! dialect {
                 let mut users: Vec<UserId> = bookings.iter().map(|b| b.user).collect();
                 users.sort_unstable();
                 users.dedup();
-                // One read for the group; bookings made in this loop are added as they go, so
-                // each booking still sees the ones before it.
+                // One read each for the group; bookings accepted in the loop are added as it
+                // goes, so each booking still sees the ones before it.
                 let mut held = held_by_users_in(&mut tx, first, &users).await?;
+                let earlier = earlier_many_in(&mut tx, bookings).await?;
+                let mut keys = std::collections::HashSet::new();
                 let mut results = Vec::with_capacity(bookings.len());
+                let mut accepted = Vec::new();
                 let mut taken = 0i64;
-                for booking in bookings {
-                    if let Some(answer) = earlier_in(&mut tx, booking).await? {
-                        results.push(Some(answer));
-                        continue;
+                for (i, booking) in bookings.iter().enumerate() {
+                    if let Some(key) = &booking.idempotency_key {
+                        if let Some(earlier) = earlier.get(&(booking.user, key.as_bytes().to_vec())) {
+                            results.push(Some(if booking.same_as(earlier) {
+                                Outcome::Replayed(earlier.clone())
+                            } else {
+                                Outcome::Refused(TicketError::KeyReused)
+                            }));
+                            continue;
+                        }
+                        if !keys.insert((booking.user, key.as_str())) {
+                            results.push(None);
+                            continue;
+                        }
                     }
                     let holds = held.get(&booking.user).copied().unwrap_or(0);
                     if let Err(refusal) = check(booking, rules, count(remaining), holds, today) {
                         results.push(Some(Outcome::Refused(refusal)));
                         continue;
                     }
-                    match insert_in(&mut tx, booking, now).await {
-                        Ok(reservation) => {
-                            *held.entry(booking.user).or_default() += booking.quantity;
-                            remaining -= i64::from(booking.quantity);
-                            taken += i64::from(booking.quantity);
-                            results.push(Some(Outcome::Booked(reservation)));
-                        }
-                        // The same key committed by another node after this transaction's
-                        // snapshot: only this statement failed.
-                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                            results.push(None);
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    *held.entry(booking.user).or_default() += booking.quantity;
+                    remaining -= i64::from(booking.quantity);
+                    taken += i64::from(booking.quantity);
+                    accepted.push(i);
+                    results.push(None);
+                }
+                let reservations = insert_all_in(&mut tx, bookings, &accepted, now).await?;
+                for (i, reservation) in accepted.into_iter().zip(reservations) {
+                    results[i] = Some(Outcome::Booked(reservation));
                 }
                 if taken > 0 {
                     take_in(&mut tx, first, taken).await?;
@@ -518,6 +631,7 @@ dialect!(
     begin: "BEGIN IMMEDIATE",
     for_update: "",
     insert_ignore: "INSERT OR IGNORE",
+    returning: true,
     |result| result.last_insert_rowid()
 );
 dialect!(
@@ -526,5 +640,6 @@ dialect!(
     begin: "BEGIN",
     for_update: " FOR UPDATE",
     insert_ignore: "INSERT IGNORE",
+    returning: false,
     |result| i64::try_from(result.last_insert_id()).unwrap_or(i64::MAX)
 );
