@@ -44,6 +44,15 @@ somsom() {
 }
 
 rabbitmq() {
+  # Debian's wrapper starts the broker through `su`, which resets its open-files limit to 1024:
+  # with more connections than that it runs out (emfile), its memory monitor dies and every queue
+  # process after it (`noproc`). Restart it with a limit that fits the load.
+  local beam; beam=$(pgrep -f 'beam.smp.*rabbit' | head -1)
+  if [ -z "$beam" ] || [ "$(awk '/open files/ {print $4}' "/proc/$beam/limits")" -lt $((CONNECTIONS * 2 + 1000)) ]; then
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    su rabbitmq -s /bin/sh -c "ulimit -n $((CONNECTIONS * 2 + 1000)); /usr/lib/rabbitmq/bin/rabbitmq-server -detached"
+    for _ in $(seq 1 60); do rabbitmqctl status >/dev/null 2>&1 && break; sleep 1; done
+  fi
   rabbitmq-plugins enable --quiet rabbitmq_web_stomp >/dev/null
   for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/15674) 2>/dev/null && break; sleep 0.2; done
   local pid; pid=$(pgrep -f 'beam.smp.*rabbit' | head -1)
