@@ -52,6 +52,30 @@ pub(crate) struct KeyedRow {
 const RESERVATION_COLUMNS: &str =
     "id, user_id, festival_id, festival_date, quantity, status, created_at, cancelled_at";
 
+/// The reservation `booking` became, under `id`.
+fn booked_as(booking: &Booking, id: ReservationId, now: i64) -> Reservation {
+    Reservation {
+        id,
+        user: booking.user,
+        festival: booking.festival,
+        date: booking.date,
+        quantity: booking.quantity,
+        status: Status::Active,
+        created_at: from_millis(now),
+        cancelled_at: None,
+    }
+}
+
+/// The answer to a retry under a key already used: the earlier reservation, or a refusal when
+/// the key was used for a different booking.
+fn replay(booking: &Booking, earlier: &Reservation) -> Outcome {
+    if booking.same_as(earlier) {
+        Outcome::Replayed(earlier.clone())
+    } else {
+        Outcome::Refused(TicketError::KeyReused)
+    }
+}
+
 fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
 }
@@ -169,33 +193,6 @@ macro_rules! dialect {
                     .unwrap_or_default())
             }
 
-            /// The answer to a retry: the earlier reservation under the booking's key, or a
-            /// refusal when the key was used for a different booking.
-            async fn earlier_in(
-                tx: &mut sqlx::Transaction<'static, Db>,
-                booking: &Booking,
-            ) -> Result<Option<Outcome>, sqlx::Error> {
-                let Some(key) = &booking.idempotency_key else {
-                    return Ok(None);
-                };
-                let sql = format!(
-                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
-                     WHERE user_id = ? AND idempotency_key = ?"
-                );
-                let earlier: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(booking.user)
-                    .bind(key.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                Ok(earlier.map(Reservation::from).map(|earlier| {
-                    if booking.same_as(&earlier) {
-                        Outcome::Replayed(earlier)
-                    } else {
-                        Outcome::Refused(TicketError::KeyReused)
-                    }
-                }))
-            }
-
             /// Takes `quantity` tickets from the day of `booking`, whose row lock is held.
             async fn take_in(
                 tx: &mut sqlx::Transaction<'static, Db>,
@@ -255,16 +252,7 @@ macro_rules! dialect {
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
-                Ok(Reservation {
-                    id: $last_id,
-                    user: booking.user,
-                    festival: booking.festival,
-                    date: booking.date,
-                    quantity: booking.quantity,
-                    status: Status::Active,
-                    created_at: from_millis(now),
-                    cancelled_at: None,
-                })
+                Ok(booked_as(booking, $last_id, now))
             }
 
             /// One booking with the conditional update: the stock is taken by the first
@@ -297,9 +285,10 @@ macro_rules! dialect {
                 let Some(remaining) = remaining else {
                     return Ok(Outcome::Refused(TicketError::NotFound));
                 };
-                if let Some(answer) = earlier_in(&mut tx, booking).await? {
+                let earlier = earlier_many_in(&mut tx, std::slice::from_ref(booking)).await?;
+                if let Some(earlier) = earlier.values().next() {
                     tx.rollback().await?;
-                    return Ok(answer);
+                    return Ok(replay(booking, earlier));
                 }
                 let rules = rules_in(&mut tx, booking.festival).await?;
                 let held = held_by_users_in(&mut tx, booking, &[booking.user])
@@ -365,52 +354,37 @@ macro_rules! dialect {
                 if accepted.is_empty() {
                     return Ok(Vec::new());
                 }
-                let ids: Vec<ReservationId> = if $returning {
-                    // One statement for the group. Rows are inserted in the order given, each
-                    // with a larger id than any before (AUTOINCREMENT), so the sorted ids are in
-                    // that order too.
-                    let mut q = QueryBuilder::<Db>::new(
-                        "INSERT INTO reservations (user_id, festival_id, festival_date, \
-                         quantity, status, idempotency_key, created_at) ",
-                    );
-                    q.push_values(accepted, |mut row, &i| {
-                        let b = &bookings[i];
-                        row.push_bind(b.user)
-                            .push_bind(b.festival)
-                            .push_bind(b.date)
-                            .push_bind(i64::from(b.quantity))
-                            .push_bind("ACTIVE")
-                            .push_bind(b.idempotency_key.as_deref())
-                            .push_bind(now);
-                    });
-                    q.push(" RETURNING id");
-                    let mut ids: Vec<ReservationId> =
-                        q.build_query_scalar().fetch_all(&mut **tx).await?;
-                    ids.sort_unstable();
-                    ids
-                } else {
-                    let mut ids = Vec::with_capacity(accepted.len());
+                if !$returning {
+                    let mut reservations = Vec::with_capacity(accepted.len());
                     for &i in accepted {
-                        ids.push(insert_in(tx, &bookings[i], now).await?.id);
+                        reservations.push(insert_in(tx, &bookings[i], now).await?);
                     }
-                    ids
-                };
+                    return Ok(reservations);
+                }
+                // One statement for the group. Rows are inserted in the order given, each with a
+                // larger id than any before (AUTOINCREMENT), so the sorted ids are in that order
+                // too.
+                let mut q = QueryBuilder::<Db>::new(
+                    "INSERT INTO reservations (user_id, festival_id, festival_date, \
+                     quantity, status, idempotency_key, created_at) ",
+                );
+                q.push_values(accepted, |mut row, &i| {
+                    let b = &bookings[i];
+                    row.push_bind(b.user)
+                        .push_bind(b.festival)
+                        .push_bind(b.date)
+                        .push_bind(i64::from(b.quantity))
+                        .push_bind("ACTIVE")
+                        .push_bind(b.idempotency_key.as_deref())
+                        .push_bind(now);
+                });
+                q.push(" RETURNING id");
+                let mut ids: Vec<ReservationId> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+                ids.sort_unstable();
                 Ok(accepted
                     .iter()
                     .zip(ids)
-                    .map(|(&i, id)| {
-                        let b = &bookings[i];
-                        Reservation {
-                            id,
-                            user: b.user,
-                            festival: b.festival,
-                            date: b.date,
-                            quantity: b.quantity,
-                            status: Status::Active,
-                            created_at: from_millis(now),
-                            cancelled_at: None,
-                        }
-                    })
+                    .map(|(&i, id)| booked_as(&bookings[i], id, now))
                     .collect())
             }
 
@@ -452,11 +426,7 @@ macro_rules! dialect {
                 for (i, booking) in bookings.iter().enumerate() {
                     if let Some(key) = &booking.idempotency_key {
                         if let Some(earlier) = earlier.get(&(booking.user, key.as_bytes().to_vec())) {
-                            results.push(Some(if booking.same_as(earlier) {
-                                Outcome::Replayed(earlier.clone())
-                            } else {
-                                Outcome::Refused(TicketError::KeyReused)
-                            }));
+                            results.push(Some(replay(booking, earlier)));
                             continue;
                         }
                         if !keys.insert((booking.user, key.as_str())) {
