@@ -411,6 +411,11 @@ macro_rules! dialect {
                         .map(|_| Some(Outcome::Refused(TicketError::NotFound)))
                         .collect());
                 };
+                // Every plain read comes after the lock: on InnoDB the first one fixes the
+                // transaction's snapshot, and the holdings read below must see each booking
+                // committed before the lock was granted (a rules subquery inside the locking
+                // read took the snapshot before the wait, and the per-user cap broke across
+                // two nodes).
                 let rules = rules_in(&mut tx, first.festival).await?;
                 let mut users: Vec<UserId> = bookings.iter().map(|b| b.user).collect();
                 users.sort_unstable();
