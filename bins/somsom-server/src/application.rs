@@ -153,7 +153,7 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     let queues = queues(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
     let shutdown = CancellationToken::new();
     let users = crate::auth::UserRows::new(db.clone());
-    let chat = chat(
+    let mut chat = chat(
         &config,
         &db,
         &users,
@@ -163,6 +163,14 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         &tasks,
     )
     .await?;
+    // Waiting-room ranks over the chat's STOMP connection, beside the SSE stream.
+    chat.server = chat
+        .server
+        .with_feeds(Arc::new(crate::queues::events::RankFeeds::new(
+            queues.clone(),
+            db.clone(),
+            shutdown.clone(),
+        )));
 
     let tickets: Arc<dyn ticket_lock::TicketEngine> = Arc::new(tickets);
     let push = push(

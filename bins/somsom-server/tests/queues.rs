@@ -362,18 +362,15 @@ impl Events {
     }
 }
 
-#[tokio::test]
-async fn ranks_and_admission_are_pushed_as_server_sent_events() {
-    let ctx = start(|c| c.queue.watch_poll_ms = 20).await;
+/// A gated festival whose paused queue holds a, b and c in that order: (admin token, the three
+/// users' tokens, festival id, `/queues/festival{id}`).
+async fn three_waiting(ctx: &Ctx) -> (String, Vec<String>, i64, String) {
     let admin = ctx.admin_token("admin@example.com").await;
-    let users: Vec<String> = {
-        let mut tokens = Vec::new();
-        for name in ["a", "b", "c"] {
-            tokens.push(ctx.user_token(&format!("{name}@example.com")).await);
-        }
-        tokens
-    };
-    let id = festival(&ctx, &admin).await;
+    let mut users = Vec::new();
+    for name in ["a", "b", "c"] {
+        users.push(ctx.user_token(&format!("{name}@example.com")).await);
+    }
+    let id = festival(ctx, &admin).await;
     let (status, _) = ctx
         .send(
             Method::PUT,
@@ -383,7 +380,7 @@ async fn ranks_and_admission_are_pushed_as_server_sent_events() {
         )
         .await;
     assert_eq!(status, 200);
-    admin_post(&ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
+    admin_post(ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
     let q = format!("/queues/festival{id}");
     for (name, token) in ["a", "b", "c"].iter().zip(&users) {
         ctx.get(
@@ -392,6 +389,26 @@ async fn ranks_and_admission_are_pushed_as_server_sent_events() {
         )
         .await;
     }
+    (admin, users, id, q)
+}
+
+/// a, first in line, leaves it.
+async fn first_leaves(ctx: &Ctx, q: &str, users: &[String]) {
+    let (status, body) = ctx
+        .send(
+            Method::DELETE,
+            &format!("{q}/users/a@example.com/leave"),
+            Some(&users[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn ranks_and_admission_are_pushed_as_server_sent_events() {
+    let ctx = start(|c| c.queue.watch_poll_ms = 20).await;
+    let (admin, users, id, q) = three_waiting(&ctx).await;
     // EventSource cannot set headers: the token comes in the query.
     let mut events = Events::open(&ctx, &format!("{q}/events?access_token={}", users[2])).await;
     let (name, first) = events.next().await;
@@ -406,13 +423,7 @@ async fn ranks_and_admission_are_pushed_as_server_sent_events() {
     );
     assert!(first["estimatedWaitSecs"].is_null(), "paused: no estimate");
 
-    ctx.send(
-        Method::DELETE,
-        &format!("{q}/users/a@example.com/leave"),
-        Some(&users[0]),
-        None,
-    )
-    .await;
+    first_leaves(&ctx, &q, &users).await;
     let (name, moved) = events.next().await;
     assert_eq!((name.as_str(), moved["rank"].as_i64()), ("rank", Some(2)));
 
@@ -596,4 +607,81 @@ async fn the_sqs_driver_admits_through_tick_messages() {
             .await;
         assert_eq!(body, json!({"allowed": true}));
     }
+}
+
+#[tokio::test]
+async fn ranks_and_admission_are_pushed_over_the_chat_stomp_connection() {
+    use chat_relay::client::Client;
+    use chat_relay::stomp::Command;
+
+    let ctx = start(|c| c.queue.watch_poll_ms = 20).await;
+    let (admin, users, id, q) = three_waiting(&ctx).await;
+    let ws = ctx.server.url("/ws-chat").replacen("http://", "ws://", 1);
+    let connect = |token: &str| {
+        let (ws, auth) = (ws.clone(), format!("Bearer {token}"));
+        async move {
+            let (client, connected) = Client::connect(&ws, &[("Authorization", &auth)])
+                .await
+                .unwrap();
+            assert_eq!(connected.command, Command::Connected, "{connected:?}");
+            client
+        }
+    };
+    async fn next(client: &mut Client) -> Value {
+        let frame = tokio::time::timeout(Duration::from_secs(30), client.next_frame())
+            .await
+            .expect("a frame within 30 s")
+            .unwrap()
+            .expect("open");
+        assert_eq!(frame.command, Command::Message, "{frame:?}");
+        assert_eq!(frame.header("subscription"), Some("rank"));
+        serde_json::from_slice::<Value>(&frame.body).unwrap()
+    }
+
+    // c's own place, on c's connection: the destination names the queue, never the user.
+    let mut c = connect(&users[2]).await;
+    c.subscribe("rank", &format!("/user/queue/rank/festival{id}"), &[])
+        .await
+        .unwrap();
+    let first = next(&mut c).await;
+    assert_eq!(
+        (
+            first["event"].as_str(),
+            first["rank"].as_i64(),
+            first["ahead"].as_u64(),
+            first["waiting"].as_u64()
+        ),
+        (Some("rank"), Some(3), Some(2), Some(3))
+    );
+
+    first_leaves(&ctx, &q, &users).await;
+    let moved = next(&mut c).await;
+    assert_eq!(
+        (moved["event"].as_str(), moved["rank"].as_i64()),
+        (Some("rank"), Some(2))
+    );
+
+    admin_post(
+        &ctx,
+        &admin,
+        &format!("/admin/queues/festival{id}/admit?count=2"),
+    )
+    .await;
+    let admitted = next(&mut c).await;
+    assert_eq!(admitted["event"], "admitted");
+    assert_eq!(admitted["allowed"], true);
+    let token = admitted["admissionToken"].as_str().unwrap();
+    assert_eq!(book(&ctx, &users[2], id, Some(token)).await.0, 200);
+
+    // A malformed queue name is refused with an ERROR frame.
+    let mut b = connect(&users[1]).await;
+    b.subscribe("rank", "/user/queue/rank/festivalX", &[])
+        .await
+        .unwrap();
+    let refused = b.next_frame().await.unwrap().expect("an ERROR frame");
+    assert_eq!(refused.command, Command::Error, "{refused:?}");
+    assert_eq!(
+        refused.header("message"),
+        Some("ranks are /user/queue/rank/festival{id}")
+    );
 }

@@ -9,6 +9,8 @@
 //!   optional `resume-after: <sendTime>` header that first replays, in order, every stored
 //!   message after that one, then continues live with no gap and no repeat;
 //! - SUBSCRIBE to their own unread counts (`unread` destination);
+//! - SUBSCRIBE to a destination the application serves itself ([`Feeds`]: live waiting-room
+//!   ranks, say), which sends whatever the feed yields until it ends;
 //! - SEND `{"chatRoomId": N, "content": "…"}` to the `send` destination: the sender and the
 //!   time are the server's, whatever the body says;
 //! - UNSUBSCRIBE, ACK/NACK (accepted; chat messages are not redelivered), DISCONNECT, and a
@@ -114,6 +116,31 @@ pub trait Gatekeeper: Send + Sync + std::fmt::Debug + 'static {
     async fn may_enter(&self, member: &Member, room: RoomId) -> Result<(), Refusal>;
 }
 
+/// What a [`Feeds`] destination sends: each item is the body of one MESSAGE frame (JSON).
+pub type FeedStream = futures::stream::BoxStream<'static, bytes::Bytes>;
+
+/// Destinations the application serves itself, beside rooms and unread counts: the connection
+/// asks here about any destination it does not know, and sends each body the feed yields as a
+/// MESSAGE on that subscription until the feed ends or the client unsubscribes.
+#[async_trait]
+pub trait Feeds: Send + Sync + std::fmt::Debug + 'static {
+    /// The feed at `destination` for `member`: `Ok(None)` when it is not one of these feeds
+    /// (the client then gets "unknown destination"), or a refusal for the ERROR frame.
+    async fn open(&self, member: &Member, destination: &str)
+    -> Result<Option<FeedStream>, Refusal>;
+}
+
+/// No feeds: every destination besides rooms and unread counts is unknown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFeeds;
+
+#[async_trait]
+impl Feeds for NoFeeds {
+    async fn open(&self, _: &Member, _: &str) -> Result<Option<FeedStream>, Refusal> {
+        Ok(None)
+    }
+}
+
 /// The chat engine of one node: connections, the relay, the store, presence and the local hub.
 #[derive(Debug, Clone)]
 pub struct ChatServer {
@@ -122,6 +149,7 @@ pub struct ChatServer {
     store: Arc<dyn MessageStore>,
     presence: Arc<dyn Presence>,
     gatekeeper: Arc<dyn Gatekeeper>,
+    feeds: Arc<dyn Feeds>,
     hub: Arc<Hub>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
@@ -142,6 +170,7 @@ impl ChatServer {
             store,
             presence,
             gatekeeper,
+            feeds: Arc::new(NoFeeds),
             hub: Arc::new(Hub::new()),
             clock: Arc::new(SystemClock),
             shutdown: CancellationToken::new(),
@@ -152,6 +181,13 @@ impl ChatServer {
     #[must_use]
     pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
         self.shutdown = shutdown;
+        self
+    }
+
+    /// Serves the application's own destinations through `feeds`.
+    #[must_use]
+    pub fn with_feeds(mut self, feeds: Arc<dyn Feeds>) -> Self {
+        self.feeds = feeds;
         self
     }
 
@@ -305,6 +341,7 @@ enum Ack {
 enum Target {
     Room(RoomId),
     Unread,
+    Feed,
 }
 
 #[derive(Debug)]
@@ -315,6 +352,8 @@ struct Subscription {
     ack: Ack,
     /// The newest `sendTime` sent on this subscription: anything not newer is a repeat.
     last: i64,
+    /// Stops a feed's forwarding task when the subscription goes.
+    _feed: Option<tokio_util::sync::DropGuard>,
 }
 
 struct State {
@@ -374,6 +413,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 Target::Unread => {
                     hub.unsubscribe_user(&state.outbox, &subscription.id, state.member.id);
                 }
+                Target::Feed => {}
             }
         }
         for (room, count) in state.entered {
@@ -530,7 +570,9 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 body,
                 ..
             } => (subscription, body, Some(send_time)),
-            Push::Unread { subscription, body } => (subscription, body, None),
+            Push::Unread { subscription, body } | Push::Feed { subscription, body } => {
+                (subscription, body, None)
+            }
         };
         let subscription = state.subscriptions.get_mut(&*subscription_id)?;
         if let Some(send_time) = send_time {
@@ -647,20 +689,30 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             )));
         }
         let destinations = &self.server.config.destinations;
+        let room = destination
+            .strip_prefix(destinations.room_prefix.as_str())
+            .and_then(|n| n.parse::<RoomId>().ok());
+        let mut feed = None;
         let target = if destination == destinations.unread {
             Target::Unread
-        } else {
-            let room = destination
-                .strip_prefix(destinations.room_prefix.as_str())
-                .and_then(|n| n.parse::<RoomId>().ok())
-                .ok_or_else(|| {
-                    Fault::new("unknown destination").detail(format!(
-                        "rooms are {}N; unread counts are {}",
-                        destinations.room_prefix, destinations.unread
-                    ))
-                })?;
+        } else if let Some(room) = room {
             self.allow(room).await?;
             Target::Room(room)
+        } else {
+            let member = &self.state.as_ref().expect("connected").member;
+            let opened = self
+                .server
+                .feeds
+                .open(member, &destination)
+                .await
+                .map_err(|refusal| Fault::new(refusal.message))?;
+            feed = Some(opened.ok_or_else(|| {
+                Fault::new("unknown destination").detail(format!(
+                    "rooms are {}N; unread counts are {}",
+                    destinations.room_prefix, destinations.unread
+                ))
+            })?);
+            Target::Feed
         };
         let resume_after = frame
             .header("resume-after")
@@ -674,12 +726,19 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         let hub = self.server.hub.clone();
         let state = self.state.as_mut().expect("connected");
         let key: Arc<str> = Arc::from(id.as_str());
-        match target {
-            Target::Unread => hub.subscribe_user(&state.outbox, key.clone(), state.member.id),
+        let guard = match target {
+            Target::Unread => {
+                hub.subscribe_user(&state.outbox, key.clone(), state.member.id);
+                None
+            }
             // Live messages queue up from here on while the replay below is read; the
             // subscription's `last` drops the ones the replay already sent.
-            Target::Room(room) => hub.subscribe_room(&state.outbox, key.clone(), room),
-        }
+            Target::Room(room) => {
+                hub.subscribe_room(&state.outbox, key.clone(), room);
+                None
+            }
+            Target::Feed => feed.map(|feed| state.outbox.forward(key.clone(), feed)),
+        };
         state.subscriptions.insert(
             id,
             Subscription {
@@ -688,6 +747,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 destination,
                 ack,
                 last: i64::MIN,
+                _feed: guard,
             },
         );
         let Target::Room(room) = target else {
@@ -761,6 +821,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 }
                 self.server.presence.exit(room, state.member.id).await?;
             }
+            // Dropping the subscription stopped its feed.
+            Target::Feed => {}
         }
         Ok(Flow::Continue)
     }

@@ -41,6 +41,13 @@ pub enum Push {
         /// The count as JSON.
         body: Bytes,
     },
+    /// An item of an application feed ([`Feeds`](crate::connection::Feeds)).
+    Feed {
+        /// The subscription it is for.
+        subscription: Arc<str>,
+        /// The item as JSON.
+        body: Bytes,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +90,40 @@ impl Outbox {
     /// Cancelled when the hub found this connection's outbox full.
     pub fn overflowed(&self) -> &CancellationToken {
         &self.overflowed
+    }
+
+    /// Sends each item of `feed` to `subscription` until the feed ends, the connection goes, or
+    /// the returned guard is dropped. A feed waits for room in the outbox rather than
+    /// overflowing it: it is the application's own, slow stream.
+    pub(crate) fn forward(
+        &self,
+        subscription: Arc<str>,
+        mut feed: crate::connection::FeedStream,
+    ) -> tokio_util::sync::DropGuard {
+        use futures::StreamExt;
+        let stop = CancellationToken::new();
+        let tx = self.tx.clone();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let body = tokio::select! {
+                    () = stopped.cancelled() => return,
+                    body = feed.next() => match body {
+                        Some(body) => body,
+                        None => return,
+                    },
+                };
+                let push = Push::Feed {
+                    subscription: subscription.clone(),
+                    body,
+                };
+                tokio::select! {
+                    () = stopped.cancelled() => return,
+                    sent = tx.send(push) => if sent.is_err() { return },
+                }
+            }
+        });
+        stop.drop_guard()
     }
 
     fn subscriber(&self, subscription: Arc<str>) -> Subscriber {

@@ -16,7 +16,9 @@ pub mod websocket;
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 
-pub use connection::{ChatConfig, ChatServer, Destinations, Gatekeeper, Refusal};
+pub use connection::{
+    ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Gatekeeper, NoFeeds, Refusal,
+};
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::Hub;
 pub use model::{Appended, CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};

@@ -473,3 +473,102 @@ async fn a_connection_that_never_connects_is_closed() {
     tokio::time::sleep(Duration::from_secs(11)).await;
     conn.error_and_close("no CONNECT frame in time").await;
 }
+
+/// `/user/queue/count/N` counts 1..=N for its member (then ends); `/user/queue/forever` sends
+/// one item and then nothing, and tells `dropped` when the connection lets go of it;
+/// `/user/queue/closed` is refused.
+#[derive(Debug)]
+struct Counting {
+    dropped: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+struct TellOnDrop(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for TellOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+#[async_trait]
+impl chat_relay::Feeds for Counting {
+    async fn open(
+        &self,
+        member: &Member,
+        destination: &str,
+    ) -> Result<Option<chat_relay::FeedStream>, Refusal> {
+        if destination == "/user/queue/closed" {
+            return Err(Refusal::new("closed for you"));
+        }
+        if destination == "/user/queue/forever" {
+            let tell = TellOnDrop(self.dropped.clone());
+            let first = futures::stream::once(async { bytes::Bytes::from_static(b"{\"n\":1}") });
+            let rest = futures::stream::pending().map(move |b: bytes::Bytes| {
+                let _keep = &tell;
+                b
+            });
+            return Ok(Some(first.chain(rest).boxed()));
+        }
+        let Some(n) = destination
+            .strip_prefix("/user/queue/count/")
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            return Ok(None);
+        };
+        let id = member.id;
+        Ok(Some(
+            futures::stream::iter(1..=n)
+                .map(move |i| {
+                    bytes::Bytes::from(serde_json::json!({"member": id, "n": i}).to_string())
+                })
+                .boxed(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn an_application_feed_sends_its_items_and_stops_on_unsubscribe() {
+    let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel();
+    let (chat, _) = server(ChatConfig::default());
+    let chat = chat.with_feeds(Arc::new(Counting {
+        dropped: dropped_tx,
+    }));
+    tokio::spawn(chat.start().await.unwrap());
+
+    let mut conn = Conn::connected(&chat, "alice:7").await;
+    conn.subscribe("c", "/user/queue/count/3", &[]);
+    for n in 1..=3 {
+        let frame = conn.frame().await;
+        assert_eq!(frame.command, Command::Message, "{frame:?}");
+        assert_eq!(frame.header("subscription"), Some("c"));
+        assert_eq!(frame.header("destination"), Some("/user/queue/count/3"));
+        let body: serde_json::Value = serde_json::from_slice(&frame.body).unwrap();
+        assert_eq!(body, serde_json::json!({"member": 7, "n": n}));
+    }
+
+    // A feed that never ends is let go of when the client unsubscribes; the connection stays.
+    conn.subscribe("f", "/user/queue/forever", &[]);
+    assert_eq!(conn.message().await, serde_json::json!({"n": 1}));
+    conn.send(
+        Frame::new(Command::Unsubscribe)
+            .with("id", "f")
+            .with("receipt", "gone"),
+    );
+    let receipt = conn.frame().await;
+    assert_eq!(receipt.header("receipt-id"), Some("gone"), "{receipt:?}");
+    dropped.recv().await.expect("the feed was dropped");
+
+    // And when the connection closes.
+    conn.subscribe("g", "/user/queue/forever", &[]);
+    assert_eq!(conn.message().await, serde_json::json!({"n": 1}));
+    drop(conn);
+    dropped.recv().await.expect("the feed was dropped");
+
+    // A refusal and a destination no feed knows both end the connection with an ERROR frame.
+    let mut conn = Conn::connected(&chat, "bob:8").await;
+    conn.subscribe("x", "/user/queue/closed", &[]);
+    conn.error_and_close("closed for you").await;
+    let mut conn = Conn::connected(&chat, "bob:8").await;
+    conn.subscribe("x", "/user/queue/unknown", &[]);
+    conn.error_and_close("unknown destination").await;
+}

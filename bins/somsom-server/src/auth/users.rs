@@ -2,7 +2,6 @@
 //! role. Rows are written when an account is confirmed; the identity provider holds credentials.
 
 use cognito_auth::{Profile, Role};
-use sqlx::Row;
 
 use crate::db::{Database, on_db};
 
@@ -46,17 +45,29 @@ pub async fn upsert(db: &Database, profile: &Profile) -> Result<User, sqlx::Erro
 /// The row for a provider handle.
 pub async fn by_username(db: &Database, username: &str) -> Result<Option<User>, sqlx::Error> {
     const SQL: &str = "SELECT id, name, username, email, role FROM users WHERE username = ?";
-    let row = on_db!(db, pool => sqlx::query(SQL).bind(username).fetch_optional(pool).await.map(|r| r.map(|r| {
-        (r.get::<i64, _>("id"), r.get::<String, _>("name"), r.get::<String, _>("username"),
-         r.get::<String, _>("email"), r.get::<String, _>("role"))
-    })))?;
-    Ok(row.map(|(id, name, username, email, role)| User {
+    let row = on_db!(db, pool => sqlx::query_as::<_, Columns>(SQL).bind(username).fetch_optional(pool).await)?;
+    Ok(row.map(user))
+}
+
+/// The row with this id.
+pub async fn by_id(db: &Database, id: i64) -> Result<Option<User>, sqlx::Error> {
+    const SQL: &str = "SELECT id, name, username, email, role FROM users WHERE id = ?";
+    let row =
+        on_db!(db, pool => sqlx::query_as::<_, Columns>(SQL).bind(id).fetch_optional(pool).await)?;
+    Ok(row.map(user))
+}
+
+/// `id, name, username, email, role`.
+type Columns = (i64, String, String, String, String);
+
+fn user((id, name, username, email, role): Columns) -> User {
+    User {
         id,
         name,
         username,
         email,
         role: role.parse().unwrap_or(Role::User),
-    }))
+    }
 }
 
 /// How long a node serves a `users` row it read without reading it again.

@@ -6,6 +6,10 @@
 //! stream ends after either. An open stream counts as a sign of life for idle timeouts.
 //! Browsers' `EventSource` cannot send headers, so the access token may also come as the
 //! `access_token` query parameter (RFC 6750 §2.3).
+//!
+//! The same events reach a STOMP client of `/ws-chat` that subscribes to
+//! `/user/queue/rank/festival{id}` ([`RankFeeds`]): one MESSAGE per event, its JSON body the
+//! `QueueEvent` with an `event` field (`rank`, `admitted`, `left`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use cognito_auth::extract::Authenticated;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use http::request::Parts;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -65,21 +69,84 @@ pub async fn events(
         .rank(&queue, &key)
         .await
         .map_err(queue_error)?;
-    let feed = Feed {
-        changes: queues.watch.subscribe(&queue),
-        queues,
-        queue,
-        user: key,
-        last_rank: None,
-        first: true,
-        done: false,
-        shutdown: state.shutdown.clone(),
-    };
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        let event = feed.next().await?;
-        Some((Ok(event), feed))
-    });
+    let stream = Feed::new(queues, queue, key, state.shutdown.clone())
+        .events()
+        .map(|(name, body)| Ok(event(name, &body)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// STOMP destinations `/user/queue/rank/festival{id}` on `/ws-chat`: the subscriber's own place
+/// in that festival's waiting room, as the SSE stream gives it.
+pub struct RankFeeds {
+    queues: Queues,
+    db: crate::db::Database,
+    shutdown: CancellationToken,
+}
+
+/// The prefix of [`RankFeeds`]' destinations.
+pub const RANK_DESTINATION: &str = "/user/queue/rank/";
+
+impl std::fmt::Debug for RankFeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RankFeeds").finish_non_exhaustive()
+    }
+}
+
+impl RankFeeds {
+    /// Ranks from `queues`; members' e-mail addresses (their queue keys) from `db`.
+    pub fn new(queues: Queues, db: crate::db::Database, shutdown: CancellationToken) -> Self {
+        Self {
+            queues,
+            db,
+            shutdown,
+        }
+    }
+}
+
+/// A STOMP body: the event's name beside its fields.
+#[derive(serde::Serialize)]
+struct Named<'a> {
+    event: &'a str,
+    #[serde(flatten)]
+    body: &'a QueueEvent,
+}
+
+#[async_trait::async_trait]
+impl chat_relay::Feeds for RankFeeds {
+    async fn open(
+        &self,
+        member: &chat_relay::Member,
+        destination: &str,
+    ) -> Result<Option<chat_relay::FeedStream>, chat_relay::Refusal> {
+        let Some(queue) = destination.strip_prefix(RANK_DESTINATION) else {
+            return Ok(None);
+        };
+        let (queue, _) = parse_queue(queue)
+            .map_err(|_| chat_relay::Refusal::new("ranks are /user/queue/rank/festival{id}"))?;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::warn!(error = %e, "rank feed not opened");
+            chat_relay::Refusal::new("temporarily unavailable")
+        };
+        // The subscriber's own key, from their account: nobody can watch another's place.
+        let user = crate::auth::users::by_id(&self.db, member.id)
+            .await
+            .map_err(|e| unavailable(&e))?
+            .ok_or_else(|| chat_relay::Refusal::new("unknown user"))?;
+        let key = cognito_auth::normalize_email(&user.email);
+        self.queues
+            .engine
+            .rank(&queue, &key)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let stream = Feed::new(self.queues.clone(), queue, key, self.shutdown.clone())
+            .events()
+            .map(|(event, body)| {
+                let json = serde_json::to_vec(&Named { event, body: &body })
+                    .expect("QueueEvent serialises");
+                bytes::Bytes::from(json)
+            });
+        Ok(Some(stream.boxed()))
+    }
 }
 
 struct Feed {
@@ -94,8 +161,29 @@ struct Feed {
 }
 
 impl Feed {
+    fn new(queues: Queues, queue: QueueName, user: String, shutdown: CancellationToken) -> Self {
+        Self {
+            changes: queues.watch.subscribe(&queue),
+            queues,
+            queue,
+            user,
+            last_rank: None,
+            first: true,
+            done: false,
+            shutdown,
+        }
+    }
+
+    /// Each event, named, until the caller is admitted or leaves (or the server stops).
+    fn events(self) -> impl Stream<Item = (&'static str, QueueEvent)> + Send + 'static {
+        futures::stream::unfold(self, |mut feed| async move {
+            let event = feed.next().await?;
+            Some((event, feed))
+        })
+    }
+
     /// The next event to send, or `None` to end the stream.
-    async fn next(&mut self) -> Option<Event> {
+    async fn next(&mut self) -> Option<(&'static str, QueueEvent)> {
         loop {
             if self.done {
                 return None;
@@ -119,7 +207,9 @@ impl Feed {
         }
     }
 
-    async fn check(&mut self) -> Result<Option<Event>, waiting_queue::QueueError> {
+    async fn check(
+        &mut self,
+    ) -> Result<Option<(&'static str, QueueEvent)>, waiting_queue::QueueError> {
         let engine = &self.queues.engine;
         if let Some(rank) = engine.rank(&self.queue, &self.user).await? {
             if self.last_rank == Some(rank) {
@@ -138,7 +228,7 @@ impl Feed {
                 admission_token: None,
                 expires_at: None,
             };
-            return Ok(Some(event("rank", &body)));
+            return Ok(Some(("rank", body)));
         }
         self.done = true;
         let body = match engine.admission(&self.queue, &self.user).await? {
@@ -147,9 +237,9 @@ impl Feed {
                     .queues
                     .tokens
                     .issue(&self.queue, &self.user, admission.expires_at);
-                return Ok(Some(event(
+                return Ok(Some((
                     "admitted",
-                    &QueueEvent {
+                    QueueEvent {
                         allowed: true,
                         rank: -1,
                         ahead: 0,
@@ -170,7 +260,7 @@ impl Feed {
                 expires_at: None,
             },
         };
-        Ok(Some(event("left", &body)))
+        Ok(Some(("left", body)))
     }
 }
 
