@@ -214,7 +214,10 @@ pub async fn finished_reminders_stay_finished(h: &Harness) {
     }
 }
 
-/// Claimers working at once get disjoint reminders and together get all of them.
+/// Claimers working at once get disjoint reminders while their leases hold, and together get
+/// all of them. A claim is only exclusive for its lease: if a claim-and-finish round outlived it
+/// (a loaded machine, a slow service), the reminder may be handed out again, and only "every
+/// reminder claimed" is checked.
 pub async fn concurrent_claimers_never_share(h: &Harness) {
     let user = fresh_user();
     let now = (h.now)();
@@ -231,42 +234,37 @@ pub async fn concurrent_claimers_never_share(h: &Harness) {
             let lease = h.lease;
             tokio::spawn(async move {
                 let mut mine = Vec::new();
+                let mut overran = false;
                 for _ in 0..40 {
+                    let started = std::time::Instant::now();
                     let got = source.claim(5, lease).await.unwrap();
                     if got.is_empty() && !mine.is_empty() {
                         break;
                     }
-                    // Finished at once, so a slow run never outlives a lease and sees its own
-                    // claims handed out again.
+                    // Finished at once, so that normally no claim outlives its lease.
                     let done: Vec<_> = got.iter().map(|c| (c.clone(), Finish::Delivered)).collect();
                     source.finish(&done).await.unwrap();
+                    overran |= started.elapsed() >= lease;
                     mine.extend(got);
                 }
-                mine
+                (mine, overran)
             })
         })
         .collect();
-    let mut seen = HashSet::new();
-    let mut all = Vec::new();
+    let mut claims = Vec::new();
+    let mut overran = false;
     for t in tasks {
-        for c in t.await.unwrap() {
-            assert!(
-                seen.insert(c.reminder.key),
-                "claimed twice: {:?}",
-                c.reminder.key
-            );
-            all.push((c, Finish::Delivered));
-        }
+        let (mine, late) = t.await.unwrap();
+        claims.extend(mine);
+        overran |= late;
     }
-    all.extend(
-        claim_all(h, 10)
-            .await
-            .into_iter()
-            .map(|c| (c, Finish::Delivered)),
-    );
-    let keys: HashSet<_> = all.iter().map(|(c, _)| c.reminder.key).collect();
-    assert_eq!(keys.len(), count as usize);
-    assert_eq!(all.len(), count as usize, "no reminder claimed twice");
+    claims.extend(claim_all(h, 10).await);
+    let keys: HashSet<_> = claims.iter().map(|c| c.reminder.key).collect();
+    assert_eq!(keys.len(), count as usize, "every reminder claimed");
+    if !overran {
+        assert_eq!(claims.len(), count as usize, "no reminder claimed twice");
+    }
+    let all: Vec<_> = claims.into_iter().map(|c| (c, Finish::Delivered)).collect();
     h.source.finish(&all).await.unwrap();
 }
 
