@@ -254,22 +254,27 @@ fn text(raw: &[u8], escaped: bool) -> Result<String, ParseError> {
 }
 
 fn put_escaped(out: &mut BytesMut, text: &str, escaped: bool) {
+    let bytes = text.as_bytes();
     if !escaped {
-        out.put_slice(text.as_bytes());
+        out.put_slice(bytes);
         return;
     }
-    for c in text.chars() {
-        match c {
-            '\r' => out.put_slice(b"\\r"),
-            '\n' => out.put_slice(b"\\n"),
-            ':' => out.put_slice(b"\\c"),
-            '\\' => out.put_slice(b"\\\\"),
-            c => {
-                let mut utf8 = [0; 4];
-                out.put_slice(c.encode_utf8(&mut utf8).as_bytes());
-            }
-        }
+    // The four escaped characters are ASCII, so they never occur inside a multi-byte UTF-8
+    // sequence: copy the runs between them as they are (most headers have none).
+    let mut start = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'\r' => b"\\r",
+            b'\n' => b"\\n",
+            b':' => b"\\c",
+            b'\\' => b"\\\\",
+            _ => continue,
+        };
+        out.put_slice(&bytes[start..i]);
+        out.put_slice(escape);
+        start = i + 1;
     }
+    out.put_slice(&bytes[start..]);
 }
 
 /// Writes a frame. A frame with a body gets a `content-length` header unless it has one.
@@ -295,7 +300,13 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
 
 /// A frame as bytes.
 pub fn to_bytes(frame: &Frame) -> Bytes {
-    let mut out = BytesMut::with_capacity(64 + frame.body.len());
+    // Room for everything unescaped, so the common frame is written without growing.
+    let headers: usize = frame
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 2)
+        .sum();
+    let mut out = BytesMut::with_capacity(48 + headers + frame.body.len());
     encode(frame, &mut out);
     out.freeze()
 }
@@ -315,6 +326,24 @@ mod tests {
             Wire::Frame(frame) => frame,
             Wire::Heartbeat => panic!("heart-beat"),
         }
+    }
+
+    #[test]
+    fn escaping_leaves_multibyte_characters_whole() {
+        let original = Frame::new(Command::Message)
+            .with("destination", "/topic/축제:방\\1")
+            .with("제목", "불꽃\n축제:")
+            .with_body("{}");
+        let bytes = to_bytes(&original);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.contains("destination:/topic/축제\\c방\\\\1\n"),
+            "{text}"
+        );
+        assert!(text.contains("제목:불꽃\\n축제\\c\n"), "{text}");
+        let decoded = frame(&bytes);
+        assert_eq!(decoded.header("destination"), Some("/topic/축제:방\\1"));
+        assert_eq!(decoded.header("제목"), Some("불꽃\n축제:"));
     }
 
     #[test]
