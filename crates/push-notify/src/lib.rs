@@ -112,7 +112,9 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
 
 /// Where due reminders come from: a table polled by due time, or a queue a cloud scheduler
 /// feeds. A claim is a lease: a reminder neither finished nor retried before its lease ends is
-/// handed out again (so a dispatcher that crashes loses nothing).
+/// handed out again (so a dispatcher that crashes loses nothing). The SQL and memory sources
+/// never lease one reminder to two claimers at once; a queue (SQS) delivers at least once and
+/// may, so sending stays idempotent through the dispatcher's ledger either way.
 #[async_trait]
 pub trait DueSource: Send + Sync + std::fmt::Debug {
     /// Up to `max` due reminders, leased to the caller for `lease`.

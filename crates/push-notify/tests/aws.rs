@@ -130,6 +130,7 @@ async fn sqs_passes_the_due_source_suite() {
                 manual_time: false,
                 lease: Duration::from_secs(3),
                 fences_stale_receipts: false,
+                exclusive_claims: false,
             }
         }
         .boxed()

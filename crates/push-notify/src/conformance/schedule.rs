@@ -26,6 +26,11 @@ pub struct Harness {
     pub lease: Duration,
     /// A stale receipt cannot finish a claim handed out again (SQS does not promise it).
     pub fences_stale_receipts: bool,
+    /// Claimers working at once never get the same reminder. SQS standard queues deliver at
+    /// least once and do not promise it (moto's receive is not atomic across concurrent
+    /// requests, and CI saw it hand one message to two claimers); the dispatcher's ledger is
+    /// what keeps a reminder from being sent twice there.
+    pub exclusive_claims: bool,
 }
 
 impl Harness {
@@ -49,6 +54,7 @@ impl Harness {
             manual_time: true,
             lease: Duration::from_secs(60),
             fences_stale_receipts: true,
+            exclusive_claims: true,
         }
     }
 }
@@ -214,10 +220,8 @@ pub async fn finished_reminders_stay_finished(h: &Harness) {
     }
 }
 
-/// Claimers working at once get disjoint reminders while their leases hold, and together get
-/// all of them. A claim is only exclusive for its lease: if a claim-and-finish round outlived it
-/// (a loaded machine, a slow service), the reminder may be handed out again, and only "every
-/// reminder claimed" is checked.
+/// Claimers working at once together get every reminder, and (where the source promises it)
+/// never the same one twice.
 pub async fn concurrent_claimers_never_share(h: &Harness) {
     let user = fresh_user();
     let now = (h.now)();
@@ -234,34 +238,29 @@ pub async fn concurrent_claimers_never_share(h: &Harness) {
             let lease = h.lease;
             tokio::spawn(async move {
                 let mut mine = Vec::new();
-                let mut overran = false;
                 for _ in 0..40 {
-                    let started = std::time::Instant::now();
                     let got = source.claim(5, lease).await.unwrap();
                     if got.is_empty() && !mine.is_empty() {
                         break;
                     }
-                    // Finished at once, so that normally no claim outlives its lease.
+                    // Finished at once, so a slow run never outlives a lease and sees its own
+                    // claims handed out again.
                     let done: Vec<_> = got.iter().map(|c| (c.clone(), Finish::Delivered)).collect();
                     source.finish(&done).await.unwrap();
-                    overran |= started.elapsed() >= lease;
                     mine.extend(got);
                 }
-                (mine, overran)
+                mine
             })
         })
         .collect();
     let mut claims = Vec::new();
-    let mut overran = false;
     for t in tasks {
-        let (mine, late) = t.await.unwrap();
-        claims.extend(mine);
-        overran |= late;
+        claims.extend(t.await.unwrap());
     }
     claims.extend(claim_all(h, 10).await);
     let keys: HashSet<_> = claims.iter().map(|c| c.reminder.key).collect();
     assert_eq!(keys.len(), count as usize, "every reminder claimed");
-    if !overran {
+    if h.exclusive_claims {
         assert_eq!(claims.len(), count as usize, "no reminder claimed twice");
     }
     let all: Vec<_> = claims.into_iter().map(|c| (c, Finish::Delivered)).collect();
