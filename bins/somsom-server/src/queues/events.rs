@@ -121,8 +121,9 @@ impl chat_relay::Feeds for RankFeeds {
         let Some(queue) = destination.strip_prefix(RANK_DESTINATION) else {
             return Ok(None);
         };
-        let (queue, _) = parse_queue(queue)
-            .map_err(|_| chat_relay::Refusal::new("ranks are /user/queue/rank/festival{id}"))?;
+        let (queue, _) = parse_queue(queue).map_err(|_| {
+            chat_relay::Refusal::new(format!("ranks are {RANK_DESTINATION}festival{{id}}"))
+        })?;
         let unavailable = |e: &dyn std::fmt::Display| {
             tracing::warn!(error = %e, "rank feed not opened");
             chat_relay::Refusal::new("temporarily unavailable")
