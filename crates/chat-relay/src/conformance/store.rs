@@ -13,6 +13,16 @@ pub async fn run_all(store: &dyn MessageStore) {
 
 /// Every check, with a second node's handle on the same backend.
 pub async fn run_all_with_peer(store: &dyn MessageStore, peer: &dyn MessageStore) {
+    run_one_at_a_time_with_peer(store, peer).await;
+    rooms_written_at_once_keep_every_message(store, peer).await;
+}
+
+/// Every check that appends one message at a time: all but
+/// [`rooms_written_at_once_keep_every_message`]. For emulators that do not isolate concurrent
+/// writes: moto undoes a failed DynamoDB transaction by putting back the table as it was when
+/// the transaction began, which erases other rooms' messages written in the meantime (seen as a
+/// stored message that a later append wrote again).
+pub async fn run_one_at_a_time_with_peer(store: &dyn MessageStore, peer: &dyn MessageStore) {
     same_millisecond_never_overwrites(store).await;
     a_late_clock_still_moves_forward(store).await;
     history_pages_newest_first_with_the_seed_cursor(store).await;
@@ -22,7 +32,6 @@ pub async fn run_all_with_peer(store: &dyn MessageStore, peer: &dyn MessageStore
     two_writers_never_overwrite(store, peer).await;
     a_stale_writer_never_goes_back_in_time(store, peer).await;
     a_seq_is_stored_once(store, peer).await;
-    rooms_written_at_once_keep_every_message(store, peer).await;
 }
 
 /// Appends a draft that must be new.
