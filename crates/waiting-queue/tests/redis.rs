@@ -11,7 +11,12 @@ use waiting_queue::{QueueName, TickRule, WaitingQueue};
 
 async fn connect(url: &str) -> redis::aio::ConnectionManager {
     let client = redis::Client::open(url).expect("redis url");
-    redis::aio::ConnectionManager::new(client)
+    // The suite sends 10,000 joins at once down one connection; the last answers can take longer
+    // than redis-rs's default 500 ms response timeout on a busy machine. This is a correctness
+    // suite, not a latency test.
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(std::time::Duration::from_secs(60)));
+    redis::aio::ConnectionManager::new_with_config(client, config)
         .await
         .expect("connect to redis")
 }
