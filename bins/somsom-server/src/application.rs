@@ -410,6 +410,7 @@ async fn chat(
         },
         heartbeat_ms: (settings.heartbeat_send_ms, settings.heartbeat_receive_ms),
         outbound_capacity: settings.outbound_capacity,
+        sends_in_flight: settings.sends_in_flight,
         server_name: concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned(),
         ..ChatConfig::default()
     };

@@ -164,6 +164,8 @@ pub struct ChatSettings {
     pub run_sequencer: bool,
     /// Pushes a connection may have waiting before it is closed as too slow.
     pub outbound_capacity: usize,
+    /// SENDs a connection may have being stored and relayed at once (a room's stay in order).
+    pub sends_in_flight: usize,
     /// Heart-beats the server offers: send every / expect every, milliseconds (0 turns off).
     pub heartbeat_send_ms: u64,
     /// See `heartbeat_send_ms`.
@@ -182,6 +184,7 @@ impl Default for ChatSettings {
             kafka_replication: 1,
             run_sequencer: true,
             outbound_capacity: 1024,
+            sends_in_flight: 64,
             heartbeat_send_ms: 10_000,
             heartbeat_receive_ms: 10_000,
             max_frame_bytes: 64 * 1024,

@@ -55,6 +55,10 @@ impl Database {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                // sqlx pings a connection before every checkout by default; a SQLite connection
+                // is a file handle in this process and cannot have gone away, and the ping is one
+                // more round trip to its worker thread on every query.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(DbError::Connect)?;

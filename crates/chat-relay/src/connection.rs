@@ -30,6 +30,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+mod sending;
+
+use self::sending::{Sending, Sent};
 use crate::hub::{Outbox, Push};
 use crate::relay::Relay;
 use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
@@ -71,6 +74,9 @@ pub struct ChatConfig {
     pub heartbeat_ms: (u64, u64),
     /// Pushes a connection may have waiting before it is closed as too slow.
     pub outbound_capacity: usize,
+    /// SENDs a connection may have being published at once; it reads no more frames until one
+    /// is done. A room's messages from one connection are still published in order.
+    pub sends_in_flight: usize,
     /// How long a new connection has to send CONNECT.
     pub connect_timeout: Duration,
     /// The `server` header of CONNECTED.
@@ -84,6 +90,7 @@ impl Default for ChatConfig {
             limits: Limits::default(),
             heartbeat_ms: (10_000, 10_000),
             outbound_capacity: 1024,
+            sends_in_flight: 64,
             connect_timeout: Duration::from_secs(10),
             server_name: concat!("chat-relay/", env!("CARGO_PKG_VERSION")).into(),
         }
@@ -256,6 +263,7 @@ impl ChatServer {
             out: outgoing,
             last_write: Instant::now(),
             state: None,
+            sending: Sending::new(self.relay.clone(), self.config.sends_in_flight),
         };
         let connect = tokio::select! {
             () = self.shutdown.cancelled() => return,
@@ -371,11 +379,21 @@ struct Session<'a, K> {
     out: K,
     last_write: Instant,
     state: Option<State>,
+    sending: Sending,
 }
 
 enum Flow {
     Continue,
     Disconnect,
+}
+
+/// What ends the connected loop: `Some(fault)` to report, `None` to close quietly.
+fn ended(result: Result<Flow, Fault>) -> Option<Option<Fault>> {
+    match result {
+        Ok(Flow::Continue) => None,
+        Ok(Flow::Disconnect) => Some(None),
+        Err(fault) => Some(Some(fault)),
+    }
 }
 
 impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
@@ -490,9 +508,20 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         // The spec allows for network delays; a peer is dead after twice its period of silence.
         let silence_limit = heartbeats.receive.map_or(far_future, |d| d * 2);
         let mut last_read = Instant::now();
+        // A frame other than SEND waits here until every SEND before it is done, so that its
+        // receipt (a DISCONNECT's, say) means everything the client sent before is stored.
+        let mut held: Option<Frame> = None;
         loop {
+            if self.sending.is_empty()
+                && let Some(frame) = held.take()
+            {
+                if let Some(end) = ended(self.handle(frame).await) {
+                    return end;
+                }
+            }
             let next_beat = self.last_write + send_every;
             let deadline = last_read + silence_limit;
+            let reading = held.is_none() && !self.sending.is_full();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Some(Fault::new("server shutting down")),
@@ -501,17 +530,27 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                         "too many messages were waiting for this connection",
                     ));
                 }
-                item = incoming.next() => {
+                // Before reading more: each SEND done makes room for another.
+                Some(sent) = self.sending.next(), if !self.sending.is_empty() => {
+                    if let Some(end) = ended(self.sent(sent).await) {
+                        return end;
+                    }
+                }
+                item = incoming.next(), if reading => {
                     last_read = Instant::now();
                     match item {
                         None => return None,
                         Some(Err(e)) => return Some(Fault::malformed(&e)),
                         Some(Ok(Wire::Heartbeat)) => {}
-                        Some(Ok(Wire::Frame(frame))) => match self.handle(frame).await {
-                            Ok(Flow::Continue) => {}
-                            Ok(Flow::Disconnect) => return None,
-                            Err(fault) => return Some(fault),
-                        },
+                        Some(Ok(Wire::Frame(frame))) => {
+                            if frame.command != Command::Send && !self.sending.is_empty() {
+                                held = Some(frame);
+                                continue;
+                            }
+                            if let Some(end) = ended(self.handle(frame).await) {
+                                return end;
+                            }
+                        }
                     }
                 }
                 push = rx.recv() => {
@@ -535,7 +574,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                         return None;
                     }
                 }
-                () = tokio::time::sleep_until(deadline) => {
+                // Not while the client's frames wait unread: its heart-beats are among them.
+                () = tokio::time::sleep_until(deadline), if reading => {
                     return Some(Fault::new("heart-beat timeout"));
                 }
             }
@@ -597,9 +637,33 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         Some(frame.with_body(body))
     }
 
+    /// Answers a SEND once it is published: its receipt, or the ERROR for its failure.
+    async fn sent(&mut self, sent: Sent) -> Result<Flow, Fault> {
+        let Sent { receipt, result } = sent;
+        if let Err(e) = result {
+            let mut fault = Fault::from(e);
+            fault.receipt = receipt;
+            return Err(fault);
+        }
+        if let Some(receipt) = receipt
+            && !self
+                .write(Frame::new(Command::Receipt).with("receipt-id", receipt))
+                .await
+        {
+            return Ok(Flow::Disconnect);
+        }
+        Ok(Flow::Continue)
+    }
+
     async fn handle(&mut self, frame: Frame) -> Result<Flow, Fault> {
         let flow = match frame.command {
-            Command::Send => self.on_send(&frame).await,
+            Command::Send => {
+                let draft = self.on_send(&frame).await.map_err(|f| f.about(&frame))?;
+                // Its receipt goes out once it is published (`sent`).
+                self.sending
+                    .push(draft, frame.header("receipt").map(str::to_owned));
+                return Ok(Flow::Continue);
+            }
             Command::Subscribe => self.on_subscribe(&frame).await,
             Command::Unsubscribe => self.on_unsubscribe(&frame).await,
             Command::Ack | Command::Nack => required(&frame, "id")
@@ -639,7 +703,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         Ok(())
     }
 
-    async fn on_send(&mut self, frame: &Frame) -> Result<Flow, Fault> {
+    /// Checks a SEND and turns it into the draft to publish.
+    async fn on_send(&mut self, frame: &Frame) -> Result<Draft, Fault> {
         let destinations = &self.server.config.destinations;
         let destination = required(frame, "destination")?;
         if destination != destinations.send {
@@ -659,14 +724,12 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         })?;
         self.allow(body.chat_room_id).await?;
         let member = &self.state.as_ref().expect("connected").member;
-        let draft = Draft::new(
+        Ok(Draft::new(
             body.chat_room_id,
             member,
             body.content,
             self.server.clock.now().timestamp_millis(),
-        )?;
-        self.server.relay.publish(draft).await?;
-        Ok(Flow::Continue)
+        )?)
     }
 
     async fn on_subscribe(&mut self, frame: &Frame) -> Result<Flow, Fault> {

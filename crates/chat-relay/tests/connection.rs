@@ -1,16 +1,19 @@
 //! The connection engine over channels (no sockets): protocol rules, server-assigned senders,
-//! receipts, heart-beats, slow consumers, resuming, unread pushes and shutdown.
+//! receipts, heart-beats, slow consumers, resuming, unread pushes, shutdown, and SENDs in flight.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chat_relay::relay::Delivery;
 use chat_relay::stomp::{Command, Frame, ParseError, Wire};
 use chat_relay::{
-    ChatConfig, ChatServer, Gatekeeper, Member, MemoryPresence, MemoryRelay, MemoryStore, Presence,
-    Refusal, RoomId, Sequencer,
+    ChatConfig, ChatError, ChatServer, Draft, Gatekeeper, Member, MemoryPresence, MemoryRelay,
+    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer,
 };
 use futures::channel::mpsc;
+use futures::stream::BoxStream;
 use futures::{SinkExt, StreamExt};
 
 /// `login: name:id`; rooms below 100 are open to everyone, others to nobody.
@@ -122,6 +125,11 @@ impl Conn {
                 .to_string(),
             ),
         );
+    }
+
+    /// Whether the server has sent nothing more so far (and not closed).
+    fn nothing_yet(&mut self) -> bool {
+        matches!(self.from_server.try_recv(), Err(mpsc::TryRecvError::Empty))
     }
 
     /// The next frame, skipping heart-beats.
@@ -571,4 +579,194 @@ async fn an_application_feed_sends_its_items_and_stops_on_unsubscribe() {
     let mut conn = Conn::connected(&chat, "bob:8").await;
     conn.subscribe("x", "/user/queue/unknown", &[]);
     conn.error_and_close("unknown destination").await;
+}
+
+/// Rooms 1 to 9 hold every publish until [`HeldRelay::release`]; a draft saying "fail" is
+/// refused: SENDs stay in flight for as long as a test needs.
+#[derive(Debug)]
+struct HeldRelay {
+    inner: MemoryRelay,
+    gate: tokio::sync::Semaphore,
+    /// Publishes begun, held ones included.
+    begun: AtomicUsize,
+}
+
+impl HeldRelay {
+    fn release(&self, publishes: usize) {
+        self.gate.add_permits(publishes);
+    }
+
+    fn begun(&self) -> usize {
+        self.begun.load(Ordering::SeqCst)
+    }
+
+    /// Yields until `n` publishes have begun.
+    async fn until_begun(&self, n: usize) {
+        let mut spins = 0;
+        while self.begun() < n {
+            tokio::task::yield_now().await;
+            spins += 1;
+            assert!(spins < 100_000, "only {} publishes began", self.begun());
+        }
+    }
+}
+
+#[async_trait]
+impl Relay for HeldRelay {
+    async fn publish(&self, draft: Draft) -> chat_relay::Result<()> {
+        self.begun.fetch_add(1, Ordering::SeqCst);
+        if draft.content == "fail" {
+            return Err(ChatError::unavailable("test", "refused"));
+        }
+        if (1..=9).contains(&draft.chat_room_id) {
+            self.gate.acquire().await.unwrap().forget();
+        }
+        self.inner.publish(draft).await
+    }
+
+    async fn subscribe(&self) -> chat_relay::Result<BoxStream<'static, Delivery>> {
+        self.inner.subscribe().await
+    }
+}
+
+async fn held(config: ChatConfig) -> (ChatServer, Arc<HeldRelay>, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let relay = Arc::new(HeldRelay {
+        inner: MemoryRelay::new(Sequencer::new(store.clone(), presence.clone())),
+        gate: tokio::sync::Semaphore::new(0),
+        begun: AtomicUsize::new(0),
+    });
+    let chat = ChatServer::new(
+        config,
+        relay.clone(),
+        store.clone(),
+        presence,
+        Arc::new(Gate),
+    );
+    tokio::spawn(chat.start().await.unwrap());
+    (chat, relay, store)
+}
+
+/// Lets every other task run a while: long enough for a connection to read what it is allowed
+/// to, on the tests' single-threaded runtime.
+async fn settle() {
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A guard against hanging for ever where the server would never send what the test awaits.
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} never came"))
+}
+
+#[tokio::test]
+async fn a_send_held_up_in_one_room_does_not_hold_up_other_rooms() {
+    let (chat, relay, _) = held(ChatConfig::default()).await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.subscribe("held", &format!("{ROOM}1"), &[("receipt", "s1")]);
+    alice.subscribe("free", &format!("{ROOM}20"), &[("receipt", "s2")]);
+    assert_eq!(alice.frame().await.header("receipt-id"), Some("s1"));
+    assert_eq!(alice.frame().await.header("receipt-id"), Some("s2"));
+
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    bob.say(1, "a1", Some("r1"));
+    bob.say(20, "b1", Some("r2"));
+    bob.say(1, "a2", Some("r3"));
+    bob.say(20, "b2", Some("r4"));
+    // Room 20's messages arrive while room 1's first is still being published.
+    for expected in ["b1", "b2"] {
+        let message = within("room 20's message", alice.message()).await;
+        assert_eq!(message["content"], expected);
+        assert_eq!(message["chatRoomId"], 20);
+    }
+    relay.until_begun(3).await;
+    settle().await;
+    assert!(
+        bob.nothing_yet(),
+        "no receipt before the first SEND's: receipts keep the frames' order"
+    );
+    assert_eq!(relay.begun(), 3, "room 1's second SEND waits for its first");
+
+    relay.release(2);
+    for expected in ["a1", "a2"] {
+        assert_eq!(alice.message().await["content"], expected);
+    }
+    for expected in ["r1", "r2", "r3", "r4"] {
+        let receipt = bob.frame().await;
+        assert_eq!(receipt.command, Command::Receipt, "{receipt:?}");
+        assert_eq!(receipt.header("receipt-id"), Some(expected));
+    }
+}
+
+#[tokio::test]
+async fn a_later_frame_is_handled_once_every_send_before_it_is_stored() {
+    let (chat, relay, store) = held(ChatConfig::default()).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    bob.say(3, "before goodbye", None);
+    bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
+    relay.until_begun(1).await;
+    settle().await;
+    assert!(
+        bob.nothing_yet(),
+        "DISCONNECT's receipt waits for the SEND before it"
+    );
+    relay.release(1);
+    let receipt = bob.frame().await;
+    assert_eq!(receipt.header("receipt-id"), Some("bye"), "{receipt:?}");
+    let stored = store.history(3, None, 10).await.unwrap().messages;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].content, "before goodbye");
+}
+
+#[tokio::test]
+async fn a_failed_send_ends_the_connection_and_stops_later_sends_to_its_room() {
+    let (chat, relay, store) = held(ChatConfig::default()).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    bob.say(30, "fail", Some("r1"));
+    bob.say(30, "after the failure", Some("r2"));
+    let error = bob.error_and_close("temporarily unavailable").await;
+    assert_eq!(error.header("receipt-id"), Some("r1"));
+    settle().await;
+    assert_eq!(relay.begun(), 1, "the second SEND was never published");
+    assert!(
+        store
+            .history(30, None, 10)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_connection_reads_no_more_sends_than_it_may_have_in_flight() {
+    let config = ChatConfig {
+        sends_in_flight: 2,
+        ..ChatConfig::default()
+    };
+    let (chat, relay, store) = held(config).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    for room in [4, 5, 6] {
+        bob.say(room, &format!("to {room}"), None);
+    }
+    relay.until_begun(2).await;
+    settle().await;
+    assert_eq!(
+        relay.begun(),
+        2,
+        "the third SEND is not read while two are in flight"
+    );
+    relay.release(1);
+    relay.until_begun(3).await;
+    relay.release(2);
+    bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
+    assert_eq!(bob.frame().await.header("receipt-id"), Some("bye"));
+    for room in [4, 5, 6] {
+        let stored = store.history(room, None, 10).await.unwrap().messages;
+        assert_eq!(stored.len(), 1, "room {room}");
+    }
 }
