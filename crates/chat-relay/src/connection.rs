@@ -514,10 +514,9 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         loop {
             if self.sending.is_empty()
                 && let Some(frame) = held.take()
+                && let Some(end) = ended(self.handle(frame).await)
             {
-                if let Some(end) = ended(self.handle(frame).await) {
-                    return end;
-                }
+                return end;
             }
             let next_beat = self.last_write + send_every;
             let deadline = last_read + silence_limit;

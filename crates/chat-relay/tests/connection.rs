@@ -657,7 +657,7 @@ async fn settle() {
 }
 
 /// A guard against hanging for ever where the server would never send what the test awaits.
-async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), future)
         .await
         .unwrap_or_else(|_| panic!("{what} never came"))
