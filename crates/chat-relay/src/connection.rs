@@ -644,14 +644,22 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             fault.receipt = receipt;
             return Err(fault);
         }
-        if let Some(receipt) = receipt
-            && !self
-                .write(Frame::new(Command::Receipt).with("receipt-id", receipt))
-                .await
-        {
-            return Ok(Flow::Disconnect);
+        Ok(self.receipt(receipt.as_deref(), Flow::Continue).await)
+    }
+
+    /// Sends the RECEIPT a frame asked for, if it did; then `flow`, or a disconnect if the
+    /// connection is gone.
+    async fn receipt(&mut self, receipt: Option<&str>, flow: Flow) -> Flow {
+        match receipt {
+            Some(receipt)
+                if !self
+                    .write(Frame::new(Command::Receipt).with("receipt-id", receipt))
+                    .await =>
+            {
+                Flow::Disconnect
+            }
+            _ => flow,
         }
-        Ok(Flow::Continue)
     }
 
     async fn handle(&mut self, frame: Frame) -> Result<Flow, Fault> {
@@ -678,14 +686,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             }
         }
         .map_err(|fault| fault.about(&frame))?;
-        if let Some(receipt) = frame.header("receipt")
-            && !self
-                .write(Frame::new(Command::Receipt).with("receipt-id", receipt))
-                .await
-        {
-            return Ok(Flow::Disconnect);
-        }
-        Ok(flow)
+        Ok(self.receipt(frame.header("receipt"), flow).await)
     }
 
     async fn allow(&mut self, room: RoomId) -> Result<(), Fault> {
