@@ -32,6 +32,9 @@ pub async fn run_one_at_a_time_with_peer(store: &dyn MessageStore, peer: &dyn Me
     two_writers_never_overwrite(store, peer).await;
     a_stale_writer_never_goes_back_in_time(store, peer).await;
     a_seq_is_stored_once(store, peer).await;
+    a_batch_is_stored_in_order(store).await;
+    a_stale_batch_goes_after_the_newest(store, peer).await;
+    a_batch_stores_each_seq_once(store, peer).await;
 }
 
 /// Appends a draft that must be new.
@@ -257,4 +260,112 @@ pub async fn rooms_written_at_once_keep_every_message(
             "room {room}: every message once, in order"
         );
     }
+}
+
+/// Contents of `results`, all of which must be new messages, with their `sendTime`s.
+fn all_stored(results: Vec<crate::Result<Appended>>) -> Vec<ChatMessage> {
+    results
+        .into_iter()
+        .map(|result| match result.expect("append_all") {
+            Appended::Stored(message) => message,
+            other => panic!("expected a new message, got {other:?}"),
+        })
+        .collect()
+}
+
+/// [`MessageStore::append_all`] stores a batch as appends one after another would: one result
+/// per draft, in order, each after the room's latest, every room on its own.
+pub async fn a_batch_is_stored_in_order(store: &dyn MessageStore) {
+    assert!(store.append_all(&[]).await.is_empty());
+    let room = fresh_rooms();
+    let other = room + 1;
+    let before = stored(store, &draft(room, 1, "before", 3_000)).await;
+    // The same millisecond for all, one of them another room's, and more than fit in one SQL
+    // statement.
+    let drafts: Vec<_> = (0..45)
+        .map(|i| {
+            let to = if i == 7 { other } else { room };
+            draft(to, i, &format!("b{i}"), 3_000)
+        })
+        .collect();
+    let batch = all_stored(store.append_all(&drafts).await);
+    assert_eq!(batch.len(), drafts.len(), "one result per draft");
+    for (message, draft) in batch.iter().zip(&drafts) {
+        assert_eq!(
+            (message.chat_room_id, &message.content, message.sender_id),
+            (draft.chat_room_id, &draft.content, draft.sender_id),
+            "results in the drafts' order"
+        );
+    }
+    assert_eq!(
+        batch[7].send_time, 3_000,
+        "the other room starts at its own time"
+    );
+    let in_room: Vec<_> = batch.iter().filter(|m| m.chat_room_id == room).collect();
+    let times: Vec<_> = in_room.iter().map(|m| m.send_time).collect();
+    assert_eq!(times, (3_001..3_045).collect::<Vec<_>>());
+    let after = stored(store, &draft(room, 1, "after", 3_000)).await;
+    assert_eq!(
+        after.send_time, 3_045,
+        "a single append goes after the batch"
+    );
+    let mut expected = vec![before];
+    expected.extend(in_room.into_iter().cloned());
+    expected.push(after);
+    let mut history = store.history(room, None, 100).await.unwrap().messages;
+    history.reverse();
+    assert_eq!(history, expected, "history holds the batch in order");
+}
+
+/// A batch from a handle that has not seen the peer's newest message is stored after it.
+pub async fn a_stale_batch_goes_after_the_newest(
+    store: &dyn MessageStore,
+    peer: &dyn MessageStore,
+) {
+    let room = fresh_rooms();
+    stored(store, &draft(room, 1, "first", 1_000)).await;
+    let ahead = stored(peer, &draft(room, 2, "ahead", 9_000)).await;
+    let drafts: Vec<_> = (0..3)
+        .map(|i| draft(room, 1, &format!("late {i}"), 1_500))
+        .collect();
+    let batch = all_stored(store.append_all(&drafts).await);
+    let times: Vec<_> = batch.iter().map(|m| m.send_time).collect();
+    assert_eq!(times, [9_001, 9_002, 9_003], "after the peer's message");
+    let page = store.history(room, None, 10).await.unwrap();
+    let order: Vec<_> = page.messages.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(order, ["late 2", "late 1", "late 0", "ahead", "first"]);
+    assert_eq!(page.messages[3], ahead, "nothing overwritten");
+}
+
+/// A batch holding a `seq` stored before finds that message and stores the rest once, in order.
+pub async fn a_batch_stores_each_seq_once(store: &dyn MessageStore, peer: &dyn MessageStore) {
+    let room = fresh_rooms();
+    let with_seq = |seq: i64| {
+        let mut d = draft(room, 1, &format!("s{seq}"), 200);
+        d.seq = Some(seq);
+        d
+    };
+    let first = stored(peer, &with_seq(1)).await;
+    let results = store
+        .append_all(&[with_seq(1), with_seq(2), with_seq(3)])
+        .await;
+    let results: Vec<_> = results.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(results[0], Appended::Duplicate(Some(first)));
+    let new = all_stored(results[1..].iter().cloned().map(Ok).collect());
+    assert_eq!(
+        new.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["s2", "s3"]
+    );
+    assert!(new[0].send_time < new[1].send_time);
+    // The whole batch again, from the peer: every draft found, none stored twice.
+    let again = peer.append_all(&[with_seq(2), with_seq(3)]).await;
+    let again: Vec<_> = again.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        again,
+        new.into_iter()
+            .map(|m| Appended::Duplicate(Some(m)))
+            .collect::<Vec<_>>()
+    );
+    let page = store.history(room, None, 10).await.unwrap();
+    assert_eq!(page.messages.len(), 3, "no duplicate stored");
 }
