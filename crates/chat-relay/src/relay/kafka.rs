@@ -489,46 +489,36 @@ impl KafkaRelay {
             rooms.entry(draft.chat_room_id).or_default().push(draft);
         }
         let work = rooms.into_values().map(|drafts| async move {
-            let mut done = 0;
-            let mut backoff = Duration::from_millis(50);
-            while done < drafts.len() {
-                let mut failed = true;
-                for result in sequencer.sequence_all(&drafts[done..]).await {
-                    let draft = &drafts[done];
-                    let delivery = match result {
-                        Ok(delivery) => delivery,
+            for draft in drafts {
+                let mut backoff = Duration::from_millis(50);
+                let delivery = loop {
+                    match sequencer.sequence(&draft).await {
+                        Ok(Some(delivery)) => break Some(delivery),
+                        Ok(None) => {
+                            tracing::error!(room = draft.chat_room_id, seq = ?draft.seq, "a chat draft was stored before but cannot be found");
+                            break None;
+                        }
                         Err(e) => {
                             tracing::warn!(room = draft.chat_room_id, error = %e, "storing a chat message failed; retrying");
-                            failed = true;
-                            break;
-                        }
-                    };
-                    failed = false;
-                    backoff = Duration::from_millis(50);
-                    done += 1;
-                    let Some(delivery) = delivery else {
-                        tracing::error!(room = draft.chat_room_id, seq = ?draft.seq, "a chat draft was stored before but cannot be found");
-                        continue;
-                    };
-                    let payload = serde_json::to_vec(&delivery).expect("a delivery serialises");
-                    while let Err(e) = self
-                        .send(&self.topics.delivery, delivery.message.chat_room_id, &payload)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "publishing a chat delivery failed; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return false,
-                            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                            tokio::select! {
+                                () = shutdown.cancelled() => return false,
+                                () = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
                     }
-                }
-                if failed {
-                    // The failed draft is tried again (after a pause) before any later one.
+                };
+                let Some(delivery) = delivery else { continue };
+                let payload = serde_json::to_vec(&delivery).expect("a delivery serialises");
+                while let Err(e) = self
+                    .send(&self.topics.delivery, delivery.message.chat_room_id, &payload)
+                    .await
+                {
+                    tracing::warn!(error = %e, "publishing a chat delivery failed; retrying");
                     tokio::select! {
                         () = shutdown.cancelled() => return false,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(Duration::from_millis(200)) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
             true

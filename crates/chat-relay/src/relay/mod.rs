@@ -61,33 +61,13 @@ impl Sequencer {
     /// precedes this sequencer's later deliveries (subscribers drop what they have seen).
     /// `None` only if the store cannot find that earlier message.
     pub async fn sequence(&self, draft: &Draft) -> Result<Option<Delivery>> {
-        let appended = self.store.append(draft).await?;
-        Ok(self.count(appended).await)
-    }
-
-    /// [`sequence`](Self::sequence) for drafts that queued up together, stored in one
-    /// [`MessageStore::append_all`]: one result per draft in order, ending at the first `Err`
-    /// (the drafts after it were not tried).
-    pub async fn sequence_all(&self, drafts: &[Draft]) -> Vec<Result<Option<Delivery>>> {
-        let mut deliveries = Vec::with_capacity(drafts.len());
-        for appended in self.store.append_all(drafts).await {
-            deliveries.push(match appended {
-                Ok(appended) => Ok(self.count(appended).await),
-                Err(e) => Err(e),
-            });
-        }
-        deliveries
-    }
-
-    /// The delivery of an appended draft, counting it unread if it is new.
-    async fn count(&self, appended: Appended) -> Option<Delivery> {
-        let message = match appended {
+        let message = match self.store.append(draft).await? {
             Appended::Stored(message) => message,
             Appended::Duplicate(message) => {
-                return message.map(|message| Delivery {
+                return Ok(message.map(|message| Delivery {
                     message,
                     unread: Vec::new(),
-                });
+                }));
             }
         };
         let unread = match self.presence.count_message(message.chat_room_id).await {
@@ -97,7 +77,7 @@ impl Sequencer {
                 Vec::new()
             }
         };
-        Some(Delivery { message, unread })
+        Ok(Some(Delivery { message, unread }))
     }
 }
 

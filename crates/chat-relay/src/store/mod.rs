@@ -31,24 +31,6 @@ pub trait MessageStore: Send + Sync + std::fmt::Debug + 'static {
     /// its `seq` is stored already.
     async fn append(&self, draft: &Draft) -> Result<Appended>;
 
-    /// Appends drafts as [`append`](Self::append) would one after another, and stops at the
-    /// first failure: one result per draft in order, ending at the first `Err`; the drafts
-    /// after it were not tried (so a room's order never skips a failed draft). The relay calls
-    /// this with what queued up in a room while its previous write was in progress, so a
-    /// backend that writes several rows in one round trip (SQL) keeps up with a busy room.
-    async fn append_all(&self, drafts: &[Draft]) -> Vec<Result<Appended>> {
-        let mut results = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            let result = self.append(draft).await;
-            let failed = result.is_err();
-            results.push(result);
-            if failed {
-                break;
-            }
-        }
-        results
-    }
-
     /// Up to `limit` messages older than `before` (all if `None`), newest first.
     async fn history(&self, room: RoomId, before: Option<i64>, limit: usize)
     -> Result<HistoryPage>;

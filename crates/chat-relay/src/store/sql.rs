@@ -6,10 +6,6 @@
 //! (cached, so the common case is one statement). If a later message exists (another writer, a
 //! restart with an empty cache) nothing is inserted, and it reads the room's maximum and tries
 //! again; a taken `seq` (unique per room) means the draft was stored before.
-//!
-//! [`append_all`](MessageStore::append_all) writes up to [`BATCH_MAX`] drafts of one room in one
-//! such statement, its `NOT EXISTS` guarding the whole batch; if anything stops it (a later
-//! message, a taken `seq`), nothing was written and the drafts go one by one as above.
 
 use async_trait::async_trait;
 use sqlx::{MySqlPool, Row, SqlitePool};
@@ -34,10 +30,6 @@ pub struct SqlStore {
 }
 
 const ATTEMPTS: usize = 16;
-
-/// Most drafts one batch statement writes. Each size is its own prepared statement, so this
-/// also bounds how many of them a connection keeps.
-pub const BATCH_MAX: usize = 32;
 
 /// What one insert attempt found.
 enum Insert {
@@ -83,33 +75,6 @@ impl_row!(sqlx::mysql::MySqlRow);
 const INSERT: &str = "INSERT INTO chat_messages (chat_room_id, send_time, seq, sender_id, sender_name, content) \
     SELECT ?, ?, ?, ?, ?, ? FROM (SELECT 1) AS one \
     WHERE NOT EXISTS (SELECT 1 FROM chat_messages WHERE chat_room_id = ? AND send_time >= ?)";
-/// [`INSERT`] for 1..=[`BATCH_MAX`] rows.
-fn insert_sql(rows: usize) -> &'static str {
-    static BATCHES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    if rows == 1 {
-        return INSERT;
-    }
-    let batches = BATCHES.get_or_init(|| (2..=BATCH_MAX).map(insert_batch).collect());
-    &batches[rows - 2]
-}
-
-/// [`INSERT`] for `rows` drafts: a derived table of their values, all inserted or none.
-fn insert_batch(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO chat_messages (chat_room_id, send_time, seq, sender_id, sender_name, content) \
-         SELECT * FROM (SELECT ? AS chat_room_id, ? AS send_time, ? AS seq, ? AS sender_id, \
-         ? AS sender_name, ? AS content",
-    );
-    for _ in 1..rows {
-        sql.push_str(" UNION ALL SELECT ?, ?, ?, ?, ?, ?");
-    }
-    sql.push_str(
-        ") AS batch WHERE NOT EXISTS \
-         (SELECT 1 FROM chat_messages WHERE chat_room_id = ? AND send_time >= ?)",
-    );
-    sql
-}
-
 const BY_SEQ: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, content FROM chat_messages WHERE chat_room_id = ? AND seq = ?";
 const LATEST: &str = "SELECT MAX(send_time) FROM chat_messages WHERE chat_room_id = ?";
 const HISTORY: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, content FROM chat_messages WHERE chat_room_id = ? AND send_time < ? ORDER BY send_time DESC LIMIT ?";
@@ -161,30 +126,21 @@ impl SqlStore {
         .map_err(unavailable))
     }
 
-    /// Inserts `messages` (with their drafts' `seq`s), all of one room, in one statement.
-    async fn insert(&self, messages: &[(ChatMessage, Option<i64>)]) -> Result<Insert> {
-        let sql = insert_sql(messages.len());
-        let (first, _) = &messages[0];
-        let result = on_pool!(&self.pool, |pool| {
-            let mut query = sqlx::query(sql);
-            for (message, seq) in messages {
-                query = query
-                    .bind(message.chat_room_id)
-                    .bind(message.send_time)
-                    .bind(*seq)
-                    .bind(message.sender_id)
-                    .bind(&message.sender_name)
-                    .bind(&message.content);
-            }
-            query
-                .bind(first.chat_room_id)
-                .bind(first.send_time)
-                .execute(pool)
-                .await
-                .map(|done| done.rows_affected())
-        });
+    async fn insert(&self, message: &ChatMessage, seq: Option<i64>) -> Result<Insert> {
+        let result = on_pool!(&self.pool, |pool| sqlx::query(INSERT)
+            .bind(message.chat_room_id)
+            .bind(message.send_time)
+            .bind(seq)
+            .bind(message.sender_id)
+            .bind(&message.sender_name)
+            .bind(&message.content)
+            .bind(message.chat_room_id)
+            .bind(message.send_time)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()));
         match result {
-            Ok(n) if n == messages.len() as u64 => Ok(Insert::Stored),
+            Ok(1) => Ok(Insert::Stored),
             Ok(_) => Ok(Insert::Later),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(Insert::Taken),
             Err(sqlx::Error::Database(db))
@@ -193,41 +149,6 @@ impl SqlStore {
                 Ok(Insert::Retry)
             }
             Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    /// One batch of drafts of one room in one statement: `None` if it wrote nothing and the
-    /// drafts should go one by one.
-    async fn append_batch(&self, drafts: &[Draft]) -> Result<Option<Vec<Appended>>> {
-        let room = drafts[0].chat_room_id;
-        let mut latest = match self.latest.get(room) {
-            Some(latest) => Some(latest),
-            None => self.latest_in(room).await?,
-        };
-        let messages: Vec<_> = drafts
-            .iter()
-            .map(|draft| {
-                let message = draft.stored_at(draft.send_time_after(latest));
-                latest = Some(message.send_time);
-                (message, draft.seq)
-            })
-            .collect();
-        match self.insert(&messages).await? {
-            Insert::Stored => {
-                if let Some(latest) = latest {
-                    self.latest.set(room, latest);
-                }
-                Ok(Some(
-                    messages
-                        .into_iter()
-                        .map(|(message, _)| Appended::Stored(message))
-                        .collect(),
-                ))
-            }
-            Insert::Later | Insert::Taken | Insert::Retry => {
-                self.latest.forget(room);
-                Ok(None)
-            }
         }
     }
 
@@ -250,10 +171,9 @@ impl MessageStore for SqlStore {
         let room = draft.chat_room_id;
         let mut latest = self.latest.get(room);
         for _ in 0..ATTEMPTS {
-            let row = [(draft.stored_at(draft.send_time_after(latest)), draft.seq)];
-            match self.insert(&row).await? {
+            let message = draft.stored_at(draft.send_time_after(latest));
+            match self.insert(&message, draft.seq).await? {
                 Insert::Stored => {
-                    let [(message, _)] = row;
                     self.latest.set(room, message.send_time);
                     return Ok(Appended::Stored(message));
                 }
@@ -272,36 +192,6 @@ impl MessageStore for SqlStore {
         Err(unavailable(format!(
             "room {room}: no free sendTime after {ATTEMPTS} attempts"
         )))
-    }
-
-    async fn append_all(&self, drafts: &[Draft]) -> Vec<Result<Appended>> {
-        let mut results = Vec::with_capacity(drafts.len());
-        for room in drafts.chunk_by(|a, b| a.chat_room_id == b.chat_room_id) {
-            for batch in room.chunks(BATCH_MAX) {
-                if batch.len() > 1 {
-                    match self.append_batch(batch).await {
-                        Ok(Some(appended)) => {
-                            results.extend(appended.into_iter().map(Ok));
-                            continue;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            results.push(Err(e));
-                            return results;
-                        }
-                    }
-                }
-                for draft in batch {
-                    let result = self.append(draft).await;
-                    let failed = result.is_err();
-                    results.push(result);
-                    if failed {
-                        return results;
-                    }
-                }
-            }
-        }
-        results
     }
 
     async fn history(
@@ -337,70 +227,5 @@ impl MessageStore for SqlStore {
                 .map_err(unavailable)?;
             rows.iter().map(message).collect()
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use test_support::mysql::TestDatabase;
-    use test_support::{MYSQL, require_service};
-
-    use super::*;
-    use crate::conformance::{draft, fresh_rooms};
-
-    /// The batch statement itself, not its one-by-one fallback: it writes every row at once,
-    /// and nothing when a later message is in the way.
-    async fn a_batch_is_one_statement(store: &SqlStore) {
-        store.migrate().await.unwrap();
-        let room = fresh_rooms();
-        let drafts: Vec<_> = (0..BATCH_MAX)
-            .map(|i| draft(room, 1, &format!("m{i}"), 100))
-            .collect();
-        let written = store.append_batch(&drafts).await.unwrap();
-        let times: Vec<_> = written
-            .expect("written by the batch statement")
-            .into_iter()
-            .map(|appended| appended.message().unwrap().send_time)
-            .collect();
-        assert_eq!(times, (100..100 + BATCH_MAX as i64).collect::<Vec<_>>());
-
-        // Another node writes far ahead; this handle's cache does not know.
-        let other = SqlStore::new(store.pool.clone());
-        let ahead = other.append(&draft(room, 2, "ahead", 5_000)).await.unwrap();
-        let late = [draft(room, 1, "x", 200), draft(room, 1, "y", 200)];
-        assert_eq!(
-            store.append_batch(&late).await.unwrap(),
-            None,
-            "nothing written"
-        );
-        let page = store.history(room, None, 2).await.unwrap();
-        assert_eq!(page.messages[0], ahead.message().unwrap());
-        assert_eq!(page.messages[1].send_time, 100 + BATCH_MAX as i64 - 1);
-        // Knowing the latest again, the next batch goes through after it.
-        let again = store.append_batch(&late).await.unwrap().expect("written");
-        let times: Vec<_> = again
-            .into_iter()
-            .map(|a| a.message().unwrap().send_time)
-            .collect();
-        assert_eq!(times, [5_001, 5_002]);
-    }
-
-    #[tokio::test]
-    async fn sqlite_writes_a_batch_in_one_statement() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        a_batch_is_one_statement(&SqlStore::new(SqlPool::Sqlite(pool))).await;
-    }
-
-    #[tokio::test]
-    async fn mysql_writes_a_batch_in_one_statement() {
-        let url = require_service!(MYSQL);
-        let db = TestDatabase::create(&url).await.unwrap();
-        let pool = sqlx::MySqlPool::connect(db.url()).await.unwrap();
-        a_batch_is_one_statement(&SqlStore::new(SqlPool::MySql(pool))).await;
-        db.drop_database().await.unwrap();
     }
 }
