@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Shared by the bench-*.sh scripts: builds the release server and load tool, makes a scratch
 # directory removed on exit (with every background job), and finds free ports. Source it.
-# SERVER_BIN runs another server build (an older commit's, say) under the same load.
+# SERVER_BIN runs another server build (an older commit's, say) under the same load;
+# CHAT_LOAD_BIN another build of the chat load tool.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/somsom/target}
 cargo build --release -q -p somsom-server -p somsom-load -p somsom-queue-load -p somsom-chat-load
 server=${SERVER_BIN:-$CARGO_TARGET_DIR/release/somsom-server}
 load=$CARGO_TARGET_DIR/release/somsom-load
 queue_load=$CARGO_TARGET_DIR/release/somsom-queue-load
-chat_load=$CARGO_TARGET_DIR/release/somsom-chat-load
+chat_load=${CHAT_LOAD_BIN:-$CARGO_TARGET_DIR/release/somsom-chat-load}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -64,6 +64,82 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// User and system CPU seconds of a process so far (`/proc/PID/stat`, in clock ticks of 10 ms).
+fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
+}
+
+/// CPU seconds the machine spent (all cores) by kind, from `/proc/stat`'s first line.
+fn machine_seconds() -> Option<Vec<f64>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    line.split_whitespace()
+        .map(|n| n.parse::<f64>().ok().map(|t| t / 100.0))
+        .collect()
+}
+
+/// CPU use over the publishing window: the server's and this tool's own (user and system
+/// seconds, and microseconds per delivery), and the whole machine's share of each kind. The
+/// CPU a build costs per delivery varies far less between runs than its tail latency does.
+struct CpuWindow {
+    server: Option<(f64, f64)>,
+    tool: Option<(f64, f64)>,
+    machine: Option<Vec<f64>>,
+}
+
+impl CpuWindow {
+    fn start(server_pid: Option<u32>) -> Self {
+        Self {
+            server: server_pid.and_then(|pid| cpu_seconds(&pid.to_string())),
+            tool: cpu_seconds("self"),
+            machine: machine_seconds(),
+        }
+    }
+
+    fn report(&self, server_pid: Option<u32>, delivered: u64) -> serde_json::Value {
+        let per = |before: Option<(f64, f64)>, after: Option<(f64, f64)>| {
+            let ((u0, s0), (u1, s1)) = (before?, after?);
+            let (user, system) = (u1 - u0, s1 - s0);
+            Some(json!({
+                "user_seconds": round2(user),
+                "system_seconds": round2(system),
+                "us_per_delivery": round2((user + system) * 1e6 / delivered.max(1) as f64),
+            }))
+        };
+        let machine = self
+            .machine
+            .as_ref()
+            .zip(machine_seconds())
+            .map(|(before, after)| {
+                let spent: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+                let total: f64 = spent.iter().sum::<f64>().max(f64::EPSILON);
+                let share = |i: usize| round2(spent.get(i).copied().unwrap_or(0.0) * 100.0 / total);
+                // /proc/stat: user nice system idle iowait irq softirq steal …
+                json!({
+                    "user_percent": share(0) + share(1),
+                    "system_percent": share(2),
+                    "softirq_percent": share(6),
+                    "idle_percent": share(3) + share(4),
+                    "steal_percent": share(7),
+                })
+            });
+        json!({
+            "server": per(self.server, server_pid.and_then(|pid| cpu_seconds(&pid.to_string()))),
+            "tool": per(self.tool, cpu_seconds("self")),
+            "machine": machine,
+        })
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
 fn destination(target: Target, room: i64) -> String {
     match target {
         Target::Somsom => format!("/topic/chat/chatRoomId{room}"),
@@ -184,6 +260,7 @@ async fn main() {
     measuring.store(true, Ordering::Relaxed);
     let sent = Arc::new(AtomicU64::new(0));
     let publish_start = Instant::now();
+    let cpu = CpuWindow::start(args.server_pid);
     let mut writers = Vec::new();
     for p in 0..args.publishers {
         let (args, sent) = (args.clone(), sent.clone());
@@ -223,6 +300,8 @@ async fn main() {
         writer.await.unwrap();
     }
     let publish_secs = publish_start.elapsed().as_secs_f64();
+    let delivered_while_publishing = received.load(Ordering::Relaxed);
+    let cpu = cpu.report(args.server_pid, delivered_while_publishing);
     // Let deliveries in flight arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
@@ -257,6 +336,7 @@ async fn main() {
             "p99": percentile(&latencies, 0.99),
             "max": latencies.last().map_or(0.0, |m| f64::from(*m) / 1000.0),
         },
+        "cpu_while_publishing": cpu,
     });
     eprintln!("{report}");
 }
