@@ -153,6 +153,18 @@ impl Client {
 mod tests {
     use super::*;
 
+    use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+    /// The handshake answer a STOMP server gives: the sub-protocol the client asked for.
+    #[allow(clippy::result_large_err, reason = "tungstenite's callback signature")]
+    fn answer_stomp(_: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+        let protocol = "v12.stomp".parse().expect("a valid header");
+        response
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol);
+        Ok(response)
+    }
+
     /// The client's small read buffer grows for a message larger than it: a 128 KiB body of
     /// multi-byte characters arrives whole, split across many reads.
     #[tokio::test]
@@ -164,12 +176,7 @@ mod tests {
         let sent = body.clone();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let stomp = |_: &_, mut response: tokio_tungstenite::tungstenite::handshake::server::Response| {
-                let protocol = "v12.stomp".parse().unwrap();
-                response.headers_mut().insert("sec-websocket-protocol", protocol);
-                Ok(response)
-            };
-            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, stomp)
+            let mut ws = tokio_tungstenite::accept_hdr_async(tcp, answer_stomp)
                 .await
                 .unwrap();
             let connect = ws.next().await.unwrap().unwrap();
