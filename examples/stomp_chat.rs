@@ -19,6 +19,7 @@ use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
 use chat_relay::client::Client;
 use chat_relay::stomp::{Command, Frame};
 use chat_relay::websocket::{self, Buffers};
@@ -85,7 +86,11 @@ async fn main() {
     } else {
         "127.0.0.1:8083"
     };
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    // Small chat frames leave at once rather than wait for the previous one's acknowledgement.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap()
+        .tap_io(|tcp| tcp.set_nodelay(true).unwrap_or_default());
     let url = format!("ws://{}/ws", listener.local_addr().unwrap());
     eprintln!("STOMP over WebSocket at {url}");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
