@@ -1,6 +1,7 @@
 //! `somsom-chat-load`: N subscriber connections spread over R rooms, P publishers sending M
 //! messages a second in total for D seconds; prints deliveries per second, end-to-end latency
-//! percentiles and (with `--server-pid`) the server's resident memory per connection, as JSON.
+//! percentiles, this tool's CPU per delivery and (with `--server-pid`) the server's resident
+//! memory per connection and CPU per delivery, as JSON.
 //!
 //! Each message carries its send time (microseconds on this process's monotonic clock), so a
 //! delivery's latency is measured on one clock. `--target somsom` sends SomSom's chat JSON to
@@ -70,7 +71,7 @@ fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
     // The command name may hold spaces; the fields after its closing parenthesis do not.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    // utime and stime are fields 14 and 15 of the line (1-based); the state, field 3, is index 0.
     Some((ticks(11)? / 100.0, ticks(12)? / 100.0))
 }
 
@@ -87,6 +88,7 @@ fn machine_seconds() -> Option<Vec<f64>> {
 /// seconds, and microseconds per delivery), and the whole machine's share of each kind. The
 /// CPU a build costs per delivery varies far less between runs than its tail latency does.
 struct CpuWindow {
+    server_pid: Option<String>,
     server: Option<(f64, f64)>,
     tool: Option<(f64, f64)>,
     machine: Option<Vec<f64>>,
@@ -94,14 +96,16 @@ struct CpuWindow {
 
 impl CpuWindow {
     fn start(server_pid: Option<u32>) -> Self {
+        let server_pid = server_pid.map(|pid| pid.to_string());
         Self {
-            server: server_pid.and_then(|pid| cpu_seconds(&pid.to_string())),
+            server: server_pid.as_deref().and_then(cpu_seconds),
+            server_pid,
             tool: cpu_seconds("self"),
             machine: machine_seconds(),
         }
     }
 
-    fn report(&self, server_pid: Option<u32>, delivered: u64) -> serde_json::Value {
+    fn report(&self, delivered: u64) -> serde_json::Value {
         let per = |before: Option<(f64, f64)>, after: Option<(f64, f64)>| {
             let ((u0, s0), (u1, s1)) = (before?, after?);
             let (user, system) = (u1 - u0, s1 - s0);
@@ -129,7 +133,7 @@ impl CpuWindow {
                 })
             });
         json!({
-            "server": per(self.server, server_pid.and_then(|pid| cpu_seconds(&pid.to_string()))),
+            "server": per(self.server, self.server_pid.as_deref().and_then(cpu_seconds)),
             "tool": per(self.tool, cpu_seconds("self")),
             "machine": machine,
         })
@@ -301,7 +305,7 @@ async fn main() {
     }
     let publish_secs = publish_start.elapsed().as_secs_f64();
     let delivered_while_publishing = received.load(Ordering::Relaxed);
-    let cpu = cpu.report(args.server_pid, delivered_while_publishing);
+    let cpu = cpu.report(delivered_while_publishing);
     // Let deliveries in flight arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.cancel();
