@@ -25,7 +25,7 @@ use chat_relay::stomp::{Command, Frame};
 use chat_relay::websocket::{self, Buffers};
 use chat_relay::{
     ChatConfig, ChatServer, Gatekeeper, Member, MemoryPresence, MemoryRelay, MemoryStore, Refusal,
-    RoomId, Sequencer,
+    RoomId, Sequencer, Session,
 };
 use serde_json::json;
 
@@ -35,7 +35,7 @@ struct Nicknames(Mutex<HashMap<String, i64>>);
 
 #[async_trait]
 impl Gatekeeper for Nicknames {
-    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal> {
+    async fn authenticate(&self, connect: &Frame) -> Result<Session, Refusal> {
         let name = connect
             .header("login")
             .filter(|n| !n.trim().is_empty() && n.chars().count() <= 20)
@@ -46,7 +46,8 @@ impl Gatekeeper for Nicknames {
         Ok(Member {
             id,
             name: name.to_owned(),
-        })
+        }
+        .into())
     }
 
     async fn may_enter(&self, _: &Member, room: RoomId) -> Result<(), Refusal> {

@@ -17,7 +17,8 @@ PUBLISHERS=${PUBLISHERS:-4}
 somsom() {
   local p; p=$(port)
   SOMSOM_DATABASE_URL="sqlite://$work/chat.db" SOMSOM_LOG__FORMAT=json SOMSOM_LISTEN=127.0.0.1:$p \
-    SOMSOM_AUTH__ATTEMPTS_PER_ADDRESS_PER_MINUTE=100000 "$server" >"$work/server.log" 2>&1 &
+    SOMSOM_AUTH__ATTEMPTS_PER_ADDRESS_PER_MINUTE=100000 SOMSOM_CHAT__SEND_RATE_PER_SECOND=0 \
+    SOMSOM_CHAT__MAX_CONNECTIONS_PER_USER=100000 "$server" >"$work/server.log" 2>&1 &
   local pid=$!
   url=http://127.0.0.1:$p
   for _ in $(seq 1 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done

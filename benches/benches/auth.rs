@@ -38,7 +38,7 @@ fn bench_auth(c: &mut Criterion) {
             .await
             .unwrap();
         provider
-            .confirm_sign_up(email, &codes.last_code(email).unwrap())
+            .confirm_sign_up(email, &codes.last_code(email).unwrap(), None)
             .await
             .unwrap();
         let token = provider

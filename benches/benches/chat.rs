@@ -40,7 +40,9 @@ fn fan_out(c: &mut Criterion) {
     let hub = Arc::new(Hub::new());
     let mut inboxes = Vec::new();
     for i in 0..SUBSCRIBERS {
-        let (outbox, rx) = hub.connect(1 << 20);
+        let (outbox, rx) = hub
+            .connect(i as i64, 1 << 20, 1)
+            .expect("one connection per user");
         hub.subscribe_room(&outbox, Arc::from(i.to_string()), 42);
         inboxes.push((outbox, rx));
     }

@@ -45,8 +45,10 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The identity provider.
     pub auth: Arc<dyn IdentityProvider>,
-    /// Login and confirmation attempt limits.
+    /// Attempt limits of the account routes.
     pub limits: Arc<AttemptLimits>,
+    /// Proxies whose forwarding headers name the client.
+    pub proxies: crate::client_ip::TrustedProxies,
     /// Who becomes an admin on confirmation.
     pub admins: AdminEmails,
     /// The festival catalog and its search cache.
@@ -71,11 +73,12 @@ fn routes() -> Router<AppState> {
         .route("/healthz", get(crate::readiness::healthz))
         .route("/actuator/health", get(crate::readiness::actuator_health))
         .route("/readyz", get(crate::readiness::readyz))
-        .route("/metrics", get(crate::metrics::metrics))
         .route("/v3/api-docs", get(crate::openapi::api_docs))
         .route("/signup", post(crate::auth::signup))
         .route("/confirm-signup", post(crate::auth::confirm_signup))
         .route("/resend-confirmation-code", post(crate::auth::resend_code))
+        .route("/forgot-password", post(crate::auth::forgot_password))
+        .route("/reset-password", post(crate::auth::reset_password))
         .route("/login", post(crate::auth::login))
         .route("/signout", post(crate::auth::signout))
         .route("/verify-token", get(crate::auth::verify_token))
@@ -156,7 +159,10 @@ pub fn app(state: AppState) -> Router {
 /// they get the same middleware and the same `/api` twin.
 pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     let http = state.http.clone();
-    let routes = routes().merge(extra);
+    let mut routes = routes().merge(extra);
+    if http.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(crate::metrics::metrics));
+    }
     let router = Router::new()
         .route("/", get(crate::web::index))
         .route("/sw.js", get(crate::web::service_worker))
@@ -177,6 +183,8 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(http.body_limit_bytes));
 
     let outer = ServiceBuilder::new()
+        // Outermost: a connection counts as busy (no idle deadline) until its answer is sent.
+        .layer(from_fn(crate::connections::track))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()

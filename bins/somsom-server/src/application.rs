@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +20,7 @@ use crate::backends::{self, BackendError};
 use crate::chat::Chat;
 use crate::config::Config;
 use crate::config::{AuthBackend, ChatStoreKind, PushSchedulerKind, QueueDriver};
+use crate::connections::{ConnectionLimits, GuardedListener, Peer};
 use crate::db::{Database, DbError};
 use crate::festivals::Festivals;
 use crate::metrics::Metrics;
@@ -71,10 +71,14 @@ pub enum BuildError {
 /// A built server, bound to its address and ready to run.
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own, when configured.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     extra: Router<AppState>,
     tasks: Tasks,
     grace: Duration,
+    /// How often revoked sessions are polled.
+    session_poll: Duration,
 }
 
 /// Pieces an embedding program or a test supplies instead of the configured ones.
@@ -95,12 +99,19 @@ pub async fn build(config: Config) -> Result<Application, BuildError> {
 
 /// [`build`] with some pieces supplied by the caller.
 pub async fn build_with(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
+    // Building holds every backend's setup at once: on the heap, not in the caller's future.
+    Box::pin(build_inner(config, overrides)).await
+}
+
+async fn build_inner(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
     let invalid = invalid_cors_origins(&config.http);
     if !invalid.is_empty() {
         return Err(BuildError::Config(format!(
             "invalid CORS origins: {invalid:?}"
         )));
     }
+    let proxies = crate::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
+        .map_err(|e| BuildError::Config(format!("http.trusted_proxies: {e}")))?;
     let db = Database::connect(&config.database_url).await?;
     db.migrate().await?;
 
@@ -191,6 +202,14 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
             addr: config.listen,
             source,
         })?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BuildError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
     let state = AppState {
         users: users.clone(),
         db,
@@ -199,10 +218,8 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
         http: Arc::new(config.http.clone()),
         shutdown,
         auth,
-        limits: Arc::new(AttemptLimits::new(
-            config.auth.attempts_per_account_per_minute,
-            config.auth.attempts_per_address_per_minute,
-        )),
+        limits: Arc::new(AttemptLimits::new(&config.auth, clock.clone())),
+        proxies,
         admins,
         festivals,
         tickets,
@@ -213,10 +230,12 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
     };
     Ok(Application {
         listener,
+        metrics_listener,
         state,
         extra: Router::new(),
         tasks,
         grace: Duration::from_secs(config.shutdown_grace_secs),
+        session_poll: Duration::from_secs(config.auth.session_cache_secs.max(1)),
     })
 }
 
@@ -413,6 +432,14 @@ async fn chat(
         outbound_capacity: settings.outbound_capacity,
         sends_in_flight: settings.sends_in_flight,
         server_name: concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned(),
+        max_subscriptions: settings.max_subscriptions.max(1),
+        max_connections_per_user: settings.max_connections_per_user.max(1),
+        send_rate: (settings.send_rate_per_second > 0.0).then_some(chat_relay::SendRate {
+            per_second: settings.send_rate_per_second,
+            burst: settings.send_burst.max(1),
+        }),
+        max_replay: settings.max_replay.max(1),
+        write_timeout: Duration::from_secs(settings.write_timeout_secs.max(1)),
         ..ChatConfig::default()
     };
     let server = ChatServer::new(
@@ -456,10 +483,10 @@ async fn push(
     let settings = &config.push;
     let failed =
         |what: &str, e: push_notify::PushError| BuildError::Config(format!("push {what}: {e}"));
-    let store = Arc::new(push_notify::sql::SqlPush::with_clock(
-        db.push_pool(),
-        clock.clone(),
-    ));
+    let store = Arc::new(
+        push_notify::sql::SqlPush::with_clock(db.push_pool(), clock.clone())
+            .with_max_devices(settings.max_devices_per_user),
+    );
     store.migrate().await.map_err(|e| failed("store", e))?;
     let planner = push_notify::Planner::parse(&settings.remind_at, &settings.time_zone)
         .map_err(|e| failed("settings", e))?;
@@ -479,9 +506,13 @@ async fn push(
     let sender: Arc<dyn push_notify::Sender> = match sender {
         Some(sender) => sender,
         None => {
-            let web_push = WebPushSender::new(vapid.clone(), &settings.vapid_subject)
-                .map_err(|e| failed("web push", e))?
-                .with_clock(clock.clone());
+            let web_push = WebPushSender::with_policy(
+                vapid.clone(),
+                &settings.vapid_subject,
+                crate::push::endpoint_policy(settings),
+            )
+            .map_err(|e| failed("web push", e))?
+            .with_clock(clock.clone());
             let mut route = Route::new().web_push(Arc::new(web_push));
             if let Some(file) = &settings.fcm_service_account_file {
                 let json = std::fs::read_to_string(file)
@@ -534,6 +565,7 @@ async fn push(
             },
             concurrency: settings.concurrency.max(1),
             lease: Duration::from_secs(settings.lease_secs.max(1)),
+            send_timeout: Duration::from_secs(settings.send_timeout_secs.max(1)),
             poll: Duration::from_millis(settings.poll_ms.max(10)),
             max_attempts: settings.max_attempts.max(1),
             ..DispatcherConfig::default()
@@ -570,6 +602,7 @@ async fn push(
         planning,
         context,
         vapid_public_key: vapid.public_base64(),
+        endpoint_policy: crate::push::endpoint_policy(settings),
     })
 }
 
@@ -595,13 +628,15 @@ pub async fn local_identity(
         .migrate()
         .await
         .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
-    let local = LocalConfig {
-        issuer: config.auth.issuer.clone(),
-        session_cache: chrono::Duration::seconds(
-            i64::try_from(config.auth.session_cache_secs).unwrap_or(i64::MAX),
-        ),
-        ..LocalConfig::default()
+    let kdf_concurrency = match config.auth.password_hashes_at_once {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
     };
+    let local = LocalConfig::new(config.auth.issuer.clone())
+        .with_session_cache(chrono::Duration::seconds(
+            i64::try_from(config.auth.session_cache_secs).unwrap_or(i64::MAX),
+        ))
+        .with_kdf_limits(kdf_concurrency, config.auth.password_hashes_waiting);
     LocalIdentity::new(Arc::new(store), sender, clock, local)
         .await
         .map_err(|e| BuildError::Config(format!("identity provider: {e}")))
@@ -684,10 +719,12 @@ impl Application {
     {
         let Application {
             listener,
+            metrics_listener,
             state,
             extra,
             tasks,
             grace,
+            session_poll,
         } = self;
         let router = app_with(state.clone(), extra);
         let shutdown = state.shutdown.clone();
@@ -698,18 +735,43 @@ impl Application {
             shutdown.cancel();
             let _ = began_tx.send(());
         };
-        // Chat frames and API answers are small writes that must leave at once; Nagle's
-        // algorithm would hold one back until the peer acknowledged the one before.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
+        // Sign-outs on any node reach this one's token checks and chat sockets within a poll.
+        let (auth, users, chat) = (
+            state.auth.clone(),
+            state.users.clone(),
+            state.chat.server.clone(),
+        );
+        tasks.spawn("session-follower", move |cancel| {
+            crate::auth::sessions::follow(auth, users, chat, session_poll, cancel)
         });
+        let (db, chat) = (state.db.clone(), state.chat.server.clone());
+        tasks.spawn("chat-leave-follower", move |cancel| {
+            crate::chat::follow_leaves(db, chat, session_poll, cancel)
+        });
+        let limits = ConnectionLimits {
+            max_connections: state.http.max_connections,
+            header_read: Duration::from_secs(state.http.header_read_timeout_secs.max(1)),
+            keep_alive_idle: Duration::from_secs(state.http.keep_alive_idle_secs.max(1)),
+        };
+        let listener = GuardedListener::new(listener, limits);
         let server = axum::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
+            router.into_make_service_with_connect_info::<Peer>(),
         )
         .with_graceful_shutdown(signal);
+        if let Some(metrics_listener) = metrics_listener {
+            let metrics = Router::new()
+                .route("/metrics", axum::routing::get(crate::metrics::metrics))
+                .with_state(state.metrics.clone());
+            tasks.spawn("metrics-listener", move |cancel| async move {
+                let served = axum::serve(metrics_listener, metrics)
+                    .with_graceful_shutdown(cancel.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "metrics listener failed");
+                }
+            });
+        }
         let deadline = async move {
             match began_rx.await {
                 Ok(()) => tokio::time::sleep(grace).await,

@@ -98,6 +98,13 @@ pub struct PushSettings {
     pub poll_ms: u64,
     /// Attempts before a reminder is given up.
     pub max_attempts: u32,
+    /// Seconds one send may take before it is retried later.
+    pub send_timeout_secs: u64,
+    /// Devices one user keeps (the newest; activating one more forgets the oldest).
+    pub max_devices_per_user: usize,
+    /// Web Push subscriptions may point at private addresses and plain http (tests, a push
+    /// service on one's own network). Off, only public https push services are sent to.
+    pub allow_private_endpoints: bool,
     /// The SNS topic schedules publish to (`scheduler = "eventbridge"`).
     pub sns_topic: String,
     /// The SQS queue subscribed to it (the seed's `noti`).
@@ -124,6 +131,9 @@ impl Default for PushSettings {
             lease_secs: 60,
             poll_ms: 200,
             max_attempts: 10,
+            send_timeout_secs: 10,
+            max_devices_per_user: 10,
+            allow_private_endpoints: false,
             sns_topic: "somsom-reminders".to_owned(),
             sqs_queue: "noti".to_owned(),
             schedule_group: "somsom".to_owned(),
@@ -143,7 +153,7 @@ pub enum PushSchedulerKind {
 }
 
 /// Festival chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChatSettings {
     /// Where messages are kept: `sql` (the server's database), `dynamodb` (the seed's table) or
@@ -172,6 +182,19 @@ pub struct ChatSettings {
     pub heartbeat_receive_ms: u64,
     /// Largest STOMP frame a client may send, bytes.
     pub max_frame_bytes: usize,
+    /// Subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// Chat connections one user may have open on one node.
+    pub max_connections_per_user: usize,
+    /// Messages one connection may send per second, sustained (0: no limit); a flood is closed
+    /// with an ERROR frame.
+    pub send_rate_per_second: f64,
+    /// Messages one connection may send at once before the rate applies.
+    pub send_burst: u32,
+    /// Most messages a `resume-after` replay sends (the newest; older ones come from history).
+    pub max_replay: usize,
+    /// Seconds one write to a client may take before the connection is closed as not reading.
+    pub write_timeout_secs: u64,
 }
 
 impl Default for ChatSettings {
@@ -188,6 +211,12 @@ impl Default for ChatSettings {
             heartbeat_send_ms: 10_000,
             heartbeat_receive_ms: 10_000,
             max_frame_bytes: 64 * 1024,
+            max_subscriptions: 64,
+            max_connections_per_user: 16,
+            send_rate_per_second: 5.0,
+            send_burst: 20,
+            max_replay: 500,
+            write_timeout_secs: 10,
         }
     }
 }
@@ -312,10 +341,24 @@ pub struct AuthSettings {
     pub backend: AuthBackend,
     /// `iss` of the tokens the local provider issues.
     pub issuer: String,
-    /// Login and confirmation attempts allowed per account per minute.
+    /// Code attempts (confirm, resend, forgot and reset password) allowed per e-mail per minute.
     pub attempts_per_account_per_minute: u32,
-    /// Login and confirmation attempts allowed per client address per minute.
+    /// Attempts on any account route allowed per client address (IPv6: per /64) per minute.
     pub attempts_per_address_per_minute: u32,
+    /// Sign-ups allowed per client address per hour (each costs a password hash and a mail).
+    pub signups_per_address_per_hour: u32,
+    /// Sign-ups allowed per e-mail per hour.
+    pub signups_per_email_per_hour: u32,
+    /// Failed logins per (e-mail, client address) before each further one doubles the wait.
+    pub login_free_failures: u32,
+    /// The longest wait after failed logins, seconds.
+    pub login_max_backoff_secs: u64,
+    /// Keys each attempt limit remembers (its memory is fixed at start: about 24 bytes a key).
+    pub limiter_slots: usize,
+    /// Password hashes (argon2id, 19 MiB each) running at once; 0: one per CPU.
+    pub password_hashes_at_once: usize,
+    /// Password hashes that may wait for those; past that, 503 at once.
+    pub password_hashes_waiting: usize,
     /// Seconds a node trusts a session it saw active (local provider). A sign-out is immediate on
     /// the node that handled it and takes up to this long on the others; 0 reads the database on
     /// every request.
@@ -348,6 +391,13 @@ impl Default for AuthSettings {
             issuer: "somsom".into(),
             attempts_per_account_per_minute: 10,
             attempts_per_address_per_minute: 60,
+            signups_per_address_per_hour: 20,
+            signups_per_email_per_hour: 5,
+            login_free_failures: 5,
+            login_max_backoff_secs: 900,
+            limiter_slots: 65_536,
+            password_hashes_at_once: 0,
+            password_hashes_waiting: 64,
             session_cache_secs: 1,
             cognito: CognitoSettings::default(),
         }
@@ -414,6 +464,20 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// A request still running after this many seconds is answered with 408.
     pub request_timeout_secs: u64,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For`/`Forwarded` headers name the client
+    /// for per-address limits; from anyone else those headers are ignored.
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Seconds from a request's first byte to the end of its head (slow-header attacks).
+    pub header_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may wait for its next request (keep it above the load
+    /// balancer's idle timeout, 60 s on AWS ALB).
+    pub keep_alive_idle_secs: u64,
+    /// TCP connections open at once (WebSocket chat included); more wait in the backlog.
+    pub max_connections: usize,
+    /// Serve `/metrics` on this address only (not on `listen`), e.g. `127.0.0.1:9100`.
+    #[serde(deserialize_with = "empty_is_none_addr")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpSettings {
@@ -422,6 +486,11 @@ impl Default for HttpSettings {
             body_limit_bytes: 1024 * 1024,
             cors_origins: vec!["http://localhost:3000".to_owned()],
             request_timeout_secs: 30,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            keep_alive_idle_secs: 75,
+            max_connections: 20_000,
+            metrics_listen: None,
         }
     }
 }
@@ -525,6 +594,13 @@ pub fn mask_url_password(raw: &str) -> String {
 fn empty_is_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let value = Option::<String>::deserialize(d)?;
     Ok(value.filter(|s| !s.trim().is_empty()))
+}
+
+fn empty_is_none_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    match empty_is_none(d)? {
+        Some(s) => s.trim().parse().map(Some).map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
 }
 
 fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -23,10 +23,12 @@ pub trait ReadinessCheck: Send + Sync {
     async fn check(&self) -> Result<(), String>;
 }
 
-/// Every check of this server.
+/// Every check of this server. Reports are shared for a second: a flood of `/readyz` costs the
+/// backends one round of checks per second, not one per request.
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    last: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Health)>>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -38,23 +40,42 @@ impl std::fmt::Debug for Readiness {
 }
 
 const CHECK_DEADLINE: Duration = Duration::from_secs(3);
+const REPORT_REUSE: Duration = Duration::from_secs(1);
 
 impl Readiness {
     /// The checks to run for `/readyz`.
     pub fn new(checks: Vec<Arc<dyn ReadinessCheck>>) -> Self {
         Self {
             checks: Arc::new(checks),
+            last: Arc::default(),
         }
     }
 
-    /// Runs every check concurrently, each with a deadline of a few seconds.
+    /// The latest report, if it is under a second old; else a new one (one caller runs the
+    /// checks, the others wait for its answer).
     pub async fn report(&self) -> Health {
+        let mut last = self.last.lock().await;
+        if let Some((at, health)) = &*last
+            && at.elapsed() < REPORT_REUSE
+        {
+            return health.clone();
+        }
+        let health = self.run_checks().await;
+        *last = Some((tokio::time::Instant::now(), health.clone()));
+        health
+    }
+
+    /// Runs every check concurrently, each with a deadline of a few seconds.
+    async fn run_checks(&self) -> Health {
         let results = futures::future::join_all(self.checks.iter().map(|check| async move {
             let outcome = match tokio::time::timeout(CHECK_DEADLINE, check.check()).await {
                 Ok(Ok(())) => Component::up(),
                 Ok(Err(why)) => Component::down(why),
                 Err(_) => Component::down(format!("no answer within {CHECK_DEADLINE:?}")),
             };
+            if let Some(why) = &outcome.error {
+                tracing::warn!(backend = check.name(), error = %why, "readiness check failed");
+            }
             (check.name().to_owned(), outcome)
         }))
         .await;
@@ -139,8 +160,20 @@ pub async fn actuator_health() -> Json<Health> {
     responses(
         (status = 200, description = "Every backend answers", body = Health),
         (status = 503, description = "At least one backend does not", body = Health)))]
-pub async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, Json<Health>) {
-    let health = readiness.report().await;
+pub async fn readyz(
+    State(readiness): State<Readiness>,
+    authenticated: Option<axum::Extension<cognito_auth::extract::Authenticated>>,
+) -> (StatusCode, Json<Health>) {
+    let mut health = readiness.report().await;
+    let admin = authenticated.is_some_and(|a| a.claims.role == cognito_auth::Role::Admin);
+    if !admin {
+        // Backend error text names hosts, users and versions: only admins read it.
+        for component in health.components.iter_mut().flat_map(|c| c.values_mut()) {
+            if component.error.is_some() {
+                component.error = Some("unavailable".to_owned());
+            }
+        }
+    }
     let status = match health.status {
         Status::Up => StatusCode::OK,
         Status::Down => StatusCode::SERVICE_UNAVAILABLE,

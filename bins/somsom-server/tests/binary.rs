@@ -76,6 +76,7 @@ async fn grant_admin_command_promotes_a_confirmed_user() {
     auth.confirm_sign_up(
         "chief@example.com",
         &codes.last_code("chief@example.com").unwrap(),
+        None,
     )
     .await
     .unwrap();

@@ -277,7 +277,8 @@ async fn stomp_chat_with_server_set_senders_and_live_unread_counts() {
 
 #[tokio::test]
 async fn a_dropped_connection_resumes_without_gaps_or_repeats() {
-    let ctx = start(|_| {}).await;
+    // Bob sends a hundred messages as fast as a script can: no rate limit here.
+    let ctx = start(|c| c.chat.send_rate_per_second = 0.0).await;
     let admin = ctx.admin_token("admin@example.com").await;
     let alice = ctx.user_token("alice@example.com").await;
     let bob = ctx.user_token("bob@example.com").await;

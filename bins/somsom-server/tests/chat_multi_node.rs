@@ -105,6 +105,7 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
         c.redis_url = Some(redis.clone());
         c.redis_key_prefix = redis_prefix.clone();
         c.auth.attempts_per_address_per_minute = 100_000;
+        c.auth.signups_per_address_per_hour = 100_000;
     })
     .await;
     let admin = setup.admin_token("admin@example.com").await;
@@ -147,6 +148,10 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
         ("SOMSOM_CHAT__KAFKA_TOPIC_PREFIX", topic_prefix.as_str()),
         // The listeners below read as fast as a test can; this test is about the relay.
         ("SOMSOM_CHAT__OUTBOUND_CAPACITY", "200000"),
+        // Its senders are scripts sending as fast as they can.
+        ("SOMSOM_CHAT__SEND_RATE_PER_SECOND", "0"),
+        // One listener follows every room on one connection.
+        ("SOMSOM_CHAT__MAX_SUBSCRIPTIONS", "1000"),
     ];
     let node_a = ServerProcess::spawn(dir.path(), &envs);
     let node_b = ServerProcess::spawn(dir.path(), &envs);

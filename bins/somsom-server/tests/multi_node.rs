@@ -106,6 +106,7 @@ async fn two_server_processes_on_one_mariadb_never_oversell() {
         c.database_url = db.url().to_owned();
         // 40 sign-ups from one address.
         c.auth.attempts_per_address_per_minute = 10_000;
+        c.auth.signups_per_address_per_hour = 10_000;
     })
     .await;
     let admin = setup.admin_token("admin@example.com").await;

@@ -99,6 +99,7 @@ async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
         c.push.run_dispatcher = false;
         c.push.remind_at = "00:00".into();
         c.auth.attempts_per_address_per_minute = 100_000;
+        c.auth.signups_per_address_per_hour = 100_000;
     })
     .await;
     let admin = setup.admin_token("admin@example.com").await;

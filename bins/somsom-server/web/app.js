@@ -10,6 +10,9 @@ const WORDS = {
     left: '남음', of: '/', date: '날짜', quantity: '수량', reserve: '예매하기', chat: '채팅 참여',
     email: '이메일', password: '비밀번호', name: '이름', code: '인증 코드', confirm: '인증하기',
     resend: '코드 다시 받기', codeSent: '이메일로 받은 6자리 코드를 입력하세요.', haveAccount: '이미 계정이 있나요?',
+    forgot: '비밀번호를 잊으셨나요?', resetTitle: '비밀번호 재설정', sendResetCode: '재설정 코드 받기',
+    resetSent: '가입된 이메일이라면 재설정 코드를 보냈습니다.', newPassword: '새 비밀번호', resetDone: '비밀번호를 바꿨습니다. 다시 로그인하세요.',
+    signupPassword: '가입할 때 입력한 비밀번호',
     needAccount: '계정이 없나요?', waiting: '대기 중', yourRank: '내 순번', ahead: '앞 사람', estimate: '예상 대기',
     seconds: '초', admittedGo: '입장했습니다. 예매를 진행합니다…', booked: '예매가 완료되었습니다', reservationNo: '예매 번호',
     toMy: '마이페이지로', upcoming: '다가오는 예매', past: '지난 예매', cancel: '취소', cancelled: '취소되었습니다.',
@@ -30,6 +33,9 @@ const WORDS = {
     left: 'left', of: '/', date: 'Day', quantity: 'Quantity', reserve: 'Reserve', chat: 'Join the chat',
     email: 'E-mail', password: 'Password', name: 'Name', code: 'Confirmation code', confirm: 'Confirm',
     resend: 'Send the code again', codeSent: 'Enter the 6-digit code we e-mailed you.', haveAccount: 'Have an account?',
+    forgot: 'Forgot your password?', resetTitle: 'Reset your password', sendResetCode: 'Send a reset code',
+    resetSent: 'If this address has an account, a reset code is on its way.', newPassword: 'New password', resetDone: 'Password changed. Please log in again.',
+    signupPassword: 'The password you signed up with',
     needAccount: 'No account yet?', waiting: 'Waiting', yourRank: 'Your place', ahead: 'Ahead of you', estimate: 'Estimated wait',
     seconds: 's', admittedGo: 'You are in. Booking…', booked: 'Your tickets are booked', reservationNo: 'Reservation',
     toMy: 'Go to my page', upcoming: 'Upcoming', past: 'Past', cancel: 'Cancel', cancelled: 'Cancelled.',
@@ -165,6 +171,7 @@ async function route() {
       case 'login': return loginPage(params);
       case 'signup': return signupPage();
       case 'confirm': return confirmPage(params);
+      case 'forgot': return forgotPage(params);
       case 'logout': return await logout();
       case 'me': return await myPage();
       case 'chat': return await chatPage(Number(parts[1]));
@@ -326,7 +333,45 @@ function loginPage(params) {
   }, field('email', t('email'), { type: 'email', autocomplete: 'username' }),
   field('password', t('password'), { type: 'password', autocomplete: 'current-password' }),
   h('button', { type: 'submit', text: t('login') }), error),
+  h('p', {}, h('a', { href: '#/forgot', text: t('forgot') })),
   h('p', {}, `${t('needAccount')} `, h('a', { href: '#/signup', text: t('signup') })));
+}
+// The password of a sign-up in progress, in memory only: confirming an address that was signed
+// up more than once needs it (the code proves the mailbox, the password whose sign-up it is).
+let pendingSignup = null;
+function forgotPage(params) {
+  const gen = routeGen;
+  const error = h('p', { class: 'error', role: 'alert' });
+  const email = params.get('email');
+  if (!email) {
+    page(gen, t('resetTitle'), h('form', {
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const address = new FormData(e.target).get('email');
+        try {
+          await api('POST', '/forgot-password', { body: { email: address } });
+          toast(t('resetSent'));
+          location.hash = `#/forgot?email=${encodeURIComponent(address)}`;
+        } catch (err) { error.textContent = failure(err); }
+      },
+    }, field('email', t('email'), { type: 'email', autocomplete: 'username' }),
+    h('button', { type: 'submit', text: t('sendResetCode') }), error));
+    return;
+  }
+  page(gen, t('resetTitle'), h('p', { text: t('resetSent') }), h('form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      const f = new FormData(e.target);
+      try {
+        await api('POST', '/reset-password', { body: { email, code: f.get('code'), newPassword: f.get('newPassword') } });
+        session.set(null);
+        toast(t('resetDone'));
+        location.hash = '#/login';
+      } catch (err) { error.textContent = failure(err); }
+    },
+  }, field('code', t('code'), { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}' }),
+  field('newPassword', t('newPassword'), { type: 'password', autocomplete: 'new-password', minlength: 8 }),
+  h('button', { type: 'submit', text: t('confirm') }), error));
 }
 function signupPage() {
   const gen = routeGen;
@@ -337,6 +382,7 @@ function signupPage() {
       const f = Object.fromEntries(new FormData(e.target));
       try {
         await api('POST', '/signup', { body: f });
+        pendingSignup = { email: f.email, password: f.password };
         location.hash = `#/confirm?email=${encodeURIComponent(f.email)}&name=${encodeURIComponent(f.name)}`;
       } catch (err) { error.textContent = failure(err); }
     },
@@ -350,15 +396,20 @@ function confirmPage(params) {
   const gen = routeGen;
   const email = params.get('email');
   const error = h('p', { class: 'error', role: 'alert' });
+  // After a reload the password is gone from memory: ask for it again.
+  const known = pendingSignup && pendingSignup.email === email ? pendingSignup.password : null;
   page(gen, t('confirm'), h('p', { text: t('codeSent') }), h('form', {
     onsubmit: async (e) => {
       e.preventDefault();
+      const f = new FormData(e.target);
       try {
-        await api('POST', '/confirm-signup', { body: { email, name: params.get('name'), code: new FormData(e.target).get('code') } });
+        await api('POST', '/confirm-signup', { body: { email, name: params.get('name'), code: f.get('code'), password: known || f.get('password') } });
+        pendingSignup = null;
         location.hash = '#/login';
       } catch (err) { error.textContent = failure(err); }
     },
   }, field('code', t('code'), { inputmode: 'numeric', autocomplete: 'one-time-code', pattern: '[0-9]{6}' }),
+  known ? [] : field('password', t('signupPassword'), { type: 'password', autocomplete: 'current-password' }),
   h('button', { type: 'submit', text: t('confirm') }), error),
   h('button', { type: 'button', class: 'ghost', text: t('resend'), onclick: () => api('POST', '/resend-confirmation-code', { body: { email } }).then(() => toast(t('codeSent')), (e) => toast(failure(e))) }));
 }

@@ -37,7 +37,9 @@ use crate::hub::{Outbox, Push};
 use crate::relay::Relay;
 use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
 use crate::store::PAGE_MAX;
-use crate::{ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock};
+use crate::{
+    ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock, UserId,
+};
 
 /// How long the last words (an ERROR frame, the close) may take to a peer that is not reading.
 const FAREWELL: Duration = Duration::from_secs(5);
@@ -81,6 +83,57 @@ pub struct ChatConfig {
     pub connect_timeout: Duration,
     /// The `server` header of CONNECTED.
     pub server_name: String,
+    /// Subscriptions one connection may hold at once.
+    pub max_subscriptions: usize,
+    /// Connections one user may have open on this node at once.
+    pub max_connections_per_user: usize,
+    /// How fast one connection may SEND: a token bucket. `None`: no limit.
+    pub send_rate: Option<SendRate>,
+    /// Most messages a `resume-after` replay sends: past that, the newest this many, the first
+    /// with a `replay-gap: true` header (the client reads the rest from history).
+    pub max_replay: usize,
+    /// How long one write to the client may take: a client that stopped reading is closed.
+    pub write_timeout: Duration,
+}
+
+/// A connection's SEND allowance: `per_second` sustained, in bursts of up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SendRate {
+    /// Messages per second, sustained.
+    pub per_second: f64,
+    /// Messages at once.
+    pub burst: u32,
+}
+
+/// A token bucket for one connection's SENDs.
+#[derive(Debug)]
+struct Bucket {
+    rate: SendRate,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: SendRate) -> Self {
+        Self {
+            rate,
+            tokens: f64::from(rate.burst.max(1)),
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate.per_second;
+        self.tokens = (self.tokens + refill).min(f64::from(self.rate.burst.max(1)));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Default for ChatConfig {
@@ -93,6 +146,15 @@ impl Default for ChatConfig {
             sends_in_flight: 64,
             connect_timeout: Duration::from_secs(10),
             server_name: concat!("chat-relay/", env!("CARGO_PKG_VERSION")).into(),
+            max_subscriptions: 64,
+            max_connections_per_user: 16,
+            // Far above a person's typing; a script flooding a room is closed.
+            send_rate: Some(SendRate {
+                per_second: 10.0,
+                burst: 100,
+            }),
+            max_replay: 500,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -113,11 +175,30 @@ impl Refusal {
     }
 }
 
+/// Who a CONNECT frame authenticated, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The member.
+    pub member: Member,
+    /// When the credentials expire (epoch milliseconds): the connection closes then, with an
+    /// ERROR asking the client to reconnect with fresh ones. `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl From<Member> for Session {
+    fn from(member: Member) -> Self {
+        Self {
+            member,
+            expires_at: None,
+        }
+    }
+}
+
 /// The application's say in who may connect and where they may go.
 #[async_trait]
 pub trait Gatekeeper: Send + Sync + std::fmt::Debug + 'static {
     /// Who this CONNECT frame authenticates (its headers: `Authorization`, `login`/`passcode`, …).
-    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal>;
+    async fn authenticate(&self, connect: &Frame) -> Result<Session, Refusal>;
 
     /// Whether `member` may read and write in `room`. Asked once per room and connection.
     async fn may_enter(&self, member: &Member, room: RoomId) -> Result<(), Refusal>;
@@ -244,6 +325,18 @@ impl ChatServer {
         self.shutdown.cancel();
     }
 
+    /// Closes every connection of `user` on this node, with an ERROR frame saying `reason` (a
+    /// sign-out, a ban). Returns how many were told.
+    pub fn disconnect_user(&self, user: UserId, reason: &str) -> usize {
+        self.hub.revoke(user, None, reason)
+    }
+
+    /// Closes the connections of `user` on this node that entered `room` (they left it, or were
+    /// removed), with an ERROR frame saying `reason`. Returns how many were told.
+    pub fn leave_room(&self, user: UserId, room: RoomId, reason: &str) -> usize {
+        self.hub.revoke(user, Some(room), reason)
+    }
+
     /// Sends a message as `member`, as a SEND frame would (for HTTP routes or bots). The
     /// gatekeeper is not asked: the caller has decided.
     pub async fn send(&self, member: &Member, room: RoomId, content: &str) -> crate::Result<()> {
@@ -258,7 +351,7 @@ impl ChatServer {
         K: Sink<Wire> + Send + Unpin,
     {
         let mut incoming = incoming;
-        let mut session = Session {
+        let mut session = Conn {
             server: self,
             out: outgoing,
             last_write: Instant::now(),
@@ -283,7 +376,12 @@ impl ChatServer {
         };
         let (rx, heartbeats) = match session.connect(&frame).await {
             Ok(ready) => ready,
-            Err(fault) => return session.fail(fault).await,
+            Err(fault) => {
+                session.fail(fault).await;
+                // It may have been registered before CONNECTED failed to go out.
+                session.close().await;
+                return;
+            }
         };
         let end = session.run(&mut incoming, rx, heartbeats).await;
         if let Some(fault) = end {
@@ -294,7 +392,7 @@ impl ChatServer {
 }
 
 /// An ERROR to send before closing.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Fault {
     message: String,
     detail: String,
@@ -372,9 +470,13 @@ struct State {
     entered: HashMap<RoomId, usize>,
     allowed: HashSet<RoomId>,
     message_ids: u64,
+    /// When the credentials expire.
+    expires: Option<Instant>,
+    /// The SEND allowance.
+    bucket: Option<Bucket>,
 }
 
-struct Session<'a, K> {
+struct Conn<'a, K> {
     server: &'a ChatServer,
     out: K,
     last_write: Instant,
@@ -396,10 +498,10 @@ fn ended(result: Result<Flow, Fault>) -> Option<Option<Fault>> {
     }
 }
 
-impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
+impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
     async fn write(&mut self, frame: Frame) -> bool {
         self.last_write = Instant::now();
-        self.out.send(Wire::Frame(frame)).await.is_ok()
+        self.timed(|out| out.send(Wire::Frame(frame))).await.is_ok()
     }
 
     async fn fail(&mut self, fault: Fault) {
@@ -457,16 +559,34 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                 Fault::new("unsupported protocol version")
                     .detail("supported versions are 1.2 and 1.1")
             })?;
-        let member = self
+        let session = self
             .server
             .gatekeeper
             .authenticate(frame)
             .await
             .map_err(|refusal| Fault::new(refusal.message))?;
+        let member = session.member;
         let config = &self.server.config;
         let heartbeats =
             stomp::negotiate_heartbeats(frame.header("heart-beat"), config.heartbeat_ms);
-        let (outbox, rx) = self.server.hub.connect(config.outbound_capacity);
+        let (outbox, rx) = self
+            .server
+            .hub
+            .connect(
+                member.id,
+                config.outbound_capacity,
+                config.max_connections_per_user,
+            )
+            .map_err(|e| {
+                Fault::new("too many connections").detail(format!(
+                    "{e}; at most {} are allowed",
+                    config.max_connections_per_user
+                ))
+            })?;
+        let now = self.server.clock.now().timestamp_millis();
+        let expires = session
+            .expires_at
+            .map(|at| Instant::now() + Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
         let millis = |d: Option<Duration>| d.map_or(0, |d| d.as_millis());
         let connected = Frame::new(Command::Connected)
             .with("version", version)
@@ -484,6 +604,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             entered: HashMap::new(),
             allowed: HashSet::new(),
             message_ids: 0,
+            expires,
+            bucket: config.send_rate.map(Bucket::new),
         });
         if !self.write(connected).await {
             return Err(Fault::new("connection lost"));
@@ -502,6 +624,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         S: Stream<Item = Result<Wire, ParseError>> + Send + Unpin,
     {
         let overflowed = self.state.as_ref()?.outbox.overflowed().clone();
+        let expires = self.state.as_ref()?.expires;
         let shutdown = self.server.shutdown.clone();
         let far_future = Duration::from_secs(86_400 * 365);
         let send_every = heartbeats.send.unwrap_or(far_future);
@@ -524,6 +647,10 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Some(Fault::new("server shutting down")),
+                () = tokio::time::sleep_until(expires.unwrap_or(deadline)), if expires.is_some() => {
+                    return Some(Fault::new("session expired")
+                        .detail("reconnect with a fresh access token"));
+                }
                 () = overflowed.cancelled() => {
                     return Some(Fault::new("slow consumer").detail(
                         "too many messages were waiting for this connection",
@@ -563,8 +690,8 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
                             ));
                         }
                     };
-                    if !delivered {
-                        return None;
+                    if let Err(end) = delivered {
+                        return end;
                     }
                 }
                 () = tokio::time::sleep_until(next_beat) => {
@@ -581,15 +708,24 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         }
     }
 
-    /// Writes `first` and whatever else is already waiting, then flushes once.
-    async fn deliver(&mut self, first: Push, rx: &mut mpsc::Receiver<Push>) -> bool {
+    /// Writes `first` and whatever else is already waiting, then flushes once. `Err` ends the
+    /// connection: with the fault to report (a revocation, a write that timed out), or `None`
+    /// when the client is gone.
+    async fn deliver(
+        &mut self,
+        first: Push,
+        rx: &mut mpsc::Receiver<Push>,
+    ) -> Result<(), Option<Fault>> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(push) = next.take() {
-            if let Some(frame) = self.message_frame(push)
-                && self.out.feed(Wire::Frame(frame)).await.is_err()
-            {
-                return false;
+            if let Push::Revoke { room, reason } = &push {
+                let state = self.state.as_ref().ok_or(None)?;
+                if room.is_none_or(|room| state.allowed.contains(&room)) {
+                    return Err(Some(Fault::new(reason.to_string())));
+                }
+            } else if let Some(frame) = self.message_frame(push) {
+                self.timed(|out| out.feed(Wire::Frame(frame))).await?;
             }
             written += 1;
             if written < 256 {
@@ -597,7 +733,25 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             }
         }
         self.last_write = Instant::now();
-        self.out.flush().await.is_ok()
+        self.timed(|out| out.flush()).await
+    }
+
+    /// One write to the client, within the write timeout.
+    async fn timed<'s, F>(
+        &'s mut self,
+        write: impl FnOnce(&'s mut K) -> F,
+    ) -> Result<(), Option<Fault>>
+    where
+        F: Future<Output = Result<(), K::Error>> + 's,
+    {
+        match tokio::time::timeout(self.server.config.write_timeout, write(&mut self.out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(
+                Fault::new("slow consumer")
+                    .detail("the client did not read what was sent to it in time"),
+            )),
+        }
     }
 
     fn message_frame(&mut self, push: Push) -> Option<Frame> {
@@ -612,6 +766,7 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             Push::Unread { subscription, body } | Push::Feed { subscription, body } => {
                 (subscription, body, None)
             }
+            Push::Revoke { .. } => return None,
         };
         let subscription = state.subscriptions.get_mut(&*subscription_id)?;
         if let Some(send_time) = send_time {
@@ -665,6 +820,18 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
     async fn handle(&mut self, frame: Frame) -> Result<Flow, Fault> {
         let flow = match frame.command {
             Command::Send => {
+                let state = self.state.as_mut().expect("connected");
+                if let Some(bucket) = &mut state.bucket
+                    && !bucket.take()
+                {
+                    let rate = bucket.rate;
+                    return Err(Fault::new("too many messages")
+                        .detail(format!(
+                            "at most {} messages a second, {} at once",
+                            rate.per_second, rate.burst
+                        ))
+                        .about(&frame));
+                }
                 let draft = self.on_send(&frame).await.map_err(|f| f.about(&frame))?;
                 // Its receipt goes out once it is published (`sent`).
                 self.sending
@@ -740,16 +907,16 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
             "client" | "client-individual" => Ack::Client,
             other => return Err(Fault::new(format!("unknown ack mode {other}"))),
         };
-        if self
-            .state
-            .as_ref()
-            .expect("connected")
-            .subscriptions
-            .contains_key(&id)
-        {
+        let subscriptions = &self.state.as_ref().expect("connected").subscriptions;
+        if subscriptions.contains_key(&id) {
             return Err(Fault::new(format!(
                 "subscription id {id} is already in use"
             )));
+        }
+        let max = self.server.config.max_subscriptions;
+        if subscriptions.len() >= max {
+            return Err(Fault::new("too many subscriptions")
+                .detail(format!("at most {max} per connection")));
         }
         let destinations = &self.server.config.destinations;
         let room = destination
@@ -826,40 +993,59 @@ impl<K: Sink<Wire> + Send + Unpin> Session<'_, K> {
         Ok(Flow::Continue)
     }
 
+    /// Sends the messages after `after`, oldest first: at most `max_replay`, the newest ones, the
+    /// first of them marked `replay-gap: true` when older ones were left out.
     async fn replay(
         &mut self,
         subscription: &Arc<str>,
         room: RoomId,
         after: i64,
     ) -> Result<(), Fault> {
-        let mut after = after;
+        let max = self.server.config.max_replay;
+        // Newest first, back to `after`, one more than `max` to learn whether there is a gap.
+        let mut newest_first = Vec::new();
+        let mut before = None;
         loop {
-            let page = self.server.store.after(room, after, PAGE_MAX).await?;
-            let full = page.len() == PAGE_MAX;
-            for message in page {
-                after = message.send_time;
-                let body = serde_json::to_vec(&message).expect("a message serialises");
-                let push = Push::Message {
-                    subscription: subscription.clone(),
-                    room,
-                    send_time: message.send_time,
-                    body: body.into(),
-                };
-                if let Some(frame) = self.message_frame(push)
-                    && self.out.feed(Wire::Frame(frame)).await.is_err()
-                {
-                    return Err(Fault::new("connection lost"));
+            let want = PAGE_MAX.min(max + 1 - newest_first.len());
+            let page = self.server.store.history(room, before, want).await?;
+            let full = page.messages.len() == want;
+            let mut reached = false;
+            for message in page.messages {
+                if message.send_time <= after {
+                    reached = true;
+                    break;
                 }
+                newest_first.push(message);
             }
-            if !full {
+            if reached || !full || newest_first.len() > max {
                 break;
+            }
+            before = newest_first.last().map(|m| m.send_time);
+        }
+        let gap = newest_first.len() > max;
+        newest_first.truncate(max);
+        let lost = Fault::new("connection lost");
+        for (i, message) in newest_first.into_iter().rev().enumerate() {
+            let body = serde_json::to_vec(&message).expect("a message serialises");
+            let push = Push::Message {
+                subscription: subscription.clone(),
+                room,
+                send_time: message.send_time,
+                body: body.into(),
+            };
+            if let Some(mut frame) = self.message_frame(push) {
+                if gap && i == 0 {
+                    frame = frame.with("replay-gap", "true");
+                }
+                self.timed(|out| out.feed(Wire::Frame(frame)))
+                    .await
+                    .map_err(|end| end.unwrap_or_else(|| lost.clone()))?;
             }
         }
         self.last_write = Instant::now();
-        self.out
-            .flush()
+        self.timed(|out| out.flush())
             .await
-            .map_err(|_| Fault::new("connection lost"))
+            .map_err(|end| end.unwrap_or(lost))
     }
 
     async fn on_unsubscribe(&mut self, frame: &Frame) -> Result<Flow, Fault> {

@@ -4,6 +4,11 @@
 //! Each connection has a bounded outbox. A connection whose outbox is full is not waited for and
 //! not allowed to grow: it is told to close ([`Outbox::overflowed`]), and closes with an ERROR
 //! frame. One slow phone cannot hold up a room or eat the server's memory.
+//!
+//! Subscriptions are kept in insertion-ordered maps keyed by (connection, subscription id): a
+//! dispatch walks a contiguous list, and ending one subscription is O(1), so a connection that
+//! closes with many subscriptions costs the hub's lock no more than it must. The hub also knows
+//! each user's connections on this node, to cap them and to close them all (a sign-out).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use indexmap::IndexMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +26,7 @@ use crate::{RoomId, UserId};
 /// A connection's number on this node.
 pub type ConnectionId = u64;
 
-/// Something for one subscription of one connection.
+/// Something for one subscription of one connection, or for the connection itself.
 #[derive(Debug, Clone)]
 pub enum Push {
     /// A chat message (`body` is its JSON, shared by every recipient).
@@ -48,11 +54,17 @@ pub enum Push {
         /// The item as JSON.
         body: Bytes,
     },
+    /// The connection must close (its user signed out, or left `room`, if it entered it).
+    Revoke {
+        /// Only connections that entered this room; `None`: every connection of the user.
+        room: Option<RoomId>,
+        /// Why, for the ERROR frame.
+        reason: Arc<str>,
+    },
 }
 
 #[derive(Debug, Clone)]
 struct Subscriber {
-    connection: ConnectionId,
     subscription: Arc<str>,
     outbox: mpsc::Sender<Push>,
     overflowed: CancellationToken,
@@ -77,6 +89,7 @@ impl Subscriber {
 #[derive(Debug, Clone)]
 pub struct Outbox {
     id: ConnectionId,
+    user: UserId,
     tx: mpsc::Sender<Push>,
     overflowed: CancellationToken,
 }
@@ -100,7 +113,6 @@ impl Outbox {
         subscription: Arc<str>,
         mut feed: crate::connection::FeedStream,
     ) -> tokio_util::sync::DropGuard {
-        use futures::StreamExt;
         let stop = CancellationToken::new();
         let tx = self.tx.clone();
         let stopped = stop.clone();
@@ -128,7 +140,6 @@ impl Outbox {
 
     fn subscriber(&self, subscription: Arc<str>) -> Subscriber {
         Subscriber {
-            connection: self.id,
             subscription,
             outbox: self.tx.clone(),
             overflowed: self.overflowed.clone(),
@@ -147,26 +158,41 @@ pub struct HubStats {
     pub overflowed: u64,
 }
 
+/// A user already has as many connections on this node as allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("this user has {0} connections open already")]
+pub struct TooManyConnections(pub usize);
+
+type SubscriberMap = RwLock<HashMap<i64, IndexMap<(ConnectionId, Arc<str>), Subscriber>>>;
+
 /// The local fan-out.
 #[derive(Debug, Default)]
 pub struct Hub {
-    rooms: RwLock<HashMap<RoomId, Vec<Subscriber>>>,
-    users: RwLock<HashMap<UserId, Vec<Subscriber>>>,
+    rooms: SubscriberMap,
+    unread: SubscriberMap,
+    /// Each user's open connections on this node.
+    connections: RwLock<HashMap<UserId, HashMap<ConnectionId, Subscriber>>>,
     next_id: AtomicU64,
     open: AtomicU64,
     delivered: AtomicU64,
     overflowed: AtomicU64,
 }
 
-fn remove(
-    map: &RwLock<HashMap<i64, Vec<Subscriber>>>,
-    key: i64,
-    connection: ConnectionId,
-    subscription: &str,
-) {
+fn add(map: &SubscriberMap, key: i64, outbox: &Outbox, subscription: Arc<str>) {
+    map.write()
+        .expect("poisoned")
+        .entry(key)
+        .or_default()
+        .insert(
+            (outbox.id, subscription.clone()),
+            outbox.subscriber(subscription),
+        );
+}
+
+fn remove(map: &SubscriberMap, key: i64, connection: ConnectionId, subscription: &str) {
     let mut map = map.write().expect("poisoned");
     if let Some(list) = map.get_mut(&key) {
-        list.retain(|s| !(s.connection == connection && &*s.subscription == subscription));
+        list.swap_remove(&(connection, Arc::from(subscription)));
         if list.is_empty() {
             map.remove(&key);
         }
@@ -179,39 +205,70 @@ impl Hub {
         Self::default()
     }
 
-    /// Opens a connection with an outbox of `capacity` pushes.
-    pub fn connect(&self, capacity: usize) -> (Outbox, mpsc::Receiver<Push>) {
+    /// Opens a connection of `user` with an outbox of `capacity` pushes, unless the user has
+    /// `max_per_user` open on this node already.
+    pub fn connect(
+        &self,
+        user: UserId,
+        capacity: usize,
+        max_per_user: usize,
+    ) -> Result<(Outbox, mpsc::Receiver<Push>), TooManyConnections> {
+        let mut connections = self.connections.write().expect("poisoned");
+        let mine = connections.entry(user).or_default();
+        if mine.len() >= max_per_user {
+            return Err(TooManyConnections(mine.len()));
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        self.open.fetch_add(1, Ordering::Relaxed);
         let outbox = Outbox {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user,
             tx,
             overflowed: CancellationToken::new(),
         };
-        (outbox, rx)
+        mine.insert(outbox.id, outbox.subscriber(Arc::from("")));
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok((outbox, rx))
     }
 
     /// Marks a connection closed (its subscriptions must have been removed).
-    pub fn disconnect(&self, _outbox: Outbox) {
+    pub fn disconnect(&self, outbox: Outbox) {
+        let mut connections = self.connections.write().expect("poisoned");
+        if let Some(mine) = connections.get_mut(&outbox.user) {
+            mine.remove(&outbox.id);
+            if mine.is_empty() {
+                connections.remove(&outbox.user);
+            }
+        }
         self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Tells `user`'s connections on this node to close with `reason`: all of them, or with
+    /// `room`, those that entered it. Returns how many were told.
+    pub fn revoke(&self, user: UserId, room: Option<RoomId>, reason: &str) -> usize {
+        let connections = self.connections.read().expect("poisoned");
+        let Some(mine) = connections.get(&user) else {
+            return 0;
+        };
+        let reason: Arc<str> = Arc::from(reason);
+        for connection in mine.values() {
+            let push = Push::Revoke {
+                room,
+                reason: reason.clone(),
+            };
+            // A full outbox closes the connection anyway.
+            connection.offer(push, &self.overflowed);
+        }
+        mine.len()
     }
 
     /// Subscribes a connection to a room's messages.
     pub fn subscribe_room(&self, outbox: &Outbox, subscription: Arc<str>, room: RoomId) {
-        let mut rooms = self.rooms.write().expect("poisoned");
-        rooms
-            .entry(room)
-            .or_default()
-            .push(outbox.subscriber(subscription));
+        add(&self.rooms, room, outbox, subscription);
     }
 
     /// Subscribes a connection to its user's unread counts.
     pub fn subscribe_user(&self, outbox: &Outbox, subscription: Arc<str>, user: UserId) {
-        let mut users = self.users.write().expect("poisoned");
-        users
-            .entry(user)
-            .or_default()
-            .push(outbox.subscriber(subscription));
+        add(&self.unread, user, outbox, subscription);
     }
 
     /// Ends a room subscription.
@@ -221,7 +278,7 @@ impl Hub {
 
     /// Ends an unread-count subscription.
     pub fn unsubscribe_user(&self, outbox: &Outbox, subscription: &str, user: UserId) {
-        remove(&self.users, user, outbox.id, subscription);
+        remove(&self.unread, user, outbox.id, subscription);
     }
 
     /// Room subscriptions on this node.
@@ -230,7 +287,16 @@ impl Hub {
             .read()
             .expect("poisoned")
             .get(&room)
-            .map_or(0, Vec::len)
+            .map_or(0, IndexMap::len)
+    }
+
+    /// `user`'s connections open on this node.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.connections
+            .read()
+            .expect("poisoned")
+            .get(&user)
+            .map_or(0, HashMap::len)
     }
 
     /// The hub's counters.
@@ -250,7 +316,7 @@ impl Hub {
         let mut gone = false;
         if let Some(list) = self.rooms.read().expect("poisoned").get(&room) {
             let body = Bytes::from(serde_json::to_vec(message).expect("a message serialises"));
-            for subscriber in list {
+            for subscriber in list.values() {
                 let push = Push::Message {
                     subscription: subscriber.subscription.clone(),
                     room,
@@ -268,13 +334,13 @@ impl Hub {
         if delivery.unread.is_empty() {
             return;
         }
-        let users = self.users.read().expect("poisoned");
+        let users = self.unread.read().expect("poisoned");
         for (user, count) in &delivery.unread {
             let Some(list) = users.get(user) else {
                 continue;
             };
             let body = Bytes::from(format!("{{\"chatRoomId\":{room},\"unReadCount\":{count}}}"));
-            for subscriber in list {
+            for subscriber in list.values() {
                 subscriber.offer(
                     Push::Unread {
                         subscription: subscriber.subscription.clone(),
@@ -286,10 +352,10 @@ impl Hub {
         }
     }
 
-    fn prune(&self, map: &RwLock<HashMap<i64, Vec<Subscriber>>>, key: i64) {
+    fn prune(&self, map: &SubscriberMap, key: i64) {
         let mut map = map.write().expect("poisoned");
         if let Some(list) = map.get_mut(&key) {
-            list.retain(|s| !s.outbox.is_closed());
+            list.retain(|_, s| !s.outbox.is_closed());
             if list.is_empty() {
                 map.remove(&key);
             }
@@ -301,5 +367,58 @@ impl Hub {
         while let Some(delivery) = deliveries.next().await {
             self.dispatch(&delivery);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_connections_are_capped_and_counted_per_node() {
+        let hub = Hub::new();
+        let (a, _ra) = hub.connect(7, 8, 2).unwrap();
+        let (_b, _rb) = hub.connect(7, 8, 2).unwrap();
+        assert_eq!(hub.connect(7, 8, 2).unwrap_err(), TooManyConnections(2));
+        assert!(hub.connect(8, 8, 2).is_ok(), "another user");
+        hub.disconnect(a);
+        assert_eq!(hub.connections_of(7), 1);
+        assert!(hub.connect(7, 8, 2).is_ok());
+    }
+
+    #[test]
+    fn revoking_reaches_every_connection_of_the_user() {
+        let hub = Hub::new();
+        let (_a, mut ra) = hub.connect(7, 8, 4).unwrap();
+        let (_b, mut rb) = hub.connect(7, 8, 4).unwrap();
+        let (_c, mut rc) = hub.connect(8, 8, 4).unwrap();
+        assert_eq!(hub.revoke(7, Some(3), "left room 3"), 2);
+        for rx in [&mut ra, &mut rb] {
+            assert!(matches!(
+                rx.try_recv(),
+                Ok(Push::Revoke { room: Some(3), .. })
+            ));
+        }
+        assert!(rc.try_recv().is_err());
+    }
+
+    #[test]
+    fn ending_many_subscriptions_of_one_connection_leaves_the_others() {
+        let hub = Hub::new();
+        let (a, _ra) = hub.connect(1, 8, 4).unwrap();
+        let (b, _rb) = hub.connect(2, 8, 4).unwrap();
+        for i in 0..1_000 {
+            hub.subscribe_room(&a, Arc::from(i.to_string()), 5);
+        }
+        hub.subscribe_room(&b, Arc::from("0"), 5);
+        assert_eq!(hub.subscribers(5), 1_001);
+        for i in 0..1_000 {
+            hub.unsubscribe_room(&a, &i.to_string(), 5);
+        }
+        assert_eq!(
+            hub.subscribers(5),
+            1,
+            "b's subscription with the same id stays"
+        );
     }
 }

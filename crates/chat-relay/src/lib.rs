@@ -18,6 +18,7 @@ pub mod conformance;
 
 pub use connection::{
     ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Gatekeeper, NoFeeds, Refusal,
+    SendRate, Session,
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::Hub;

@@ -10,7 +10,7 @@ use chat_relay::relay::Delivery;
 use chat_relay::stomp::{Command, Frame, ParseError, Wire};
 use chat_relay::{
     ChatConfig, ChatError, ChatServer, Draft, Gatekeeper, Member, MemoryPresence, MemoryRelay,
-    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer,
+    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer, Session,
 };
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -22,7 +22,7 @@ struct Gate;
 
 #[async_trait]
 impl Gatekeeper for Gate {
-    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal> {
+    async fn authenticate(&self, connect: &Frame) -> Result<Session, Refusal> {
         let login = connect
             .header("login")
             .ok_or_else(|| Refusal::new("login required"))?;
@@ -32,7 +32,8 @@ impl Gatekeeper for Gate {
         Ok(Member {
             id: id.parse().map_err(|_| Refusal::new("bad id"))?,
             name: name.to_owned(),
-        })
+        }
+        .into())
     }
 
     async fn may_enter(&self, _: &Member, room: RoomId) -> Result<(), Refusal> {
@@ -769,4 +770,268 @@ async fn a_connection_reads_no_more_sends_than_it_may_have_in_flight() {
         let stored = store.history(room, None, 10).await.unwrap().messages;
         assert_eq!(stored.len(), 1, "room {room}");
     }
+}
+
+// --- Hostile clients ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn subscriptions_per_connection_are_capped() {
+    let config = ChatConfig {
+        max_subscriptions: 3,
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    for i in 0..3 {
+        alice.subscribe(&format!("s{i}"), &format!("{ROOM}{i}"), &[]);
+    }
+    alice.subscribe("s3", &format!("{ROOM}3"), &[]);
+    let error = alice.error_and_close("too many subscriptions").await;
+    assert!(String::from_utf8_lossy(&error.body).contains("at most 3"));
+}
+
+#[tokio::test]
+async fn connections_per_user_are_capped_on_a_node() {
+    let config = ChatConfig {
+        max_connections_per_user: 2,
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    let first = Conn::connected(&chat, "alice:1").await;
+    let _second = Conn::connected(&chat, "alice:1").await;
+    let mut third = Conn::open(&chat);
+    third.send(
+        Frame::new(Command::Connect)
+            .with("accept-version", "1.2")
+            .with("login", "alice:1"),
+    );
+    third.error_and_close("too many connections").await;
+    // Another user is not affected, and a closed connection makes room.
+    let _bob = Conn::connected(&chat, "bob:2").await;
+    drop(first);
+    within("a free place", async {
+        while chat.hub().connections_of(1) >= 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let _again = Conn::connected(&chat, "alice:1").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_sends_is_closed_and_a_steady_sender_is_not() {
+    let config = ChatConfig {
+        send_rate: Some(chat_relay::SendRate {
+            per_second: 2.0,
+            burst: 5,
+        }),
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    let mut steady = Conn::connected(&chat, "steady:1").await;
+    for i in 0..20 {
+        steady.say(1, &format!("m{i}"), Some(&format!("r{i}")));
+        assert_eq!(steady.frame().await.command, Command::Receipt);
+        tokio::time::advance(Duration::from_millis(500)).await;
+    }
+    let mut flood = Conn::connected(&chat, "flood:2").await;
+    for i in 0..6 {
+        flood.say(1, &format!("f{i}"), None);
+    }
+    let error = flood.error_and_close("too many messages").await;
+    assert!(
+        String::from_utf8_lossy(&error.body).contains("2 messages a second"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_is_capped_to_the_newest_messages_and_marks_the_gap() {
+    let config = ChatConfig {
+        max_replay: 150,
+        send_rate: None,
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    for i in 0..400 {
+        bob.say(5, &format!("m{i}"), None);
+    }
+    bob.say(5, "m400", Some("sent"));
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    let mut alice = Conn::connected(&chat, "alice:1").await;
+    alice.subscribe("s", &format!("{ROOM}5"), &[("resume-after", "0")]);
+    let first = alice.frame().await;
+    assert_eq!(first.header("replay-gap"), Some("true"), "{first:?}");
+    let first: serde_json::Value = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!(first["content"], "m251", "the newest 150 of 401");
+    let mut last = first;
+    for _ in 1..150 {
+        let frame = alice.frame().await;
+        assert_eq!(frame.header("replay-gap"), None);
+        last = serde_json::from_slice(&frame.body).unwrap();
+    }
+    assert_eq!(last["content"], "m400");
+    // A replay within the cap has no gap.
+    let mut carol = Conn::connected(&chat, "carol:3").await;
+    bob.say(5, "m401", Some("again"));
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    carol.subscribe(
+        "s",
+        &format!("{ROOM}5"),
+        &[("resume-after", &last["sendTime"].to_string())],
+    );
+    let only = carol.frame().await;
+    assert_eq!(only.header("replay-gap"), None);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&only.body).unwrap()["content"],
+        "m401"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_stopped_reading_is_closed_after_the_write_timeout() {
+    let config = ChatConfig {
+        write_timeout: Duration::from_secs(5),
+        // Its outbox never fills: only the timeout can end it.
+        outbound_capacity: 100_000,
+        send_rate: None,
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    for i in 0..200 {
+        bob.say(5, &format!("m{i}"), None);
+    }
+    bob.say(5, "last", Some("sent"));
+    assert_eq!(bob.frame().await.command, Command::Receipt);
+    // A sink with room for two frames that nobody reads.
+    let mut stuck = Conn::open_with(&chat, 1);
+    stuck.send(
+        Frame::new(Command::Connect)
+            .with("accept-version", "1.2")
+            .with("login", "stuck:3"),
+    );
+    stuck.subscribe("s", &format!("{ROOM}5"), &[("resume-after", "0")]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The connection gave up on its writes: reading now finds the end after a few frames.
+    let mut frames = 0;
+    while let Some(item) = stuck.from_server.next().await {
+        if let Wire::Frame(_) = item {
+            frames += 1;
+        }
+    }
+    assert!(
+        frames < 200,
+        "closed before its replay was read: {frames} frames"
+    );
+    // Paused time moves only while every task waits: sleep, do not spin.
+    within("the stuck connection's end", async {
+        while chat.hub().stats().connections > 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn disconnecting_a_user_closes_every_connection_of_theirs_with_the_reason() {
+    let (chat, presence) = started(ChatConfig::default()).await;
+    presence.join(5, 1).await.unwrap();
+    let mut phone = Conn::connected(&chat, "alice:1").await;
+    let mut laptop = Conn::connected(&chat, "alice:1").await;
+    phone.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
+    assert_eq!(phone.frame().await.command, Command::Receipt);
+    let mut bob = Conn::connected(&chat, "bob:2").await;
+    assert_eq!(chat.disconnect_user(1, "signed out"), 2);
+    phone.error_and_close("signed out").await;
+    laptop.error_and_close("signed out").await;
+    // Bob is untouched; alice is no longer present in the room.
+    bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
+    assert_eq!(bob.frame().await.header("receipt-id"), Some("bye"));
+    within("alice's exit", async {
+        while presence.is_present(5, 1).await.unwrap() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn leaving_a_room_closes_only_the_connections_that_entered_it() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    let mut in_room = Conn::connected(&chat, "alice:1").await;
+    in_room.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
+    assert_eq!(in_room.frame().await.command, Command::Receipt);
+    let mut elsewhere = Conn::connected(&chat, "alice:1").await;
+    elsewhere.subscribe("s", &format!("{ROOM}6"), &[("receipt", "r")]);
+    assert_eq!(elsewhere.frame().await.command, Command::Receipt);
+    chat.leave_room(1, 5, "you left chat room 5");
+    in_room.error_and_close("you left chat room 5").await;
+    elsewhere.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
+    assert_eq!(elsewhere.frame().await.header("receipt-id"), Some("bye"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_closes_when_its_credentials_expire() {
+    #[derive(Debug)]
+    struct Expiring;
+    #[async_trait]
+    impl Gatekeeper for Expiring {
+        async fn authenticate(&self, _: &Frame) -> Result<Session, Refusal> {
+            Ok(Session {
+                member: Member {
+                    id: 1,
+                    name: "alice".into(),
+                },
+                expires_at: Some(chrono_now_ms() + 30_000),
+            })
+        }
+        async fn may_enter(&self, _: &Member, _: RoomId) -> Result<(), Refusal> {
+            Ok(())
+        }
+    }
+    fn chrono_now_ms() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+    let store = Arc::new(MemoryStore::new());
+    let presence = Arc::new(MemoryPresence::new());
+    let relay = Arc::new(MemoryRelay::new(Sequencer::new(
+        store.clone(),
+        presence.clone(),
+    )));
+    let config = ChatConfig {
+        heartbeat_ms: (0, 0),
+        ..ChatConfig::default()
+    };
+    let chat = ChatServer::new(config, relay, store, presence, Arc::new(Expiring));
+    tokio::spawn(chat.start().await.unwrap());
+    let mut conn = Conn::connected(&chat, "alice:1").await;
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert!(conn.nothing_yet(), "still open before expiry");
+    let error = conn.error_and_close("session expired").await;
+    assert!(String::from_utf8_lossy(&error.body).contains("fresh access token"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_its_connected_frame_does_not_keep_its_place() {
+    let config = ChatConfig {
+        max_connections_per_user: 1,
+        write_timeout: Duration::from_secs(5),
+        ..ChatConfig::default()
+    };
+    let (chat, _) = started(config).await;
+    // A flush waits for the channel to have room: with none, CONNECTED never goes out.
+    let mut deaf = Conn::open_with(&chat, 0);
+    deaf.send(
+        Frame::new(Command::Connect)
+            .with("accept-version", "1.2")
+            .with("login", "alice:1"),
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(chat.hub().connections_of(1), 0, "its place was given back");
+    let _again = Conn::connected(&chat, "alice:1").await;
 }

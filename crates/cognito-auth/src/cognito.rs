@@ -174,6 +174,30 @@ impl CognitoIdentity {
         })
     }
 
+    /// Cognito's `SignUp`; whether the user came out confirmed.
+    async fn cognito_sign_up(&self, email: &str, name: &str, password: &str) -> Result<bool> {
+        let attribute = |n: &str, v: &str| {
+            AttributeType::builder()
+                .name(n)
+                .value(v)
+                .build()
+                .map_err(unavailable)
+        };
+        let out = self
+            .client
+            .sign_up()
+            .client_id(&self.config.client_id)
+            .set_secret_hash(self.secret_hash(email))
+            .username(email)
+            .password(password)
+            .user_attributes(attribute("email", email)?)
+            .user_attributes(attribute("name", name)?)
+            .send()
+            .await
+            .map_err(|e| map_error(e.into_service_error()))?;
+        Ok(out.user_confirmed())
+    }
+
     async fn is_admin(&self, username: &str) -> Result<bool> {
         let groups = self
             .client
@@ -230,36 +254,48 @@ where
 impl IdentityProvider for CognitoIdentity {
     async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome> {
         let (email, name) = request.validate(&self.policy)?;
-        let attribute = |n: &str, v: &str| {
-            AttributeType::builder()
-                .name(n)
-                .value(v)
-                .build()
-                .map_err(unavailable)
+        let out = match self.cognito_sign_up(&email, &name, &request.password).await {
+            // A later sign-up replaces an unconfirmed one: nobody keeps an address by signing
+            // it up first (Cognito itself would refuse the owner for ever).
+            Err(AuthError::UserAlreadyExists) if !self.profile(&email).await?.confirmed => {
+                self.client
+                    .admin_delete_user()
+                    .user_pool_id(&self.config.user_pool_id)
+                    .username(&email)
+                    .send()
+                    .await
+                    .map_err(|e| map_error(e.into_service_error()))?;
+                self.cognito_sign_up(&email, &name, &request.password)
+                    .await?
+            }
+            other => other?,
         };
-        let out = self
-            .client
-            .sign_up()
-            .client_id(&self.config.client_id)
-            .set_secret_hash(self.secret_hash(&email))
-            .username(&email)
-            .password(&request.password)
-            .user_attributes(attribute("email", &email)?)
-            .user_attributes(attribute("name", &name)?)
-            .send()
-            .await
-            .map_err(|e| map_error(e.into_service_error()))?;
         // The stable handle is the pool's username: the generated UUID in pools that use e-mail
         // as an alias, the e-mail itself in pools that do not.
         let username = self.profile(&email).await?.username;
         Ok(SignUpOutcome {
             username,
-            confirmed: out.user_confirmed(),
+            confirmed: out,
         })
     }
 
-    async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<Profile> {
+    async fn confirm_sign_up(
+        &self,
+        email: &str,
+        code: &str,
+        password: Option<&str>,
+    ) -> Result<Profile> {
         let email = normalize_email(email);
+        // Cognito keeps no count of sign-ups, so a password is checked when given (an
+        // unconfirmed user with the right password is told "not confirmed"), never required.
+        if let Some(password) = password {
+            match self.sign_in(&email, password).await {
+                Err(AuthError::UserNotConfirmed) => {}
+                Err(AuthError::NotAuthorized) => return Err(AuthError::NotAuthorized),
+                Ok(_) => return Err(AuthError::AlreadyConfirmed),
+                Err(e) => return Err(e),
+            }
+        }
         self.client
             .confirm_sign_up()
             .client_id(&self.config.client_id)
@@ -270,6 +306,55 @@ impl IdentityProvider for CognitoIdentity {
             .await
             .map_err(|e| map_error(e.into_service_error()))?;
         self.profile(&email).await
+    }
+
+    async fn forgot_password(&self, email: &str) -> Result<()> {
+        crate::validate_email(email)?;
+        let email = normalize_email(email);
+        let sent = self
+            .client
+            .forgot_password()
+            .client_id(&self.config.client_id)
+            .set_secret_hash(self.secret_hash(&email))
+            .username(&email)
+            .send()
+            .await
+            .map_err(|e| map_error(e.into_service_error()));
+        match sent {
+            // The same answer whether or not the address has an account.
+            Ok(_) | Err(AuthError::UserNotFound | AuthError::NotAuthorized) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<()> {
+        self.policy.check(new_password)?;
+        let email = normalize_email(email);
+        self.client
+            .confirm_forgot_password()
+            .client_id(&self.config.client_id)
+            .set_secret_hash(self.secret_hash(&email))
+            .username(&email)
+            .confirmation_code(code.trim())
+            .password(new_password)
+            .send()
+            .await
+            .map_err(|e| match map_error(e.into_service_error()) {
+                AuthError::UserNotFound => AuthError::CodeMismatch,
+                other => other,
+            })?;
+        // Whoever knew the old password is out, everywhere.
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.config.user_pool_id)
+            .username(&email)
+            .send()
+            .await
+            .map_err(|e| map_error(e.into_service_error()))?;
+        let username = self.profile(&email).await?.username;
+        self.revoked_before
+            .insert(username, self.clock.now().timestamp());
+        Ok(())
     }
 
     async fn resend_confirmation_code(&self, email: &str) -> Result<()> {
@@ -501,6 +586,8 @@ mod tests {
                 codes: None,
                 clock: None,
                 rotates_refresh_tokens: false,
+                detects_contested_sign_ups: false,
+                twin: None,
             })
             .await;
         }

@@ -20,6 +20,11 @@ pub struct Harness {
     pub clock: Option<ManualClock>,
     /// Whether a used refresh token is replaced and refused when traded in again.
     pub rotates_refresh_tokens: bool,
+    /// Whether the backend counts sign-ups of a pending address and then demands the password
+    /// to confirm it (Cognito keeps no such count).
+    pub detects_contested_sign_ups: bool,
+    /// Another node on the same store, for checks that span nodes.
+    pub twin: Option<Arc<dyn IdentityProvider>>,
 }
 
 const PASSWORD: &str = "Festival1!";
@@ -57,7 +62,7 @@ impl Harness {
     async fn confirmed_user(&self) -> String {
         let email = self.unconfirmed_user().await;
         self.p()
-            .confirm_sign_up(&email, &self.code(&email))
+            .confirm_sign_up(&email, &self.code(&email), None)
             .await
             .expect("confirm");
         email
@@ -77,6 +82,201 @@ pub async fn run_all(h: &Harness) {
     access_tokens_expire(h).await;
     refresh_tokens_rotate_and_reuse_revokes(h).await;
     roles_reach_new_tokens(h).await;
+    a_later_sign_up_replaces_a_pending_one(h).await;
+    a_contested_address_needs_the_latest_password(h).await;
+    code_guesses_are_capped_across_resends(h).await;
+    concurrent_guesses_never_exceed_the_cap(h).await;
+    a_password_reset_ends_every_session(h).await;
+    sign_out_reaches_another_node_with_its_next_poll(h).await;
+}
+
+async fn sign_up(h: &Harness, email: &str, password: &str) {
+    h.p()
+        .sign_up(SignUp {
+            email: email.into(),
+            password: password.into(),
+            name: "솜솜".into(),
+        })
+        .await
+        .expect("sign up");
+}
+
+/// Whoever signed an address up first does not keep it: the owner's own sign-up replaces the
+/// pending account, and confirming it ends with the owner's password.
+pub async fn a_later_sign_up_replaces_a_pending_one(h: &Harness) {
+    let email = email();
+    sign_up(h, &email, "Squatter1!").await;
+    sign_up(h, &email, PASSWORD).await;
+    let password = h.detects_contested_sign_ups.then_some(PASSWORD);
+    h.p()
+        .confirm_sign_up(&email, &h.code(&email), password)
+        .await
+        .expect("the owner confirms");
+    h.p()
+        .sign_in(&email, PASSWORD)
+        .await
+        .expect("owner's password");
+    let squatter = h.p().sign_in(&email, "Squatter1!").await;
+    assert!(
+        matches!(squatter, Err(AuthError::NotAuthorized)),
+        "{squatter:?}"
+    );
+}
+
+/// An address signed up twice is confirmed only with the latest sign-up's password, whoever
+/// holds the code: a squatter who signs up after the owner cannot have the owner confirm it.
+pub async fn a_contested_address_needs_the_latest_password(h: &Harness) {
+    if !h.detects_contested_sign_ups || h.codes.is_none() {
+        return;
+    }
+    let email = email();
+    sign_up(h, &email, PASSWORD).await;
+    sign_up(h, &email, "Squatter1!").await;
+    // The owner has the code (it went to their mailbox) but not the squatter's password.
+    let code = h.code(&email);
+    let bare = h.p().confirm_sign_up(&email, &code, None).await;
+    assert!(matches!(bare, Err(AuthError::PasswordRequired)), "{bare:?}");
+    let owners = h.p().confirm_sign_up(&email, &code, Some(PASSWORD)).await;
+    assert!(
+        matches!(owners, Err(AuthError::NotAuthorized)),
+        "{owners:?}"
+    );
+    let login = h.p().sign_in(&email, "Squatter1!").await;
+    assert!(
+        matches!(login, Err(AuthError::UserNotConfirmed)),
+        "still unconfirmed: {login:?}"
+    );
+    // The owner signs up again and confirms with their password.
+    sign_up(h, &email, PASSWORD).await;
+    h.p()
+        .confirm_sign_up(&email, &h.code(&email), Some(PASSWORD))
+        .await
+        .expect("the owner confirms");
+    assert!(h.p().sign_in(&email, PASSWORD).await.is_ok());
+    assert!(h.p().sign_in(&email, "Squatter1!").await.is_err());
+}
+
+fn wrong_code(right: &str) -> &'static str {
+    if right == "000000" {
+        "000001"
+    } else {
+        "000000"
+    }
+}
+
+/// Resending a code does not buy more guesses: a window allows 20 over every code.
+pub async fn code_guesses_are_capped_across_resends(h: &Harness) {
+    if h.codes.is_none() {
+        return;
+    }
+    let email = h.unconfirmed_user().await;
+    for _ in 0..4 {
+        for _ in 0..5 {
+            let wrong = wrong_code(&h.code(&email));
+            let _ = h.p().confirm_sign_up(&email, wrong, None).await;
+        }
+        h.p().resend_confirmation_code(&email).await.unwrap();
+    }
+    let right = h.code(&email);
+    let locked = h.p().confirm_sign_up(&email, &right, None).await;
+    assert!(
+        matches!(locked, Err(AuthError::TooManyAttempts)),
+        "the 21st guess, with the right code: {locked:?}"
+    );
+}
+
+/// Guesses sent at once are counted before they are compared: no more than the five a code
+/// allows are tried.
+pub async fn concurrent_guesses_never_exceed_the_cap(h: &Harness) {
+    if h.codes.is_none() {
+        return;
+    }
+    let email = h.unconfirmed_user().await;
+    let wrong = wrong_code(&h.code(&email));
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (provider, email) = (h.provider.clone(), email.clone());
+        guesses.spawn(async move { provider.confirm_sign_up(&email, wrong, None).await });
+    }
+    let results: Vec<_> = guesses.join_all().await;
+    let compared = results
+        .iter()
+        .filter(|r| matches!(r, Err(AuthError::CodeMismatch)))
+        .count();
+    // Five guesses per code (the last of them may be told "too many" already).
+    assert!(
+        compared <= 5,
+        "{compared} concurrent guesses were compared: {results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(AuthError::CodeMismatch | AuthError::TooManyAttempts))),
+        "{results:?}"
+    );
+}
+
+/// Forgot password → a code by mail → a new password; every session of the account ends, the
+/// old password stops working. Asking for an unknown address answers the same as a known one.
+pub async fn a_password_reset_ends_every_session(h: &Harness) {
+    let email = h.confirmed_user().await;
+    let before = h.p().sign_in(&email, PASSWORD).await.unwrap();
+    h.p()
+        .forgot_password(&self::email())
+        .await
+        .expect("unknown addresses are not told apart");
+    h.p().forgot_password(&email).await.unwrap();
+    let code = h.code(&email);
+    let weak = h.p().reset_password(&email, &code, "weak").await;
+    assert!(
+        matches!(weak, Err(AuthError::InvalidPassword(_))),
+        "{weak:?}"
+    );
+    if h.codes.is_some() {
+        let wrong = h
+            .p()
+            .reset_password(&email, wrong_code(&code), "Renewed1!")
+            .await;
+        assert!(matches!(wrong, Err(AuthError::CodeMismatch)), "{wrong:?}");
+    }
+    h.p()
+        .reset_password(&email, &code, "Renewed1!")
+        .await
+        .unwrap();
+    let old_session = h.p().verify(&before.tokens.access_token).await;
+    assert!(
+        old_session.is_err(),
+        "the old session ended: {old_session:?}"
+    );
+    assert!(matches!(
+        h.p().sign_in(&email, PASSWORD).await,
+        Err(AuthError::NotAuthorized)
+    ));
+    h.p().sign_in(&email, "Renewed1!").await.unwrap();
+    if h.codes.is_some() {
+        let replay = h.p().reset_password(&email, &code, "Another1!").await;
+        assert!(replay.is_err(), "a reset code works once: {replay:?}");
+    }
+}
+
+/// A sign-out on one node ends the session on another once that node has polled.
+pub async fn sign_out_reaches_another_node_with_its_next_poll(h: &Harness) {
+    let Some(twin) = &h.twin else { return };
+    let email = h.confirmed_user().await;
+    let login = h.p().sign_in(&email, PASSWORD).await.unwrap();
+    let token = &login.tokens.access_token;
+    twin.poll_revocations().await.unwrap();
+    twin.verify(token).await.expect("valid on the other node");
+    h.p().sign_out(token).await.unwrap();
+    let revoked = twin.poll_revocations().await.unwrap();
+    assert!(
+        revoked.iter().any(|r| r.username == login.user.username),
+        "{revoked:?}"
+    );
+    let after = twin.verify(token).await;
+    assert!(matches!(after, Err(AuthError::InvalidToken)), "{after:?}");
+    // Polling again reports nothing new.
+    assert!(twin.poll_revocations().await.unwrap().is_empty());
 }
 
 /// Sign up → confirm → sign in → verify → refresh → sign out → refresh refused.
@@ -94,7 +294,7 @@ pub async fn life_cycle(h: &Harness) {
     assert!(!outcome.confirmed);
     let profile = h
         .p()
-        .confirm_sign_up(&email, &h.code(&email))
+        .confirm_sign_up(&email, &h.code(&email), None)
         .await
         .unwrap();
     assert!(profile.confirmed);
@@ -230,7 +430,7 @@ pub async fn wrong_codes_lock_after_five(h: &Harness) {
         "000000"
     };
     for attempt in 1..=5 {
-        let result = h.p().confirm_sign_up(&email, wrong).await;
+        let result = h.p().confirm_sign_up(&email, wrong, None).await;
         if attempt < 5 {
             assert!(
                 matches!(result, Err(AuthError::CodeMismatch)),
@@ -243,38 +443,48 @@ pub async fn wrong_codes_lock_after_five(h: &Harness) {
             );
         }
     }
-    let locked = h.p().confirm_sign_up(&email, &right).await;
+    let locked = h.p().confirm_sign_up(&email, &right, None).await;
     assert!(
         matches!(locked, Err(AuthError::TooManyAttempts)),
         "{locked:?}"
     );
     h.p().resend_confirmation_code(&email).await.unwrap();
     let fresh = h.code(&email);
-    h.p().confirm_sign_up(&email, &fresh).await.unwrap();
-    let twice = h.p().confirm_sign_up(&email, &fresh).await;
+    h.p().confirm_sign_up(&email, &fresh, None).await.unwrap();
+    let twice = h.p().confirm_sign_up(&email, &fresh, None).await;
     assert!(
         matches!(twice, Err(AuthError::AlreadyConfirmed)),
         "{twice:?}"
     );
-    let unknown = h.p().confirm_sign_up(&self::email(), "123456").await;
+    let unknown = h.p().confirm_sign_up(&self::email(), "123456", None).await;
     assert!(
         matches!(unknown, Err(AuthError::UserNotFound)),
         "{unknown:?}"
     );
 }
 
-/// A code older than its lifetime is refused.
+/// A pending account and its code end after their lifetime; the address can be signed up
+/// afresh (not contested).
 pub async fn codes_expire(h: &Harness) {
     let (Some(clock), Some(_)) = (&h.clock, &h.codes) else {
         return;
     };
     let email = h.unconfirmed_user().await;
     clock.advance(chrono::Duration::hours(25));
-    let expired = h.p().confirm_sign_up(&email, &h.code(&email)).await;
+    let expired = h.p().confirm_sign_up(&email, &h.code(&email), None).await;
     assert!(
-        matches!(expired, Err(AuthError::CodeExpired)),
+        matches!(expired, Err(AuthError::UserNotFound)),
         "{expired:?}"
     );
+    assert!(matches!(
+        h.p().sign_in(&email, PASSWORD).await,
+        Err(AuthError::NotAuthorized)
+    ));
+    sign_up(h, &email, PASSWORD).await;
+    h.p()
+        .confirm_sign_up(&email, &h.code(&email), None)
+        .await
+        .expect("a fresh sign-up is not contested");
 }
 
 /// Altered, unsigned, foreign and garbage tokens are all refused.

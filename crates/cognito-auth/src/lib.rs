@@ -162,9 +162,16 @@ pub enum AuthError {
     /// The confirmation code expired; ask for a new one.
     #[error("the confirmation code expired")]
     CodeExpired,
-    /// Too many wrong codes; ask for a new one.
+    /// Too many guesses at this code (ask for a new one), or at any code of this address lately.
     #[error("too many wrong attempts; request a new code")]
     TooManyAttempts,
+    /// This address was signed up more than once before it was confirmed (perhaps by someone
+    /// else): confirming needs the password of the latest sign-up.
+    #[error("confirming this sign-up needs its password")]
+    PasswordRequired,
+    /// Too many password hashes are running or waiting; try again shortly.
+    #[error("too busy checking passwords; try again shortly")]
+    Overloaded,
     /// The password does not meet the policy.
     #[error("the password does not meet the policy: {0}")]
     InvalidPassword(String),
@@ -207,6 +214,14 @@ impl AuthError {
     }
 }
 
+/// A sign-in session that ended (sign-out, password reset, a reused refresh token), as seen by
+/// [`IdentityProvider::poll_revocations`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The session's owner (the stable handle).
+    pub username: String,
+}
+
 /// Result alias.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 
@@ -215,10 +230,23 @@ pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 pub trait IdentityProvider: Send + Sync + 'static {
     /// Creates an unconfirmed user and sends a confirmation code.
     async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome>;
-    /// Confirms the e-mail with the code that was sent.
-    async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<Profile>;
+    /// Confirms the e-mail with the code that was sent. `password`, when given, must be the
+    /// latest sign-up's; it is required ([`AuthError::PasswordRequired`]) when the address was
+    /// signed up more than once, so that whoever confirms the mailbox also knows the password
+    /// (no one can sign up someone else's address and keep it).
+    async fn confirm_sign_up(
+        &self,
+        email: &str,
+        code: &str,
+        password: Option<&str>,
+    ) -> Result<Profile>;
     /// Sends a fresh code (and resets the wrong-attempt count).
     async fn resend_confirmation_code(&self, email: &str) -> Result<()>;
+    /// Sends a password-reset code to a confirmed account. Answers the same whether or not the
+    /// address has an account, so it cannot be used to find out.
+    async fn forgot_password(&self, email: &str) -> Result<()>;
+    /// Sets a new password with a reset code and ends every session of the account.
+    async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<()>;
     /// Checks the password and hands out tokens.
     async fn sign_in(&self, email: &str, password: &str) -> Result<Login>;
     /// Trades a refresh token for new tokens. `username` is the stable handle (Cognito needs it
@@ -233,6 +261,17 @@ pub trait IdentityProvider: Send + Sync + 'static {
     async fn profile(&self, email: &str) -> Result<Profile>;
     /// Changes a user's role.
     async fn set_role(&self, email: &str, role: Role) -> Result<()>;
+    /// Learns the sessions revoked since the last call, on any node, so that verification needs
+    /// no store read per request; returns them so the application can close what they opened
+    /// (sockets). Call it every second or so. Providers that keep no sessions return nothing.
+    async fn poll_revocations(&self) -> Result<Vec<Revocation>> {
+        Ok(Vec::new())
+    }
+    /// Deletes what expired and would otherwise pile up (unconfirmed accounts past their
+    /// lifetime); returns how many. Run it now and then.
+    async fn purge_expired(&self) -> Result<u64> {
+        Ok(0)
+    }
     /// The JSON Web Key Set that verifies this provider's tokens, if it issues its own.
     fn jwks(&self) -> Option<jwt::Jwks> {
         None

@@ -15,11 +15,26 @@ pub struct Recipient {
     pub name: String,
 }
 
-/// Sends confirmation codes.
+/// What a code is for: the mail says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodePurpose {
+    /// Confirming the e-mail address of a new account.
+    SignUp,
+    /// Choosing a new password.
+    PasswordReset,
+}
+
+/// Sends codes.
 #[async_trait]
 pub trait CodeSender: Send + Sync + std::fmt::Debug + 'static {
-    /// Delivers `code` to `to`.
-    async fn send_code(&self, to: &Recipient, code: &str) -> Result<(), AuthError>;
+    /// Delivers `code`, for `purpose`, to `to`.
+    async fn send_code(
+        &self,
+        to: &Recipient,
+        code: &str,
+        purpose: CodePurpose,
+    ) -> Result<(), AuthError>;
 }
 
 /// Writes the code to the log: the embedded default, for development without a mail server.
@@ -28,15 +43,45 @@ pub struct LogSender;
 
 #[async_trait]
 impl CodeSender for LogSender {
-    async fn send_code(&self, to: &Recipient, code: &str) -> Result<(), AuthError> {
-        tracing::info!(email = %to.email, code, "confirmation code (log sender: configure SMTP to e-mail it)");
+    async fn send_code(
+        &self,
+        to: &Recipient,
+        code: &str,
+        purpose: CodePurpose,
+    ) -> Result<(), AuthError> {
+        tracing::info!(email = %to.email, code, ?purpose, "code (log sender: configure SMTP to e-mail it)");
         Ok(())
     }
 }
 
-/// The confirmation e-mail: subject and plain-text body, Korean first, then English, with the
+/// The e-mail for a code: subject and plain-text body, Korean first, then English, with the
 /// code on a line of its own in both.
-pub fn confirmation_email(to: &Recipient, code: &str) -> (String, String) {
+pub fn code_email(to: &Recipient, code: &str, purpose: CodePurpose) -> (String, String) {
+    match purpose {
+        CodePurpose::SignUp => confirmation_email(to, code),
+        CodePurpose::PasswordReset => reset_email(to, code),
+    }
+}
+
+fn reset_email(to: &Recipient, code: &str) -> (String, String) {
+    let subject = "[SomSom] 비밀번호 재설정 코드 / Your password reset code".to_owned();
+    let body = format!(
+        "안녕하세요, {name}님.\n\n\
+         비밀번호를 새로 정하려면 아래 코드를 입력해주세요. 코드는 1시간 동안 유효하며, \
+         비밀번호를 바꾸면 모든 기기에서 로그아웃됩니다.\n\n\
+         {code}\n\n\
+         Hello {name},\n\n\
+         Enter this code to choose a new SomSom password. It is valid for one hour; changing the \
+         password signs you out everywhere.\n\n\
+         {code}\n\n\
+         요청하지 않으셨다면 이 메일을 무시해주세요. 비밀번호는 바뀌지 않습니다. / \
+         If you did not ask for this, ignore this e-mail: your password stays as it is.\n",
+        name = to.name,
+    );
+    (subject, body)
+}
+
+fn confirmation_email(to: &Recipient, code: &str) -> (String, String) {
     let subject = "[SomSom] 이메일 인증 코드 / Your confirmation code".to_owned();
     let body = format!(
         "안녕하세요, {name}님.\n\n\
@@ -88,9 +133,14 @@ impl SmtpSender {
 #[cfg(feature = "smtp")]
 #[async_trait]
 impl CodeSender for SmtpSender {
-    async fn send_code(&self, to: &Recipient, code: &str) -> Result<(), AuthError> {
+    async fn send_code(
+        &self,
+        to: &Recipient,
+        code: &str,
+        purpose: CodePurpose,
+    ) -> Result<(), AuthError> {
         use lettre::AsyncTransport;
-        let (subject, body) = confirmation_email(to, code);
+        let (subject, body) = code_email(to, code, purpose);
         let mailbox = lettre::message::Mailbox::new(
             Some(to.name.clone()),
             to.email
@@ -115,7 +165,7 @@ impl CodeSender for SmtpSender {
 /// Keeps every code in memory: for tests and for programs that deliver codes themselves.
 #[derive(Debug, Default)]
 pub struct MemorySender {
-    sent: Mutex<Vec<(String, String)>>,
+    sent: Mutex<Vec<(String, String, CodePurpose)>>,
 }
 
 impl MemorySender {
@@ -132,8 +182,20 @@ impl MemorySender {
             .expect("sender lock")
             .iter()
             .rev()
-            .find(|(to, _)| *to == email)
-            .map(|(_, code)| code.clone())
+            .find(|(to, _, _)| *to == email)
+            .map(|(_, code, _)| code.clone())
+    }
+
+    /// The last code sent to `email` for `purpose`.
+    pub fn last_code_for(&self, email: &str, purpose: CodePurpose) -> Option<String> {
+        let email = crate::normalize_email(email);
+        self.sent
+            .lock()
+            .expect("sender lock")
+            .iter()
+            .rev()
+            .find(|(to, _, p)| *to == email && *p == purpose)
+            .map(|(_, code, _)| code.clone())
     }
 
     /// How many codes were sent to `email`.
@@ -143,18 +205,24 @@ impl MemorySender {
             .lock()
             .expect("sender lock")
             .iter()
-            .filter(|(to, _)| *to == email)
+            .filter(|(to, _, _)| *to == email)
             .count()
     }
 }
 
 #[async_trait]
 impl CodeSender for MemorySender {
-    async fn send_code(&self, to: &Recipient, code: &str) -> Result<(), AuthError> {
-        self.sent
-            .lock()
-            .expect("sender lock")
-            .push((crate::normalize_email(&to.email), code.to_owned()));
+    async fn send_code(
+        &self,
+        to: &Recipient,
+        code: &str,
+        purpose: CodePurpose,
+    ) -> Result<(), AuthError> {
+        self.sent.lock().expect("sender lock").push((
+            crate::normalize_email(&to.email),
+            code.to_owned(),
+            purpose,
+        ));
         Ok(())
     }
 }
@@ -172,7 +240,10 @@ mod tests {
             email: "guest@example.com".into(),
             name: "솜솜".into(),
         };
-        sender.send_code(&to, "042137").await.unwrap();
+        sender
+            .send_code(&to, "042137", CodePurpose::SignUp)
+            .await
+            .unwrap();
 
         let mail = tokio::task::spawn_blocking(move || sink.message())
             .await

@@ -33,8 +33,13 @@ pub struct DispatcherConfig {
     pub batch: usize,
     /// Sends in flight at once.
     pub concurrency: usize,
-    /// How long a claim is ours; a send stuck longer than this may be repeated by another node.
+    /// How long a claim is ours. A round stops sending three quarters into it (sends still
+    /// under way are cancelled and retried later), so another node that takes the claim over
+    /// never finds a delivery this one is still making.
     pub lease: Duration,
+    /// How long one send may take: a slow push service is retried later, it does not hold up
+    /// the other users' reminders.
+    pub send_timeout: Duration,
     /// How often an idle dispatcher looks for due reminders.
     pub poll: Duration,
     /// Attempts before a reminder is given up.
@@ -51,6 +56,7 @@ impl Default for DispatcherConfig {
             batch: 1024,
             concurrency: 64,
             lease: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(10),
             poll: Duration::from_millis(200),
             max_attempts: 10,
             backoff: Duration::from_secs(1),
@@ -186,10 +192,13 @@ impl Dispatcher {
 
     /// One round; see the [module docs](self).
     pub async fn round(&self) -> Result<Round> {
+        let claimed_at = tokio::time::Instant::now();
         let claimed = self
             .source
             .claim(self.config.batch, self.config.lease)
             .await?;
+        // Past this, sends still under way are cancelled: the claim must outlive the round.
+        let send_deadline = claimed_at + self.config.lease.mul_f64(0.75);
         let mut round = Round {
             claimed: claimed.len(),
             ..Round::default()
@@ -249,11 +258,22 @@ impl Dispatcher {
             }
         }
         let messages: Vec<Message> = wanted.iter().map(|c| Message::from(&c.reminder)).collect();
+        let mut unfinished: HashSet<usize> = to_send.iter().copied().collect();
+        let send_timeout = self.config.send_timeout;
         let mut outcomes = futures::stream::iter(to_send)
             .map(|n| {
                 let (i, device) = jobs[n];
                 let message = &messages[i];
-                async move { (n, self.sender.send(device, message).await) }
+                async move {
+                    let outcome =
+                        tokio::time::timeout(send_timeout, self.sender.send(device, message))
+                            .await
+                            .unwrap_or_else(|_| SendOutcome::Retry {
+                                after: None,
+                                reason: format!("no answer within {send_timeout:?}"),
+                            });
+                    (n, outcome)
+                }
             })
             .buffer_unordered(self.config.concurrency.max(1))
             // Recorded as they come in, so a crash repeats at most the sends in flight.
@@ -261,9 +281,10 @@ impl Dispatcher {
 
         let mut gone = Vec::new();
         let mut abandoned = Vec::new();
-        while let Some(ready) = outcomes.next().await {
+        while let Ok(Some(ready)) = tokio::time::timeout_at(send_deadline, outcomes.next()).await {
             let mut sent = Vec::new();
             for (n, outcome) in ready {
+                unfinished.remove(&n);
                 let (i, device) = jobs[n];
                 let tally = &mut tallies[i];
                 match outcome {
@@ -294,6 +315,12 @@ impl Dispatcher {
             self.ledger.sent(&sent, self.clock.now()).await?;
         }
         drop(outcomes);
+        // Cancelled at the deadline: not sent as far as we know, to be tried again.
+        for n in unfinished {
+            tracing::warn!(reminder = %ids[n].reminder, "push send cancelled at the round's deadline");
+            tallies[jobs[n].0].retry = true;
+            abandoned.push(ids[n].clone());
+        }
         self.ledger.abandon(&abandoned).await?;
         for token in &gone {
             self.registry.forget(token).await?;

@@ -30,6 +30,9 @@ pub use model::{
 pub use plan::Planner;
 pub use send::{LogSender, Message, SendOutcome, Sender};
 
+/// How many devices a user keeps by default: a phone, a tablet and a few browsers.
+pub const MAX_DEVICES_PER_USER: usize = 10;
+
 /// Why a push operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,7 +71,9 @@ pub type Result<T, E = PushError> = std::result::Result<T, E>;
 #[async_trait]
 pub trait DeviceRegistry: Send + Sync + std::fmt::Debug {
     /// Switches the user's device on (registering it the first time). A token belongs to one
-    /// user: activating it for another moves it.
+    /// user: activating it for another moves it. A user keeps at most a backend's cap of
+    /// devices ([`MAX_DEVICES_PER_USER`] by default): activating one more forgets the least
+    /// recently activated, so no user's devices pile up.
     async fn activate(&self, device: Device) -> Result<()>;
 
     /// Switches the user's device off; false if the user had no such active device.

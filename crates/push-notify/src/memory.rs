@@ -20,11 +20,26 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A device, whether it is active, and its activation's number (for the per-user cap).
+type DeviceEntry = (Device, bool, u64);
+
 /// Devices in memory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryRegistry {
-    /// Token → (owner, device); a token belongs to one user.
-    devices: Arc<Mutex<HashMap<String, (Device, bool)>>>,
+    /// Token → (device, active, when last activated); a token belongs to one user.
+    devices: Arc<Mutex<HashMap<String, DeviceEntry>>>,
+    activations: Arc<std::sync::atomic::AtomicU64>,
+    max_devices: usize,
+}
+
+impl Default for MemoryRegistry {
+    fn default() -> Self {
+        Self {
+            devices: Arc::default(),
+            activations: Arc::default(),
+            max_devices: crate::MAX_DEVICES_PER_USER,
+        }
+    }
 }
 
 impl MemoryRegistry {
@@ -32,19 +47,41 @@ impl MemoryRegistry {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Keeps at most `max` devices per user (the newest).
+    #[must_use]
+    pub fn with_max_devices(mut self, max: usize) -> Self {
+        self.max_devices = max.max(1);
+        self
+    }
 }
 
 #[async_trait]
 impl DeviceRegistry for MemoryRegistry {
     async fn activate(&self, device: Device) -> Result<()> {
         crate::validate_token(&device.token)?;
-        lock(&self.devices).insert(device.token.clone(), (device, true));
+        let order = self
+            .activations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut devices = lock(&self.devices);
+        let (user, token) = (device.user, device.token.clone());
+        devices.insert(device.token.clone(), (device, true, order));
+        // The user's devices past the newest `max_devices` go.
+        let mut mine: Vec<(u64, String)> = devices
+            .iter()
+            .filter(|(t, (d, _, _))| d.user == user && **t != token)
+            .map(|(t, (_, _, at))| (*at, t.clone()))
+            .collect();
+        mine.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, old) in mine.into_iter().skip(self.max_devices.saturating_sub(1)) {
+            devices.remove(&old);
+        }
         Ok(())
     }
 
     async fn deactivate(&self, user: UserId, token: &str) -> Result<bool> {
         Ok(match lock(&self.devices).get_mut(token) {
-            Some((device, active)) if device.user == user && *active => {
+            Some((device, active, _)) if device.user == user && *active => {
                 *active = false;
                 true
             }
@@ -53,7 +90,7 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn forget(&self, token: &str) -> Result<()> {
-        if let Some((_, active)) = lock(&self.devices).get_mut(token) {
+        if let Some((_, active, _)) = lock(&self.devices).get_mut(token) {
             *active = false;
         }
         Ok(())
@@ -63,8 +100,8 @@ impl DeviceRegistry for MemoryRegistry {
         let users: HashSet<_> = users.iter().collect();
         let mut found: Vec<Device> = lock(&self.devices)
             .values()
-            .filter(|(d, active)| *active && users.contains(&d.user))
-            .map(|(d, _)| d.clone())
+            .filter(|(d, active, _)| *active && users.contains(&d.user))
+            .map(|(d, _, _)| d.clone())
             .collect();
         found.sort_by(|a, b| (a.user, &a.token).cmp(&(b.user, &b.token)));
         Ok(found)

@@ -14,6 +14,7 @@ use axum::routing::post;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
+use push_notify::send::endpoint::EndpointPolicy;
 use push_notify::send::webpush::{VapidKey, WebPushSender};
 use push_notify::{Device, DeviceType, Message, SendOutcome, Sender};
 use test_support::{PYTHON, require_service};
@@ -67,7 +68,13 @@ async fn what_is_sent_decrypts_with_an_independent_implementation() {
     })
     .to_string();
     let vapid = VapidKey::generate();
-    let sender = WebPushSender::new(vapid.clone(), "mailto:ops@somsom.example").unwrap();
+    // A push service on loopback: only a permissive policy sends there.
+    let sender = WebPushSender::with_policy(
+        vapid.clone(),
+        "mailto:ops@somsom.example",
+        EndpointPolicy::permissive(),
+    )
+    .unwrap();
     let message = Message {
         collapse_id: "r-1-2-20261224".into(),
         title: "재즈 페스티벌".into(),
@@ -137,7 +144,12 @@ async fn push_service_answers_become_outcomes() {
         )
     }
     let ua = p256::SecretKey::random(&mut rand::thread_rng());
-    let sender = WebPushSender::new(VapidKey::generate(), "mailto:ops@somsom.example").unwrap();
+    let sender = WebPushSender::with_policy(
+        VapidKey::generate(),
+        "mailto:ops@somsom.example",
+        EndpointPolicy::permissive(),
+    )
+    .unwrap();
     let message = Message {
         collapse_id: "x".into(),
         title: "t".into(),
@@ -191,4 +203,79 @@ async fn push_service_answers_become_outcomes() {
         device_type: DeviceType::Web,
     };
     assert_eq!(sender.send(&bad, &message).await, SendOutcome::Gone);
+}
+
+/// A subscription may point anywhere; the default sender only sends to public https push
+/// services, follows no redirect, and keeps no more of an error answer than a line.
+#[tokio::test]
+async fn the_default_sender_reaches_no_private_address_and_follows_no_redirect() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let hits = Arc::new(AtomicUsize::new(0));
+    async fn redirect(
+        State(hits): State<Arc<AtomicUsize>>,
+    ) -> (StatusCode, [(&'static str, String); 1]) {
+        hits.fetch_add(1, Ordering::SeqCst);
+        (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(
+                "location",
+                "http://169.254.169.254/latest/meta-data/".to_owned(),
+            )],
+        )
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new()
+        .route("/p", post(redirect))
+        .with_state(hits.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let ua = p256::SecretKey::random(&mut rand::thread_rng());
+    let token = |endpoint: String| {
+        serde_json::json!({"endpoint": endpoint, "keys": {
+            "p256dh": B64.encode(ua.public_key().to_encoded_point(false).as_bytes()),
+            "auth": B64.encode([7u8; 16])}})
+        .to_string()
+    };
+    let message = Message {
+        collapse_id: "x".into(),
+        title: "t".into(),
+        body: "b".into(),
+    };
+    let strict = WebPushSender::new(VapidKey::generate(), "mailto:ops@somsom.example").unwrap();
+    for endpoint in [
+        format!("http://{addr}/p"),
+        format!("https://{addr}/p"),
+        format!("https://localhost:{}/p", addr.port()),
+    ] {
+        let device = Device {
+            user: 1,
+            token: token(endpoint.clone()),
+            device_type: DeviceType::Web,
+        };
+        let outcome = strict.send(&device, &message).await;
+        assert!(
+            !matches!(outcome, SendOutcome::Delivered),
+            "{endpoint}: {outcome:?}"
+        );
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "nothing reached the private address"
+    );
+    // Even where private addresses are allowed, a redirect is an answer, not an instruction.
+    let permissive = WebPushSender::with_policy(
+        VapidKey::generate(),
+        "mailto:ops@somsom.example",
+        EndpointPolicy::permissive(),
+    )
+    .unwrap();
+    let device = Device {
+        user: 1,
+        token: token(format!("http://{addr}/p")),
+        device_type: DeviceType::Web,
+    };
+    let outcome = permissive.send(&device, &message).await;
+    assert!(matches!(outcome, SendOutcome::Failed { .. }), "{outcome:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "asked once, not redirected");
 }

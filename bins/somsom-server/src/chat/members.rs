@@ -25,11 +25,54 @@ pub async fn join(
     Ok(done > 0)
 }
 
-/// Ends a membership; `false` if there was none.
-pub async fn leave(db: &Database, room: RoomId, user: UserId) -> Result<bool, sqlx::Error> {
+/// Ends a membership and records the leave for every node (see [`leaves_since`]); `false` if
+/// there was no membership.
+pub async fn leave(
+    db: &Database,
+    room: RoomId,
+    user: UserId,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
     const SQL: &str = "DELETE FROM chat_room_members WHERE chat_room_id = ? AND user_id = ?";
-    let done = on_db!(db, pool => sqlx::query(SQL).bind(room).bind(user).execute(pool).await?.rows_affected());
+    const LOG: &str =
+        "INSERT INTO chat_member_leaves (chat_room_id, user_id, left_at) VALUES (?, ?, ?)";
+    let done = on_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let done = sqlx::query(SQL).bind(room).bind(user).execute(&mut *tx).await?.rows_affected();
+        if done > 0 {
+            sqlx::query(LOG).bind(room).bind(user).bind(now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        done
+    });
     Ok(done > 0)
+}
+
+/// One recorded leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Leave {
+    /// Its number.
+    pub id: i64,
+    /// The room.
+    pub chat_room_id: RoomId,
+    /// Who left.
+    pub user_id: UserId,
+    /// When (epoch ms).
+    pub left_at: i64,
+}
+
+/// Leaves recorded at or after `since` (epoch ms), oldest first, and forgets those older than
+/// `forget_before`.
+pub async fn leaves_since(
+    db: &Database,
+    since: i64,
+    forget_before: i64,
+) -> Result<Vec<Leave>, sqlx::Error> {
+    const FORGET: &str = "DELETE FROM chat_member_leaves WHERE left_at < ?";
+    const SQL: &str = "SELECT id, chat_room_id, user_id, left_at FROM chat_member_leaves \
+                       WHERE left_at >= ? ORDER BY left_at, id LIMIT 10000";
+    on_db!(db, pool => sqlx::query(FORGET).bind(forget_before).execute(pool).await.map(drop))?;
+    on_db!(db, pool => sqlx::query_as(SQL).bind(since).fetch_all(pool).await)
 }
 
 /// Whether `user` joined `room`.

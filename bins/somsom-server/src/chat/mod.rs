@@ -15,7 +15,7 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
 use chat_relay::stomp::Frame;
 use chat_relay::websocket::Buffers;
-use chat_relay::{ChatServer, Gatekeeper, Member, Refusal, RoomId};
+use chat_relay::{ChatServer, Gatekeeper, Member, Refusal, RoomId, Session};
 use cognito_auth::IdentityProvider;
 use festival_catalog::CatalogError;
 
@@ -75,7 +75,7 @@ fn connect_token(frame: &Frame) -> Option<&str> {
 
 #[async_trait]
 impl Gatekeeper for Gate {
-    async fn authenticate(&self, connect: &Frame) -> Result<Member, Refusal> {
+    async fn authenticate(&self, connect: &Frame) -> Result<Session, Refusal> {
         let token = connect_token(connect)
             .ok_or_else(|| Refusal::new("an access token is required (Authorization: Bearer …)"))?;
         let claims = self
@@ -86,9 +86,13 @@ impl Gatekeeper for Gate {
         let user = crate::auth::user_for(&self.users, &*self.auth, &claims)
             .await
             .map_err(|_| Refusal::new("unknown user"))?;
-        Ok(Member {
-            id: user.id,
-            name: user.name,
+        Ok(Session {
+            member: Member {
+                id: user.id,
+                name: user.name,
+            },
+            // The socket closes when the token expires; the client reconnects with a new one.
+            expires_at: Some(claims.expires_at.saturating_mul(1000)),
         })
     }
 
@@ -257,17 +261,67 @@ pub async fn leave(
 ) -> Result<(), ApiError> {
     let room = query.chat_room_id;
     room_title(&festivals, room).await?;
-    if !members::leave(&db, room, user.user.id)
+    let now = chrono::Utc::now().timestamp_millis();
+    if !members::leave(&db, room, user.user.id, now)
         .await
         .map_err(ApiError::internal)?
     {
         return Err(ApiError::new(ErrorCode::UserChatroomNotFound));
     }
+    // This node's sockets at once; the others' when they next read the leaves.
+    chat.server
+        .leave_room(user.user.id, room, &left_message(room));
     chat.server
         .presence()
         .leave(room, user.user.id)
         .await
         .map_err(chat_error)
+}
+
+fn left_message(room: RoomId) -> String {
+    format!("you left chat room {room}")
+}
+
+/// How far back each read of the leaves goes again (a leave committed late, or stamped by a
+/// node whose clock is a little behind, is still seen).
+const LEAVE_OVERLAP_MS: i64 = 5_000;
+
+/// Closes, on this node, the chat sockets of members who left a room on any node: one read of
+/// the recorded leaves every `interval` until `cancel`.
+pub async fn follow_leaves(
+    db: Database,
+    chat: ChatServer,
+    interval: std::time::Duration,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut newest = chrono::Utc::now().timestamp_millis();
+    let mut seen = std::collections::HashMap::<i64, i64>::new();
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let since = newest - LEAVE_OVERLAP_MS;
+        match members::leaves_since(&db, since, now - 3_600_000).await {
+            Ok(leaves) => {
+                for leave in leaves {
+                    newest = newest.max(leave.left_at);
+                    if seen.insert(leave.id, leave.left_at).is_none() {
+                        chat.leave_room(
+                            leave.user_id,
+                            leave.chat_room_id,
+                            &left_message(leave.chat_room_id),
+                        );
+                    }
+                }
+                seen.retain(|_, at| *at >= since);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read chat leaves"),
+        }
+    }
 }
 
 /// STOMP over WebSocket. CONNECT carries the access token (`Authorization: Bearer …`).

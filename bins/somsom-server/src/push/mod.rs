@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use push_notify::dispatch::Recheck;
+use push_notify::send::endpoint::EndpointPolicy;
 use push_notify::{Device, DeviceRegistry, DeviceType, Ledger, ReminderKey};
 use ticket_lock::TicketEngine;
 
@@ -28,6 +29,15 @@ use crate::extract::{Json as JsonBody, Query};
 
 pub use dto::{ActivateRequest, DeactivateRequest, NotificationItem, NotificationQuery, VapidKey};
 pub use planner::{PlanContext, Planning, reconcile};
+
+/// The Web Push endpoint policy the settings describe.
+pub fn endpoint_policy(settings: &crate::config::PushSettings) -> EndpointPolicy {
+    if settings.allow_private_endpoints {
+        EndpointPolicy::permissive()
+    } else {
+        EndpointPolicy::strict()
+    }
+}
 
 /// The push engine's handles the routes use.
 #[derive(Clone)]
@@ -42,6 +52,8 @@ pub struct Push {
     pub context: PlanContext,
     /// The VAPID public key browsers subscribe with.
     pub vapid_public_key: String,
+    /// Where Web Push subscriptions may point.
+    pub endpoint_policy: EndpointPolicy,
 }
 
 fn token_issue(e: push_notify::PushError) -> ApiError {
@@ -95,6 +107,13 @@ pub async fn activate(
             return Err(error);
         }
     };
+    // A browser's subscription names the URL the server will post to: only a public https
+    // push service, never the server's own network.
+    if let Ok(subscription) = push_notify::send::webpush::Subscription::parse(&token) {
+        push_notify::send::endpoint::check(&subscription.endpoint, push.endpoint_policy)
+            .await
+            .map_err(token_issue)?;
+    }
     push.registry
         .activate(Device {
             user: user.user.id,

@@ -1,12 +1,14 @@
 //! In-memory account store: the test double and the store of a single-process server that does
 //! not need accounts to survive a restart.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::store::{Account, AccountStore, RefreshLookup, RefreshRecord, StoreError};
+use super::store::{
+    Account, AccountStore, RefreshLookup, RefreshRecord, RevokedSession, StoreError,
+};
 
 #[derive(Debug, Default)]
 struct State {
@@ -14,7 +16,8 @@ struct State {
     usernames: HashMap<String, String>,
     refresh: HashMap<String, (RefreshRecord, bool)>,
     families: HashMap<String, String>,
-    revoked: HashSet<String>,
+    /// Revoked families and when.
+    revoked: HashMap<String, i64>,
     key: Option<(String, String)>,
 }
 
@@ -64,17 +67,64 @@ impl AccountStore for MemoryStore {
 
     async fn update_account(&self, account: &Account) -> Result<(), StoreError> {
         self.with(|s| {
-            s.accounts.insert(account.email.clone(), account.clone());
+            if let Some(stored) = s.accounts.get_mut(&account.email) {
+                *stored = Account {
+                    username: stored.username.clone(),
+                    email: stored.email.clone(),
+                    ..account.clone()
+                };
+            }
         });
         Ok(())
     }
 
-    async fn add_code_attempt(&self, email: &str) -> Result<u32, StoreError> {
-        Ok(self.with(|s| {
-            s.accounts.get_mut(email).map_or(0, |a| {
+    async fn update_if_code(
+        &self,
+        account: &Account,
+        expected_code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        self.with(|s| match s.accounts.get_mut(&account.email) {
+            Some(stored) if stored.code_hash.as_deref() == Some(expected_code_hash) => {
+                *stored = Account {
+                    username: stored.username.clone(),
+                    email: stored.email.clone(),
+                    ..account.clone()
+                };
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    async fn take_code_attempt(
+        &self,
+        email: &str,
+        per_code: u32,
+        per_window: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.accounts.get_mut(email) {
+            Some(a) if a.code_attempts < per_code && a.window_attempts < per_window => {
                 a.code_attempts += 1;
-                a.code_attempts
-            })
+                a.window_attempts += 1;
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn purge_pending(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(self.with(|s| {
+            let gone: Vec<Account> = s
+                .accounts
+                .values()
+                .filter(|a| !a.confirmed && a.created_at < before)
+                .cloned()
+                .collect();
+            for account in &gone {
+                s.accounts.remove(&account.email);
+                s.usernames.remove(&account.username);
+            }
+            gone.len() as u64
         }))
     }
 
@@ -94,7 +144,7 @@ impl AccountStore for MemoryStore {
             s.refresh
                 .get(token_hash)
                 .map(|(record, used)| RefreshLookup {
-                    family_revoked: s.revoked.contains(&record.family),
+                    family_revoked: s.revoked.contains_key(&record.family),
                     record: record.clone(),
                     used: *used,
                 })
@@ -111,26 +161,46 @@ impl AccountStore for MemoryStore {
         }))
     }
 
-    async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
-        self.with(|s| s.revoked.insert(family.to_owned()));
-        Ok(())
-    }
-
-    async fn revoke_user(&self, username: &str) -> Result<(), StoreError> {
+    async fn revoke_family(&self, family: &str, at: i64) -> Result<(), StoreError> {
         self.with(|s| {
-            let families: Vec<String> = s
-                .families
-                .iter()
-                .filter(|(_, owner)| *owner == username)
-                .map(|(f, _)| f.clone())
-                .collect();
-            s.revoked.extend(families);
+            if s.families.contains_key(family) {
+                s.revoked.entry(family.to_owned()).or_insert(at);
+            }
         });
         Ok(())
     }
 
+    async fn revoke_user(&self, username: &str, at: i64) -> Result<(), StoreError> {
+        self.with(|s| {
+            let families: Vec<String> = s
+                .families
+                .iter()
+                .filter(|(family, owner)| *owner == username && !s.revoked.contains_key(*family))
+                .map(|(f, _)| f.clone())
+                .collect();
+            s.revoked.extend(families.into_iter().map(|f| (f, at)));
+        });
+        Ok(())
+    }
+
+    async fn revoked_since(&self, since: i64) -> Result<Vec<RevokedSession>, StoreError> {
+        Ok(self.with(|s| {
+            s.revoked
+                .iter()
+                .filter(|(_, at)| **at >= since)
+                .filter_map(|(family, at)| {
+                    Some(RevokedSession {
+                        family: family.clone(),
+                        username: s.families.get(family)?.clone(),
+                        revoked_at: *at,
+                    })
+                })
+                .collect()
+        }))
+    }
+
     async fn family_active(&self, family: &str) -> Result<bool, StoreError> {
-        Ok(self.with(|s| s.families.contains_key(family) && !s.revoked.contains(family)))
+        Ok(self.with(|s| s.families.contains_key(family) && !s.revoked.contains_key(family)))
     }
 
     async fn signing_key(&self) -> Result<Option<(String, String)>, StoreError> {

@@ -1,7 +1,25 @@
 //! The local identity provider: accounts in an [`AccountStore`], argon2id passwords, 6-digit
 //! e-mail codes, RS256 tokens with a persisted key, rotating refresh tokens with reuse detection.
+//!
+//! What it does against hostile callers:
+//!
+//! - **Password hashes are rationed** ([`LocalConfig::kdf_concurrency`], `kdf_queue`): argon2id
+//!   takes 19 MiB and tens of milliseconds each; past the queue a caller gets
+//!   [`AuthError::Overloaded`] at once instead of memory and latency for everyone.
+//! - **Nobody keeps an address they do not own.** A sign-up for an address whose account is
+//!   still unconfirmed replaces that pending account (new password, new code). An address signed
+//!   up more than once is *contested*: confirming it needs the latest sign-up's password as well
+//!   as the code, so a squatter's password never becomes the mailbox owner's account. A pending
+//!   account lives [`LocalConfig::pending_ttl`] from its first sign-up.
+//! - **Codes cannot be guessed**: each code allows `max_code_attempts` guesses and each code
+//!   window (`code_window`) `max_window_attempts`, however many codes are resent; every guess is
+//!   taken atomically in the store before it is compared.
+//! - **Sign-out reaches every node within a poll**: nodes learn revoked sessions with one query
+//!   per poll ([`IdentityProvider::poll_revocations`]) instead of one per request; while the
+//!   list is stale they fall back to reading the session.
 
 mod memory;
+mod revocations;
 #[cfg(feature = "sql")]
 mod sql;
 pub mod store;
@@ -14,22 +32,25 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Duration;
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 
 pub use memory::MemoryStore;
+use revocations::Revocations;
 #[cfg(feature = "sql")]
 pub use sql::SqlStore;
 use store::{Account, AccountStore, RefreshRecord};
 
 use crate::jwt::{AccessTokenClaims, IdTokenClaims, Jwks, SigningKey, Verifier};
 use crate::password::{self, Policy};
-use crate::sender::{CodeSender, Recipient};
+use crate::sender::{CodePurpose, CodeSender, Recipient};
 use crate::{
-    AuthError, Claims, Clock, IdentityProvider, Login, Profile, Result, Role, SignUp,
+    AuthError, Claims, Clock, IdentityProvider, Login, Profile, Result, Revocation, Role, SignUp,
     SignUpOutcome, Tokens, normalize_email,
 };
 
 /// Settings of the local provider.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LocalConfig {
     /// `iss` of every token, e.g. `http://localhost:8080`.
     pub issuer: String,
@@ -41,14 +62,28 @@ pub struct LocalConfig {
     pub refresh_ttl: Duration,
     /// Confirmation code lifetime (Cognito: 24 hours).
     pub code_ttl: Duration,
-    /// Wrong codes allowed before the code is locked (a new one must be requested).
+    /// Password-reset code lifetime.
+    pub reset_code_ttl: Duration,
+    /// How long an unconfirmed account lives after its first sign-up.
+    pub pending_ttl: Duration,
+    /// Guesses allowed per code (a new one must then be requested).
     pub max_code_attempts: u32,
+    /// Guesses allowed per code window, over every code sent in it.
+    pub max_window_attempts: u32,
+    /// The code window: it begins with the first code sent after the previous one ended.
+    pub code_window: Duration,
     /// Password rules.
     pub policy: Policy,
-    /// How long this node trusts that a session it saw active is still active. A sign-out on
-    /// this node takes effect at once; on another node sharing the store, within this time.
-    /// Zero checks the store on every verification.
+    /// How long this node trusts that a session it saw active is still active, and how stale its
+    /// list of revoked sessions may be before it reads sessions from the store again. A sign-out
+    /// on this node takes effect at once; on another node sharing the store, within this time
+    /// (with [`IdentityProvider::poll_revocations`] called at this interval). Zero reads the
+    /// store on every verification.
     pub session_cache: Duration,
+    /// Password hashes (sign-up, login, reset) running at once.
+    pub kdf_concurrency: usize,
+    /// Password hashes that may wait for one of those; past that, [`AuthError::Overloaded`].
+    pub kdf_queue: usize,
 }
 
 impl Default for LocalConfig {
@@ -59,10 +94,41 @@ impl Default for LocalConfig {
             access_ttl: Duration::hours(1),
             refresh_ttl: Duration::days(30),
             code_ttl: Duration::hours(24),
+            reset_code_ttl: Duration::hours(1),
+            pending_ttl: Duration::hours(24),
             max_code_attempts: 5,
+            max_window_attempts: 20,
+            code_window: Duration::hours(24),
             policy: Policy::default(),
             session_cache: Duration::seconds(1),
+            kdf_concurrency: std::thread::available_parallelism().map_or(2, usize::from),
+            kdf_queue: 64,
         }
+    }
+}
+
+impl LocalConfig {
+    /// The defaults with this token issuer.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            ..Self::default()
+        }
+    }
+
+    /// With this session cache (see [`LocalConfig::session_cache`]).
+    #[must_use]
+    pub fn with_session_cache(mut self, session_cache: Duration) -> Self {
+        self.session_cache = session_cache;
+        self
+    }
+
+    /// With `concurrency` password hashes at once and `queue` more waiting.
+    #[must_use]
+    pub fn with_kdf_limits(mut self, concurrency: usize, queue: usize) -> Self {
+        self.kdf_concurrency = concurrency.max(1);
+        self.kdf_queue = queue;
+        self
     }
 }
 
@@ -82,10 +148,55 @@ struct Inner {
     /// Tokens whose signature and claims were already checked. The RSA check dominates the cost
     /// of a verification; the session (revocation) check still runs on every call.
     verified: moka::sync::Cache<String, AccessTokenClaims>,
-    /// Sessions (token families) seen active lately, with their owner: see
-    /// [`LocalConfig::session_cache`].
+    /// Sessions (token families) seen active lately, with their owner: the fallback while the
+    /// revocation list is stale.
     active_sessions: moka::sync::Cache<String, String>,
+    revocations: Revocations,
+    kdf: Kdf,
     config: LocalConfig,
+}
+
+/// Rations password hashing: `run` permits hash at once, `admit` bounds those plus the waiting.
+#[derive(Debug)]
+struct Kdf {
+    admit: Semaphore,
+    run: Semaphore,
+}
+
+impl Kdf {
+    fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            admit: Semaphore::new(concurrency + queue),
+            run: Semaphore::new(concurrency),
+        }
+    }
+
+    /// Runs `f` (argon2) off the async threads, or refuses at once when too many wait.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let _admitted = self
+            .admit
+            .try_acquire()
+            .map_err(|_| AuthError::Overloaded)?;
+        let _running = self
+            .run
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Overloaded)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| AuthError::unavailable("argon2", e.to_string()))
+    }
+}
+
+/// How an account stands for confirmation.
+enum Pending {
+    /// No account, or a pending one past its lifetime.
+    None,
+    /// Unconfirmed and alive.
+    Live(Account),
+    /// Confirmed.
+    Confirmed(Account),
 }
 
 impl LocalIdentity {
@@ -112,7 +223,8 @@ impl LocalIdentity {
         Ok(Self::with_key(store, sender, clock, config, key))
     }
 
-    /// A provider with a given key (tests share one to skip key generation).
+    /// A provider with a given key: from a file or the environment, so that it need not be kept
+    /// in the database (and tests share one to skip key generation).
     pub fn with_key(
         store: Arc<dyn AccountStore>,
         sender: Arc<dyn CodeSender>,
@@ -128,9 +240,6 @@ impl LocalIdentity {
             inner: Arc::new(Inner {
                 store,
                 sender,
-                clock,
-                key,
-                verifier,
                 verified: moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(std::time::Duration::from_secs(300))
@@ -140,6 +249,11 @@ impl LocalIdentity {
                     .time_to_live(config.session_cache.to_std().unwrap_or_default())
                     .support_invalidation_closures()
                     .build(),
+                revocations: Revocations::new(config.access_ttl, config.session_cache),
+                kdf: Kdf::new(config.kdf_concurrency, config.kdf_queue),
+                clock,
+                key,
+                verifier,
                 config,
             }),
         }
@@ -150,18 +264,36 @@ impl LocalIdentity {
     }
 
     async fn session_active(&self, sid: &str, username: &str) -> Result<bool> {
-        if self.inner.config.session_cache > Duration::zero()
-            && self.inner.active_sessions.contains_key(sid)
-        {
-            return Ok(true);
+        let cache = self.inner.config.session_cache > Duration::zero();
+        match self.inner.revocations.lookup(sid, self.now_ms()) {
+            Some(revoked) => return Ok(!revoked),
+            None if cache && self.inner.active_sessions.contains_key(sid) => return Ok(true),
+            None => {}
         }
         let active = self.inner.store.family_active(sid).await?;
-        if active && self.inner.config.session_cache > Duration::zero() {
+        if active && cache {
             self.inner
                 .active_sessions
                 .insert(sid.to_owned(), username.to_owned());
         }
         Ok(active)
+    }
+
+    /// Revokes every session of `username` in the store and ends them on this node at once
+    /// (other nodes learn it from their next poll).
+    async fn revoke_user(&self, username: &str) -> Result<()> {
+        let now = self.now_ms();
+        self.inner.store.revoke_user(username, now).await?;
+        let owner = username.to_owned();
+        // Closures are supported by the builder, so this cannot fail.
+        let _ = self
+            .inner
+            .active_sessions
+            .invalidate_entries_if(move |_, o| *o == owner);
+        // Which families that was: the list must know them before the next poll.
+        let revoked = self.inner.store.revoked_since(now).await?;
+        self.inner.revocations.learn(revoked, now, false);
+        Ok(())
     }
 
     /// Operator tooling for load tests and demo data: makes a confirmed account for each
@@ -174,7 +306,7 @@ impl LocalIdentity {
     ) -> Result<Vec<Login>> {
         let policy = &self.inner.config.policy;
         let owned = password.to_owned();
-        let password_hash = blocking(move || password::hash(&owned)).await??;
+        let password_hash = self.inner.kdf.run(move || password::hash(&owned)).await??;
         let mut logins = Vec::with_capacity(people.len());
         for (email, name) in people {
             let (email, name) = SignUp {
@@ -187,16 +319,8 @@ impl LocalIdentity {
                 Some(existing) => existing,
                 None => {
                     let account = Account {
-                        username: uuid::Uuid::new_v4().to_string(),
-                        email,
-                        name,
-                        password_hash: password_hash.clone(),
-                        role: Role::User,
                         confirmed: true,
-                        code_hash: None,
-                        code_expires_at: None,
-                        code_attempts: 0,
-                        created_at: self.now_ms(),
+                        ..self.new_account(email, name, password_hash.clone())
                     };
                     self.inner.store.insert_account(&account).await?;
                     account
@@ -213,6 +337,24 @@ impl LocalIdentity {
         Ok(logins)
     }
 
+    fn new_account(&self, email: String, name: String, password_hash: String) -> Account {
+        Account {
+            username: uuid::Uuid::new_v4().to_string(),
+            email,
+            name,
+            password_hash,
+            role: Role::User,
+            confirmed: false,
+            code_hash: None,
+            code_expires_at: None,
+            code_attempts: 0,
+            window_attempts: 0,
+            window_started_at: 0,
+            sign_ups: 1,
+            created_at: self.now_ms(),
+        }
+    }
+
     async fn account(&self, email: &str) -> Result<Option<Account>> {
         Ok(self
             .inner
@@ -221,18 +363,94 @@ impl LocalIdentity {
             .await?)
     }
 
-    async fn send_new_code(&self, account: &mut Account) -> Result<()> {
+    /// The account of `email` as confirmation sees it: a pending account past its lifetime is
+    /// as good as none.
+    async fn pending(&self, email: &str) -> Result<Pending> {
+        Ok(match self.account(email).await? {
+            Some(a) if a.confirmed => Pending::Confirmed(a),
+            Some(a) if !self.expired(&a) => Pending::Live(a),
+            _ => Pending::None,
+        })
+    }
+
+    fn expired(&self, account: &Account) -> bool {
+        !account.confirmed
+            && account.created_at + self.inner.config.pending_ttl.num_milliseconds()
+                <= self.now_ms()
+    }
+
+    /// Puts a fresh code on `account` (in memory; the caller stores it) and returns it. The code
+    /// window starts over if the last one ended.
+    fn fresh_code(&self, account: &mut Account, ttl: Duration) -> String {
+        let now = self.now_ms();
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000));
         account.code_hash = Some(code_hash(&account.username, &code));
-        account.code_expires_at =
-            Some(self.now_ms() + self.inner.config.code_ttl.num_milliseconds());
+        let mut expires = now + ttl.num_milliseconds();
+        if !account.confirmed {
+            // A pending account's codes die with it.
+            expires =
+                expires.min(account.created_at + self.inner.config.pending_ttl.num_milliseconds());
+        }
+        account.code_expires_at = Some(expires);
         account.code_attempts = 0;
-        self.inner.store.update_account(account).await?;
+        if now >= account.window_started_at + self.inner.config.code_window.num_milliseconds() {
+            account.window_started_at = now;
+            account.window_attempts = 0;
+        }
+        code
+    }
+
+    async fn send(&self, account: &Account, code: &str, purpose: CodePurpose) -> Result<()> {
         let to = Recipient {
             email: account.email.clone(),
             name: account.name.clone(),
         };
-        self.inner.sender.send_code(&to, &code).await
+        self.inner.sender.send_code(&to, code, purpose).await
+    }
+
+    /// Checks `code` against the account's current one, counting the guess first (atomically,
+    /// in the store), so that concurrent guesses cannot exceed the caps.
+    async fn check_code(&self, account: &Account, code: &str) -> Result<String> {
+        let Some(expected) = account.code_hash.clone() else {
+            return Err(AuthError::CodeExpired);
+        };
+        if account.code_expires_at.is_none_or(|at| at <= self.now_ms()) {
+            return Err(AuthError::CodeExpired);
+        }
+        let config = &self.inner.config;
+        if !self
+            .inner
+            .store
+            .take_code_attempt(
+                &account.email,
+                config.max_code_attempts,
+                config.max_window_attempts,
+            )
+            .await?
+        {
+            return Err(AuthError::TooManyAttempts);
+        }
+        if code_hash(&account.username, code.trim()) != expected {
+            // The last allowed guess tells the caller to stop.
+            let used = account.code_attempts + 1;
+            let window_used = account.window_attempts + 1;
+            return Err(
+                if used >= config.max_code_attempts || window_used >= config.max_window_attempts {
+                    AuthError::TooManyAttempts
+                } else {
+                    AuthError::CodeMismatch
+                },
+            );
+        }
+        Ok(expected)
+    }
+
+    async fn password_matches(&self, password: &str, phc: &str) -> Result<bool> {
+        let (password, phc) = (password.to_owned(), phc.to_owned());
+        self.inner
+            .kdf
+            .run(move || password::verify(&password, &phc))
+            .await
     }
 
     fn issue(&self, account: &Account, family: &str) -> Result<(Tokens, RefreshRecord)> {
@@ -312,90 +530,152 @@ fn code_hash(username: &str, code: &str) -> String {
     sha256_hex(format!("{username}:{code}").as_bytes())
 }
 
-/// Runs argon2 off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AuthError::unavailable("argon2", e.to_string()))
-}
-
 #[async_trait]
 impl IdentityProvider for LocalIdentity {
     async fn sign_up(&self, request: SignUp) -> Result<SignUpOutcome> {
         let (email, name) = request.validate(&self.inner.config.policy)?;
-        if self.inner.store.account_by_email(&email).await?.is_some() {
+        // Cheap refusal before the expensive hash.
+        let existing = self.account(&email).await?;
+        if existing.as_ref().is_some_and(|a| a.confirmed) {
             return Err(AuthError::UserAlreadyExists);
         }
         let password = request.password;
-        let password_hash = blocking(move || password::hash(&password)).await??;
-        let mut account = Account {
-            username: uuid::Uuid::new_v4().to_string(),
-            email,
-            name,
-            password_hash,
-            role: Role::User,
-            confirmed: false,
-            code_hash: None,
-            code_expires_at: None,
-            code_attempts: 0,
-            created_at: self.now_ms(),
+        let password_hash = self
+            .inner
+            .kdf
+            .run(move || password::hash(&password))
+            .await??;
+        let existed = existing.is_some();
+        let mut account = match existing {
+            // A later sign-up replaces a live pending one: the address is now contested.
+            Some(pending) if !self.expired(&pending) => Account {
+                name,
+                password_hash,
+                sign_ups: pending.sign_ups.saturating_add(1),
+                ..pending
+            },
+            // One past its lifetime starts over, keeping its row and handle.
+            Some(expired) => Account {
+                username: expired.username,
+                ..self.new_account(email, name, password_hash)
+            },
+            None => self.new_account(email, name, password_hash),
         };
-        self.inner.store.insert_account(&account).await?;
-        self.send_new_code(&mut account).await?;
+        let code = self.fresh_code(&mut account, self.inner.config.code_ttl);
+        if existed {
+            self.inner.store.update_account(&account).await?;
+        } else {
+            self.inner.store.insert_account(&account).await?;
+        }
+        self.send(&account, &code, CodePurpose::SignUp).await?;
         Ok(SignUpOutcome {
             username: account.username,
             confirmed: false,
         })
     }
 
-    async fn confirm_sign_up(&self, email: &str, code: &str) -> Result<Profile> {
-        let mut account = self.account(email).await?.ok_or(AuthError::UserNotFound)?;
-        if account.confirmed {
-            return Err(AuthError::AlreadyConfirmed);
-        }
-        let max = self.inner.config.max_code_attempts;
-        if account.code_attempts >= max {
-            return Err(AuthError::TooManyAttempts);
-        }
-        let Some(expected) = account.code_hash.clone() else {
-            return Err(AuthError::CodeExpired);
+    async fn confirm_sign_up(
+        &self,
+        email: &str,
+        code: &str,
+        password: Option<&str>,
+    ) -> Result<Profile> {
+        let account = match self.pending(email).await? {
+            Pending::None => return Err(AuthError::UserNotFound),
+            Pending::Confirmed(_) => return Err(AuthError::AlreadyConfirmed),
+            Pending::Live(account) => account,
         };
-        if account.code_expires_at.is_none_or(|at| at <= self.now_ms()) {
+        let expected = self.check_code(&account, code).await?;
+        match password {
+            Some(password)
+                if !self
+                    .password_matches(password, &account.password_hash)
+                    .await? =>
+            {
+                return Err(AuthError::NotAuthorized);
+            }
+            None if account.sign_ups > 1 => return Err(AuthError::PasswordRequired),
+            Some(_) | None => {}
+        }
+        let confirmed = Account {
+            confirmed: true,
+            code_hash: None,
+            code_expires_at: None,
+            code_attempts: 0,
+            window_attempts: 0,
+            sign_ups: 1,
+            ..account
+        };
+        // Only if no later sign-up replaced the account (and its password) meanwhile.
+        if !self
+            .inner
+            .store
+            .update_if_code(&confirmed, &expected)
+            .await?
+        {
             return Err(AuthError::CodeExpired);
         }
-        if code_hash(&account.username, code.trim()) != expected {
-            let attempts = self.inner.store.add_code_attempt(&account.email).await?;
-            return Err(if attempts >= max {
-                AuthError::TooManyAttempts
-            } else {
-                AuthError::CodeMismatch
-            });
-        }
-        account.confirmed = true;
-        account.code_hash = None;
-        account.code_expires_at = None;
-        account.code_attempts = 0;
-        self.inner.store.update_account(&account).await?;
-        Ok(profile(&account))
+        Ok(profile(&confirmed))
     }
 
     async fn resend_confirmation_code(&self, email: &str) -> Result<()> {
-        let mut account = self.account(email).await?.ok_or(AuthError::UserNotFound)?;
-        if account.confirmed {
-            return Err(AuthError::AlreadyConfirmed);
+        let mut account = match self.pending(email).await? {
+            Pending::None => return Err(AuthError::UserNotFound),
+            Pending::Confirmed(_) => return Err(AuthError::AlreadyConfirmed),
+            Pending::Live(account) => account,
+        };
+        let code = self.fresh_code(&mut account, self.inner.config.code_ttl);
+        self.inner.store.update_account(&account).await?;
+        self.send(&account, &code, CodePurpose::SignUp).await
+    }
+
+    async fn forgot_password(&self, email: &str) -> Result<()> {
+        crate::validate_email(email)?;
+        let Pending::Confirmed(mut account) = self.pending(email).await? else {
+            // The same answer as for an account: this must not tell who has one.
+            return Ok(());
+        };
+        let code = self.fresh_code(&mut account, self.inner.config.reset_code_ttl);
+        self.inner.store.update_account(&account).await?;
+        self.send(&account, &code, CodePurpose::PasswordReset).await
+    }
+
+    async fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<()> {
+        self.inner.config.policy.check(new_password)?;
+        let Pending::Confirmed(account) = self.pending(email).await? else {
+            return Err(AuthError::CodeMismatch);
+        };
+        let expected = self.check_code(&account, code).await?;
+        let new_password = new_password.to_owned();
+        let password_hash = self
+            .inner
+            .kdf
+            .run(move || password::hash(&new_password))
+            .await??;
+        let username = account.username.clone();
+        let updated = Account {
+            password_hash,
+            code_hash: None,
+            code_expires_at: None,
+            code_attempts: 0,
+            window_attempts: 0,
+            ..account
+        };
+        if !self.inner.store.update_if_code(&updated, &expected).await? {
+            return Err(AuthError::CodeExpired);
         }
-        self.send_new_code(&mut account).await
+        // Whoever knew the old password is out, everywhere.
+        self.revoke_user(&username).await
     }
 
     async fn sign_in(&self, email: &str, password: &str) -> Result<Login> {
-        let account = self.account(email).await?;
+        let account = self.account(email).await?.filter(|a| !self.expired(a));
         // The same work and the same answer whether or not the e-mail exists.
         let phc = account.as_ref().map_or_else(
             || password::decoy_hash().to_owned(),
             |a| a.password_hash.clone(),
         );
-        let password = password.to_owned();
-        let matches = blocking(move || password::verify(&password, &phc)).await?;
+        let matches = self.password_matches(password, &phc).await?;
         let account = match account {
             Some(a) if matches => a,
             _ => return Err(AuthError::NotAuthorized),
@@ -429,8 +709,15 @@ impl IdentityProvider for LocalIdentity {
         if found.used || !self.inner.store.mark_refresh_used(&hash).await? {
             // A refresh token that is traded in twice has leaked: end the whole session.
             tracing::warn!(username, "refresh token reuse: revoking its session");
-            self.inner.store.revoke_family(&found.record.family).await?;
+            let now = self.now_ms();
+            self.inner
+                .store
+                .revoke_family(&found.record.family, now)
+                .await?;
             self.inner.active_sessions.invalidate(&found.record.family);
+            self.inner
+                .revocations
+                .revoke_locally(&found.record.family, username, now);
             return Err(AuthError::InvalidRefreshToken);
         }
         let account = self
@@ -446,14 +733,7 @@ impl IdentityProvider for LocalIdentity {
 
     async fn sign_out(&self, access_token: &str) -> Result<()> {
         let claims = self.verify(access_token).await?;
-        self.inner.store.revoke_user(&claims.username).await?;
-        let username = claims.username.clone();
-        // Closures are supported by the builder, so this cannot fail.
-        let _ = self
-            .inner
-            .active_sessions
-            .invalidate_entries_if(move |_, owner| *owner == username);
-        Ok(())
+        self.revoke_user(&claims.username).await
     }
 
     async fn verify(&self, access_token: &str) -> Result<Claims> {
@@ -476,6 +756,20 @@ impl IdentityProvider for LocalIdentity {
             return Err(AuthError::InvalidToken);
         }
         Ok(raw.claims())
+    }
+
+    async fn poll_revocations(&self) -> Result<Vec<Revocation>> {
+        let now = self.now_ms();
+        let since = self.inner.revocations.poll_from(now);
+        let seen = self.inner.store.revoked_since(since).await?;
+        Ok(self.inner.revocations.learn(seen, now, true))
+    }
+
+    /// Deletes unconfirmed accounts past [`LocalConfig::pending_ttl`]: it bounds what anonymous
+    /// sign-ups leave in the store.
+    async fn purge_expired(&self) -> Result<u64> {
+        let before = self.now_ms() - self.inner.config.pending_ttl.num_milliseconds();
+        Ok(self.inner.store.purge_pending(before).await?)
     }
 
     async fn profile(&self, email: &str) -> Result<Profile> {
@@ -518,18 +812,23 @@ pub(crate) mod tests {
     pub(crate) fn harness(store: Arc<dyn AccountStore>) -> Harness {
         let codes = Arc::new(MemorySender::new());
         let clock = ManualClock::starting_now();
-        let provider = LocalIdentity::with_key(
-            store,
-            codes.clone(),
-            Arc::new(clock.clone()),
-            LocalConfig::default(),
-            test_key(),
-        );
+        let node = || {
+            LocalIdentity::with_key(
+                store.clone(),
+                codes.clone(),
+                Arc::new(clock.clone()),
+                LocalConfig::default(),
+                test_key(),
+            )
+        };
+        let (provider, twin) = (node(), node());
         Harness {
             provider: Arc::new(provider),
             codes: Some(Arc::new(move |email: &str| codes.last_code(email))),
             clock: Some(clock),
             rotates_refresh_tokens: true,
+            detects_contested_sign_ups: true,
+            twin: Some(Arc::new(twin)),
         }
     }
 
@@ -624,7 +923,9 @@ pub(crate) mod tests {
         .await
         .unwrap();
         let code = (h.codes.as_ref().unwrap())("v@example.com").unwrap();
-        p.confirm_sign_up("v@example.com", &code).await.unwrap();
+        p.confirm_sign_up("v@example.com", &code, None)
+            .await
+            .unwrap();
         let first = p
             .sign_in("v@example.com", "Festival1!")
             .await

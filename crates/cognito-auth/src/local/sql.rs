@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use sqlx::{MySqlPool, SqlitePool};
 
-use super::store::{Account, AccountStore, RefreshLookup, RefreshRecord, StoreError};
+use super::store::{
+    Account, AccountStore, RefreshLookup, RefreshRecord, RevokedSession, StoreError,
+};
 use crate::Role;
 
 /// An account store over a SQL pool. Create it, then [`migrate`](Self::migrate) once at start.
@@ -47,6 +49,9 @@ struct AccountRow {
     code_hash: Option<String>,
     code_expires_at: Option<i64>,
     code_attempts: i32,
+    window_attempts: i32,
+    window_started_at: i64,
+    sign_ups: i32,
     created_at: i64,
 }
 
@@ -62,6 +67,9 @@ impl From<AccountRow> for Account {
             code_hash: r.code_hash,
             code_expires_at: r.code_expires_at,
             code_attempts: u32::try_from(r.code_attempts).unwrap_or(0),
+            window_attempts: u32::try_from(r.window_attempts).unwrap_or(0),
+            window_started_at: r.window_started_at,
+            sign_ups: u32::try_from(r.sign_ups).unwrap_or(1),
             created_at: r.created_at,
         }
     }
@@ -78,7 +86,30 @@ struct RefreshRow {
 }
 
 const ACCOUNT_COLUMNS: &str = "username, email, name, password_hash, role, confirmed, code_hash, \
-                               code_expires_at, code_attempts, created_at";
+     code_expires_at, code_attempts, window_attempts, window_started_at, sign_ups, created_at";
+
+/// Every mutable column of an account, in the order [`bind_mutable`] binds them.
+const SET_MUTABLE: &str = "name = ?, password_hash = ?, role = ?, confirmed = ?, code_hash = ?, \
+     code_expires_at = ?, code_attempts = ?, window_attempts = ?, window_started_at = ?, \
+     sign_ups = ?, created_at = ?";
+
+/// Binds an account's mutable columns (see [`SET_MUTABLE`]).
+macro_rules! bind_mutable {
+    ($query:expr, $a:expr) => {
+        $query
+            .bind(&$a.name)
+            .bind(&$a.password_hash)
+            .bind($a.role.as_str())
+            .bind($a.confirmed)
+            .bind(&$a.code_hash)
+            .bind($a.code_expires_at)
+            .bind(i64::from($a.code_attempts))
+            .bind(i64::from($a.window_attempts))
+            .bind($a.window_started_at)
+            .bind(i64::from($a.sign_ups))
+            .bind($a.created_at)
+    };
+}
 
 impl SqlStore {
     /// Creates the tables if they are missing. Other crates' migrations in the same database are
@@ -103,13 +134,11 @@ impl SqlStore {
 #[async_trait]
 impl AccountStore for SqlStore {
     async fn insert_account(&self, a: &Account) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO auth_accounts (username, email, name, password_hash, role, \
-             confirmed, code_hash, code_expires_at, code_attempts, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-        on_pool!(self, pool => sqlx::query(SQL)
-            .bind(&a.username).bind(&a.email).bind(&a.name).bind(&a.password_hash)
-            .bind(a.role.as_str()).bind(a.confirmed).bind(&a.code_hash).bind(a.code_expires_at)
-            .bind(i64::from(a.code_attempts)).bind(a.created_at)
+        const SQL: &str = "INSERT INTO auth_accounts (name, password_hash, role, confirmed, \
+             code_hash, code_expires_at, code_attempts, window_attempts, window_started_at, \
+             sign_ups, created_at, username, email) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        on_pool!(self, pool => bind_mutable!(sqlx::query(SQL), a)
+            .bind(&a.username).bind(&a.email)
             .execute(pool).await.map(drop).map_err(backend))
     }
 
@@ -128,24 +157,45 @@ impl AccountStore for SqlStore {
     }
 
     async fn update_account(&self, a: &Account) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE auth_accounts SET name = ?, password_hash = ?, role = ?, \
-             confirmed = ?, code_hash = ?, code_expires_at = ?, code_attempts = ? WHERE username = ?";
-        on_pool!(self, pool => sqlx::query(SQL)
-            .bind(&a.name).bind(&a.password_hash).bind(a.role.as_str()).bind(a.confirmed)
-            .bind(&a.code_hash).bind(a.code_expires_at).bind(i64::from(a.code_attempts))
-            .bind(&a.username)
+        let sql = format!("UPDATE auth_accounts SET {SET_MUTABLE} WHERE email = ?");
+        on_pool!(self, pool => bind_mutable!(sqlx::query(sqlx::AssertSqlSafe(sql)), a)
+            .bind(&a.email)
             .execute(pool).await.map(drop).map_err(backend))
     }
 
-    async fn add_code_attempt(&self, email: &str) -> Result<u32, StoreError> {
-        // The increment is one statement, so concurrent wrong guesses all count.
+    async fn update_if_code(
+        &self,
+        a: &Account,
+        expected_code_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let sql =
+            format!("UPDATE auth_accounts SET {SET_MUTABLE} WHERE email = ? AND code_hash = ?");
+        let affected = on_pool!(self, pool => bind_mutable!(sqlx::query(sqlx::AssertSqlSafe(sql)), a)
+            .bind(&a.email).bind(expected_code_hash)
+            .execute(pool).await.map(|r| r.rows_affected()).map_err(backend))?;
+        Ok(affected == 1)
+    }
+
+    async fn take_code_attempt(
+        &self,
+        email: &str,
+        per_code: u32,
+        per_window: u32,
+    ) -> Result<bool, StoreError> {
+        // One conditional statement: of concurrent guesses, only as many as the caps allow count.
+        const SQL: &str = "UPDATE auth_accounts SET code_attempts = code_attempts + 1, \
+             window_attempts = window_attempts + 1 \
+             WHERE email = ? AND code_attempts < ? AND window_attempts < ?";
+        let affected = on_pool!(self, pool => sqlx::query(SQL)
+            .bind(email).bind(i64::from(per_code)).bind(i64::from(per_window))
+            .execute(pool).await.map(|r| r.rows_affected()).map_err(backend))?;
+        Ok(affected == 1)
+    }
+
+    async fn purge_pending(&self, before: i64) -> Result<u64, StoreError> {
         on_pool!(self, pool => sqlx::query(
-            "UPDATE auth_accounts SET code_attempts = code_attempts + 1 WHERE email = ?")
-            .bind(email).execute(pool).await.map(drop).map_err(backend))?;
-        let attempts: Option<i32> = on_pool!(self, pool => sqlx::query_scalar(
-            "SELECT code_attempts FROM auth_accounts WHERE email = ?")
-            .bind(email).fetch_optional(pool).await.map_err(backend))?;
-        Ok(attempts.and_then(|a| u32::try_from(a).ok()).unwrap_or(0))
+            "DELETE FROM auth_accounts WHERE confirmed = 0 AND created_at < ?")
+            .bind(before).execute(pool).await.map(|r| r.rows_affected()).map_err(backend))
     }
 
     async fn insert_refresh(&self, r: &RefreshRecord) -> Result<(), StoreError> {
@@ -191,14 +241,30 @@ impl AccountStore for SqlStore {
         Ok(affected == 1)
     }
 
-    async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("UPDATE auth_sessions SET revoked = 1 WHERE family = ?")
-            .bind(family).execute(pool).await.map(drop).map_err(backend))
+    async fn revoke_family(&self, family: &str, at: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE auth_sessions SET revoked = 1, revoked_at = ? WHERE family = ? AND revoked = 0")
+            .bind(at).bind(family).execute(pool).await.map(drop).map_err(backend))
     }
 
-    async fn revoke_user(&self, username: &str) -> Result<(), StoreError> {
-        on_pool!(self, pool => sqlx::query("UPDATE auth_sessions SET revoked = 1 WHERE username = ?")
-            .bind(username).execute(pool).await.map(drop).map_err(backend))
+    async fn revoke_user(&self, username: &str, at: i64) -> Result<(), StoreError> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE auth_sessions SET revoked = 1, revoked_at = ? WHERE username = ? AND revoked = 0")
+            .bind(at).bind(username).execute(pool).await.map(drop).map_err(backend))
+    }
+
+    async fn revoked_since(&self, since: i64) -> Result<Vec<RevokedSession>, StoreError> {
+        let rows: Vec<(String, String, i64)> = on_pool!(self, pool => sqlx::query_as(
+            "SELECT family, username, revoked_at FROM auth_sessions WHERE revoked_at >= ?")
+            .bind(since).fetch_all(pool).await.map_err(backend))?;
+        Ok(rows
+            .into_iter()
+            .map(|(family, username, revoked_at)| RevokedSession {
+                family,
+                username,
+                revoked_at,
+            })
+            .collect())
     }
 
     async fn family_active(&self, family: &str) -> Result<bool, StoreError> {
@@ -295,7 +361,11 @@ mod tests {
             .await
             .unwrap();
         provider
-            .confirm_sign_up("r@example.com", &sender.last_code("r@example.com").unwrap())
+            .confirm_sign_up(
+                "r@example.com",
+                &sender.last_code("r@example.com").unwrap(),
+                None,
+            )
             .await
             .unwrap();
         let token = provider

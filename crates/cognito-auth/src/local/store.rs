@@ -23,9 +23,17 @@ pub struct Account {
     pub code_hash: Option<String>,
     /// When the pending code expires (ms since the epoch).
     pub code_expires_at: Option<i64>,
-    /// Wrong codes entered since the code was sent.
+    /// Guesses at the current code (right or wrong).
     pub code_attempts: u32,
-    /// Creation time (ms since the epoch).
+    /// Guesses at any code in the current code window, however many codes were sent: resending
+    /// does not buy more guesses.
+    pub window_attempts: u32,
+    /// When the current code window began (ms since the epoch).
+    pub window_started_at: i64,
+    /// Sign-ups this pending account has had (a later one replaces the earlier): more than one
+    /// means someone else may have signed this address up, so confirming needs the password.
+    pub sign_ups: u32,
+    /// Creation time (ms since the epoch); for a pending account, of its first sign-up.
     pub created_at: i64,
 }
 
@@ -40,6 +48,17 @@ pub struct RefreshRecord {
     pub username: String,
     /// Expiry (ms since the epoch).
     pub expires_at: i64,
+}
+
+/// A revoked sign-in session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// The session (token family).
+    pub family: String,
+    /// Its owner.
+    pub username: String,
+    /// When it was revoked (ms since the epoch).
+    pub revoked_at: i64,
 }
 
 /// What a refresh-token lookup finds.
@@ -83,20 +102,38 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug + 'static {
     async fn account_by_email(&self, email: &str) -> Result<Option<Account>, StoreError>;
     /// Finds an account by its stable handle.
     async fn account_by_username(&self, username: &str) -> Result<Option<Account>, StoreError>;
-    /// Replaces an account's mutable fields (name, hash, role, confirmation state).
+    /// Replaces an account's mutable fields (everything but the username and e-mail).
     async fn update_account(&self, account: &Account) -> Result<(), StoreError>;
-    /// Adds one wrong code attempt atomically and returns the new count.
-    async fn add_code_attempt(&self, email: &str) -> Result<u32, StoreError>;
+    /// [`update_account`](Self::update_account) only if the stored code is still
+    /// `expected_code_hash` (no other sign-up, resend or reset replaced it meanwhile); `false`
+    /// when it was replaced.
+    async fn update_if_code(
+        &self,
+        account: &Account,
+        expected_code_hash: &str,
+    ) -> Result<bool, StoreError>;
+    /// Takes one guess at the current code, atomically: `false` (and nothing counted) when the
+    /// code already had `per_code` guesses or the window `per_window`.
+    async fn take_code_attempt(
+        &self,
+        email: &str,
+        per_code: u32,
+        per_window: u32,
+    ) -> Result<bool, StoreError>;
+    /// Deletes unconfirmed accounts created before `before` (ms); returns how many.
+    async fn purge_pending(&self, before: i64) -> Result<u64, StoreError>;
     /// Stores a refresh token (creating its family when new).
     async fn insert_refresh(&self, record: &RefreshRecord) -> Result<(), StoreError>;
     /// Looks a refresh token up by hash.
     async fn refresh_by_hash(&self, token_hash: &str) -> Result<Option<RefreshLookup>, StoreError>;
     /// Marks a refresh token used; `false` when it already was (atomic).
     async fn mark_refresh_used(&self, token_hash: &str) -> Result<bool, StoreError>;
-    /// Revokes one family.
-    async fn revoke_family(&self, family: &str) -> Result<(), StoreError>;
-    /// Revokes every family of a user (sign-out everywhere).
-    async fn revoke_user(&self, username: &str) -> Result<(), StoreError>;
+    /// Revokes one family at `at` (ms).
+    async fn revoke_family(&self, family: &str, at: i64) -> Result<(), StoreError>;
+    /// Revokes every family of a user (sign-out everywhere) at `at` (ms).
+    async fn revoke_user(&self, username: &str, at: i64) -> Result<(), StoreError>;
+    /// Sessions revoked at or after `since` (ms), by any node sharing the store.
+    async fn revoked_since(&self, since: i64) -> Result<Vec<RevokedSession>, StoreError>;
     /// Whether a family exists and is not revoked.
     async fn family_active(&self, family: &str) -> Result<bool, StoreError>;
     /// The persisted signing key `(kid, pem)`, if any.

@@ -33,6 +33,7 @@ pub struct Backends {
 pub struct ScriptedSender {
     script: Arc<Mutex<HashMap<String, VecDeque<SendOutcome>>>>,
     sent: Arc<Mutex<Vec<(String, Message)>>>,
+    hanging: Arc<Mutex<HashSet<String>>>,
 }
 
 impl ScriptedSender {
@@ -44,6 +45,16 @@ impl ScriptedSender {
             .entry(token.to_owned())
             .or_default()
             .extend(outcomes);
+    }
+
+    /// Sends to `token` never answer (a push service that hangs), until [`Self::unhang`].
+    pub fn hang(&self, token: &str) {
+        self.hanging.lock().unwrap().insert(token.to_owned());
+    }
+
+    /// Sends to `token` answer again.
+    pub fn unhang(&self, token: &str) {
+        self.hanging.lock().unwrap().remove(token);
     }
 
     /// Tokens sent to (accepted or not), in order.
@@ -59,6 +70,9 @@ impl Sender for ScriptedSender {
             .lock()
             .unwrap()
             .push((device.token.clone(), message.clone()));
+        if self.hanging.lock().unwrap().contains(&device.token) {
+            std::future::pending::<()>().await;
+        }
         self.script
             .lock()
             .unwrap()
@@ -115,6 +129,63 @@ pub async fn run_all(make: &(dyn Fn() -> BoxFuture<'static, Backends> + Sync)) {
     a_crashed_dispatcher_is_taken_over(&make().await).await;
     reminders_are_given_up_after_the_last_attempt(&make().await).await;
     unwanted_reminders_are_dropped(&make().await).await;
+    a_push_service_that_hangs_holds_up_no_one_else(&make().await).await;
+    a_round_never_outlives_its_lease(&make().await).await;
+}
+
+/// One device's push service never answers: the others' reminders go out in the same round,
+/// and the silent one is retried after the send timeout.
+pub async fn a_push_service_that_hangs_holds_up_no_one_else(b: &Backends) {
+    let sender = ScriptedSender::default();
+    let d = dispatcher(b, &sender).with_config(DispatcherConfig {
+        send_timeout: Duration::from_millis(200),
+        ..config()
+    });
+    let (slow, quick) = (fresh_user(), fresh_user());
+    let slow_token = with_devices(b, slow, &["slow"]).await;
+    with_devices(b, quick, &["quick"]).await;
+    sender.hang(&slow_token[0]);
+    let now = b.clock.now();
+    b.scheduler.schedule(&reminder(slow, 1, now)).await.unwrap();
+    b.scheduler
+        .schedule(&reminder(quick, 1, now))
+        .await
+        .unwrap();
+    let round = d.round().await.unwrap();
+    assert_eq!((round.delivered, round.retried), (1, 1), "{round:?}");
+    assert_eq!(b.ledger.recent(quick, 10).await.unwrap().len(), 1);
+}
+
+/// A round whose sends would outlast its claim stops them first: when the claim runs out and
+/// another dispatcher takes the reminder, nothing of it is still in flight, so it is sent
+/// (not held back as busy, not sent twice at once).
+pub async fn a_round_never_outlives_its_lease(b: &Backends) {
+    let sender = ScriptedSender::default();
+    let lease = Duration::from_millis(800);
+    let short = DispatcherConfig {
+        lease,
+        send_timeout: Duration::from_secs(3600),
+        ..config()
+    };
+    let first = dispatcher(b, &sender).with_config(short.clone());
+    let user = fresh_user();
+    let token = with_devices(b, user, &["phone"]).await;
+    sender.hang(&token[0]);
+    b.scheduler
+        .schedule(&reminder(user, 1, b.clock.now()))
+        .await
+        .unwrap();
+    let round = first.round().await.unwrap();
+    assert_eq!((round.sends, round.retried), (0, 1), "{round:?}");
+    sender.unhang(&token[0]);
+    b.clock.advance(chrono::Duration::seconds(3600));
+    let second = dispatcher(b, &sender).with_config(short);
+    let round = second.round().await.unwrap();
+    assert_eq!(
+        (round.claimed, round.sends, round.delivered),
+        (1, 1, 1),
+        "{round:?}"
+    );
 }
 
 /// Every active device gets the reminder once; a user without devices still has it listed.

@@ -18,6 +18,29 @@ pub async fn run_all(registry: &dyn DeviceRegistry) {
     a_token_belongs_to_one_user(registry).await;
     forgotten_tokens_are_off_for_everyone(registry).await;
     bad_tokens_are_refused(registry).await;
+    a_user_keeps_at_most_the_cap_of_devices(registry).await;
+}
+
+/// Activating device after device never gives a user more than [`MAX_DEVICES_PER_USER`]: the
+/// newest stays, older ones go (a caller cannot grow the registry through one account).
+///
+/// [`MAX_DEVICES_PER_USER`]: crate::MAX_DEVICES_PER_USER
+pub async fn a_user_keeps_at_most_the_cap_of_devices(registry: &dyn DeviceRegistry) {
+    let user = fresh_user();
+    let cap = crate::MAX_DEVICES_PER_USER;
+    for i in 0..cap + 5 {
+        let token = format!("browser-{i}-{user}");
+        registry
+            .activate(device(user, &token, DeviceType::Web))
+            .await
+            .unwrap();
+        let mine = registry.devices(&[user]).await.unwrap();
+        assert_eq!(mine.len(), (i + 1).min(cap), "after {} activations", i + 1);
+        assert!(
+            mine.iter().any(|d| d.token == token),
+            "the newest device is kept"
+        );
+    }
 }
 
 /// A user may have several devices; each user sees only their own.

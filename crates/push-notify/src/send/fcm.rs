@@ -178,7 +178,7 @@ impl FcmSender {
         let status = response.status();
         if !status.is_success() {
             let after = retry_after(response.headers());
-            let body = response.text().await.unwrap_or_default();
+            let body = super::http::answer_text(response).await;
             // A refused assertion is a configuration problem an operator can fix: keep retrying
             // rather than dropping reminders.
             return Err(SendOutcome::Retry {

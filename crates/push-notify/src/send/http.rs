@@ -5,12 +5,31 @@ use std::time::{Duration, SystemTime};
 use crate::SendOutcome;
 
 /// The HTTP client of a sender: a send that takes longer than 10 s is given up (and retried),
-/// well within a dispatcher's lease.
+/// well within a dispatcher's lease; redirects are not followed (a push service answers, it
+/// does not send us elsewhere).
 pub(crate) fn client(provider: &'static str) -> Result<reqwest::Client, crate::PushError> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
+    builder()
         .build()
         .map_err(|e| crate::PushError::unavailable(provider, e))
+}
+
+/// The settings every sender's client shares.
+pub(crate) fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// At most this much of a provider's error answer is kept (in logs and retry reasons).
+const ANSWER_KEPT: usize = 200;
+
+/// The start of an error answer's text, for a log line.
+pub(crate) async fn answer_text(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    match text.char_indices().nth(ANSWER_KEPT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
 }
 
 /// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.

@@ -1,5 +1,7 @@
 //! Senders: one trait, a provider behind each implementation.
 
+#[cfg(feature = "webpush")]
+pub mod endpoint;
 #[cfg(feature = "fcm")]
 pub mod fcm;
 #[cfg(any(feature = "fcm", feature = "webpush"))]

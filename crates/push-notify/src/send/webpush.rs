@@ -185,6 +185,7 @@ pub fn encrypt(
 #[derive(Debug, Clone)]
 pub struct WebPushSender {
     http: reqwest::Client,
+    policy: super::endpoint::EndpointPolicy,
     vapid: Arc<VapidKey>,
     subject: String,
     ttl: Duration,
@@ -193,11 +194,28 @@ pub struct WebPushSender {
 
 impl WebPushSender {
     /// A sender signing with `vapid`; `subject` is a `mailto:` or `https:` contact for the push
-    /// services' operators.
+    /// services' operators. It sends only to public `https` endpoints
+    /// ([`EndpointPolicy::strict`](super::endpoint::EndpointPolicy::strict)).
     pub fn new(vapid: VapidKey, subject: impl Into<String>) -> Result<Self, PushError> {
-        let http = super::http::client("webpush")?;
+        Self::with_policy(vapid, subject, super::endpoint::EndpointPolicy::strict())
+    }
+
+    /// [`new`](Self::new) with another endpoint policy (tests against a local push service).
+    pub fn with_policy(
+        vapid: VapidKey,
+        subject: impl Into<String>,
+        policy: super::endpoint::EndpointPolicy,
+    ) -> Result<Self, PushError> {
+        let mut builder = super::http::builder();
+        if !policy.allow_private {
+            builder = builder.dns_resolver(Arc::new(super::endpoint::PublicOnly));
+        }
+        let http = builder
+            .build()
+            .map_err(|e| PushError::unavailable("webpush", e))?;
         Ok(Self {
             http,
+            policy,
             vapid: Arc::new(vapid),
             subject: subject.into(),
             ttl: Duration::from_secs(24 * 3600),
@@ -235,6 +253,7 @@ impl WebPushSender {
         let body = encrypt(&Self::payload(message), &p256dh, &auth, &ephemeral, salt)?;
         let url =
             reqwest::Url::parse(&sub.endpoint).map_err(|e| invalid("endpoint", e.to_string()))?;
+        self.allowed(&url)?;
         let audience = url.origin().ascii_serialization();
         let expires = self.clock.now().timestamp() + 12 * 3600;
         let jwt = self.vapid.jwt(&audience, &self.subject, expires);
@@ -251,6 +270,27 @@ impl WebPushSender {
                 format!("vapid t={jwt}, k={}", self.vapid.public_base64()),
             )
             .body(body))
+    }
+}
+
+impl WebPushSender {
+    /// The policy's checks that need no lookup: the scheme, and an address written in the URL
+    /// (names are checked by the resolver when connecting).
+    fn allowed(&self, url: &reqwest::Url) -> Result<(), PushError> {
+        let scheme_ok =
+            url.scheme() == "https" || (self.policy.allow_http && url.scheme() == "http");
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+            _ => None,
+        };
+        let address_ok =
+            self.policy.allow_private || literal.is_none_or(super::endpoint::is_public);
+        if scheme_ok && address_ok {
+            Ok(())
+        } else {
+            Err(invalid("endpoint", "not a public https push service"))
+        }
     }
 }
 
@@ -276,7 +316,7 @@ impl Sender for WebPushSender {
             return SendOutcome::Delivered;
         }
         let after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
+        let text = super::http::answer_text(response).await;
         let reason = format!("push service answered {status}: {text}");
         match status.as_u16() {
             404 | 410 => SendOutcome::Gone,

@@ -38,6 +38,7 @@ pub enum SqlPool {
 pub struct SqlPush {
     pool: SqlPool,
     clock: Arc<dyn Clock>,
+    max_devices: usize,
 }
 
 fn unavailable(e: sqlx::Error) -> PushError {
@@ -105,7 +106,18 @@ impl SqlPush {
 
     /// Over `pool`, with due times read from `clock`.
     pub fn with_clock(pool: SqlPool, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, clock }
+        Self {
+            pool,
+            clock,
+            max_devices: crate::MAX_DEVICES_PER_USER,
+        }
+    }
+
+    /// Keeps at most `max` devices per user (the newest); see [`crate::MAX_DEVICES_PER_USER`].
+    #[must_use]
+    pub fn with_max_devices(mut self, max: usize) -> Self {
+        self.max_devices = max.max(1);
+        self
     }
 
     /// Creates or updates the tables (other crates' migration versions are left alone).
@@ -144,7 +156,12 @@ impl DeviceRegistry for SqlPush {
         let now = self.clock.now().timestamp_millis();
         on_pool!(self, |m, pool| retrying!(
             m::activate(pool, &device, now).await
+        ))?;
+        let max = self.max_devices;
+        on_pool!(self, |m, pool| retrying!(
+            m::prune_devices(pool, device.user, &device.token, max).await
         ))
+        .map(drop)
     }
 
     async fn deactivate(&self, user: UserId, token: &str) -> Result<bool> {

@@ -75,6 +75,31 @@ macro_rules! dialect {
                 Ok(())
             }
 
+            /// Deletes `user`'s devices past the newest `max` (the one just activated counts as
+            /// newest), active or not: a user's rows never pile up.
+            pub async fn prune_devices(pool: &Pool<Db>, user: i64, keep: &str, max: usize) -> Result<u64> {
+                let others: Vec<String> = sqlx::query_scalar(
+                    "SELECT token_hash FROM push_devices WHERE user_id = ? AND token_hash <> ? \
+                     ORDER BY updated_at DESC, token_hash",
+                )
+                .bind(user)
+                .bind(token_hash(keep))
+                .fetch_all(pool)
+                .await?;
+                let beyond: Vec<String> = others.into_iter().skip(max.saturating_sub(1)).collect();
+                if beyond.is_empty() {
+                    return Ok(0);
+                }
+                let mut q = QueryBuilder::<Db>::new("DELETE FROM push_devices WHERE user_id = ");
+                q.push_bind(user).push(" AND token_hash IN (");
+                let mut list = q.separated(", ");
+                for hash in &beyond {
+                    list.push_bind(hash);
+                }
+                q.push(")");
+                Ok(q.build().execute(pool).await?.rows_affected())
+            }
+
             pub async fn deactivate(pool: &Pool<Db>, user: Option<i64>, token: &str, now: i64) -> Result<bool> {
                 let done = match user {
                     Some(user) => sqlx::query(
