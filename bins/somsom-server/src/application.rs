@@ -294,8 +294,14 @@ async fn queues(
         ),
         None => Arc::new(MemoryQueue::new(clock.clone()).with_default_policy(policy)),
     };
-    let secret = match &settings.token_secret {
-        Some(secret) => secret.clone(),
+    let configured = crate::config::secret(
+        "queue.token_secret",
+        &settings.token_secret,
+        &settings.token_secret_file,
+    )
+    .map_err(BuildError::Config)?;
+    let secret = match configured {
+        Some(secret) => secret,
         None => {
             // Made by the first node to start, read back by every other one.
             let fresh: String = {
@@ -490,8 +496,14 @@ async fn push(
     store.migrate().await.map_err(|e| failed("store", e))?;
     let planner = push_notify::Planner::parse(&settings.remind_at, &settings.time_zone)
         .map_err(|e| failed("settings", e))?;
-    let vapid = match &settings.vapid_private_key {
-        Some(key) => VapidKey::from_base64(key).map_err(|e| failed("vapid key", e))?,
+    let configured = crate::config::secret(
+        "push.vapid_private_key",
+        &settings.vapid_private_key,
+        &settings.vapid_private_key_file,
+    )
+    .map_err(BuildError::Config)?;
+    let vapid = match configured {
+        Some(key) => VapidKey::from_base64(&key).map_err(|e| failed("vapid key", e))?,
         None => {
             // Made by the first node to start, read back by every other one: browsers'
             // subscriptions are bound to it.
@@ -637,9 +649,29 @@ pub async fn local_identity(
             i64::try_from(config.auth.session_cache_secs).unwrap_or(i64::MAX),
         ))
         .with_kdf_limits(kdf_concurrency, config.auth.password_hashes_waiting);
-    LocalIdentity::new(Arc::new(store), sender, clock, local)
-        .await
-        .map_err(|e| BuildError::Config(format!("identity provider: {e}")))
+    let key = crate::config::secret(
+        "auth.signing_key",
+        &config.auth.signing_key,
+        &config.auth.signing_key_file,
+    )
+    .map_err(BuildError::Config)?;
+    match key {
+        // From the operator: never written to the database.
+        Some(pem) => {
+            let key = cognito_auth::jwt::SigningKey::from_operator_pem(&pem)
+                .map_err(|e| BuildError::Config(format!("auth.signing_key: {e}")))?;
+            Ok(LocalIdentity::with_key(
+                Arc::new(store),
+                sender,
+                clock,
+                local,
+                key,
+            ))
+        }
+        None => LocalIdentity::new(Arc::new(store), sender, clock, local)
+            .await
+            .map_err(|e| BuildError::Config(format!("identity provider: {e}"))),
+    }
 }
 
 /// The identity provider the configuration names, over the server's database.
@@ -693,6 +725,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound TCP listener has an address")
+    }
+
+    /// The address `/metrics` is served on when `http.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The state handed to handlers.

@@ -83,6 +83,9 @@ pub struct PushSettings {
     /// kept in the database.
     #[serde(deserialize_with = "empty_is_none")]
     pub vapid_private_key: Option<String>,
+    /// A file holding the VAPID private key (mounted secrets).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub vapid_private_key_file: Option<String>,
     /// The contact push services see in VAPID tokens.
     pub vapid_subject: String,
     /// Whether this node sends due reminders (any number of nodes may; leases keep them apart).
@@ -124,6 +127,7 @@ impl Default for PushSettings {
             fcm_service_account_file: None,
             fcm_endpoint: "https://fcm.googleapis.com".to_owned(),
             vapid_private_key: None,
+            vapid_private_key_file: None,
             vapid_subject: "mailto:admin@somsom.local".to_owned(),
             run_dispatcher: true,
             batch: 0,
@@ -261,6 +265,9 @@ pub struct QueueSettings {
     /// kept in the database, which every node shares.
     #[serde(deserialize_with = "empty_is_none")]
     pub token_secret: Option<String>,
+    /// A file holding the token key (mounted secrets).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub token_secret_file: Option<String>,
     /// How often an event stream's server looks for rank changes, in milliseconds.
     pub watch_poll_ms: u64,
 }
@@ -277,6 +284,7 @@ impl Default for QueueSettings {
             idle_timeout_secs: 0,
             gate_all: false,
             token_secret: None,
+            token_secret_file: None,
             watch_poll_ms: 250,
         }
     }
@@ -359,6 +367,14 @@ pub struct AuthSettings {
     pub password_hashes_at_once: usize,
     /// Password hashes that may wait for those; past that, 503 at once.
     pub password_hashes_waiting: usize,
+    /// The token signing key (PKCS#1 or PKCS#8 RSA PEM), e.g. from a secret store through the
+    /// environment (`SOMSOM_AUTH__SIGNING_KEY`). Unset (and no file), one is made at first start
+    /// and kept in the database.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub signing_key: Option<String>,
+    /// A file holding the signing key (mounted secrets).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub signing_key_file: Option<String>,
     /// Seconds a node trusts a session it saw active (local provider). A sign-out is immediate on
     /// the node that handled it and takes up to this long on the others; 0 reads the database on
     /// every request.
@@ -399,6 +415,8 @@ impl Default for AuthSettings {
             password_hashes_at_once: 0,
             password_hashes_waiting: 64,
             session_cache_secs: 1,
+            signing_key: None,
+            signing_key_file: None,
             cognito: CognitoSettings::default(),
         }
     }
@@ -524,6 +542,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// A secret given inline (`name`, usually from the environment) or in a file (`name_file`):
+/// the value, the file's contents trimmed, or `None` when neither is set.
+pub fn secret(
+    name: &str,
+    inline: &Option<String>,
+    file: &Option<String>,
+) -> Result<Option<String>, String> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(format!("set {name} or {name}_file, not both")),
+        (Some(value), None) => Ok(Some(value.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(|s| Some(s.trim().to_owned()))
+            .map_err(|e| format!("{name}_file {path}: {e}")),
+        (None, None) => Ok(None),
+    }
+}
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -575,7 +610,7 @@ fn redact(value: &mut serde_json::Value, key: &str) {
 }
 
 fn is_secret_key(key: &str) -> bool {
-    ["secret", "password", "private_key", "token"]
+    ["secret", "password", "private_key", "signing_key", "token"]
         .iter()
         .any(|word| key.contains(word))
 }
@@ -727,6 +762,35 @@ mod tests {
             assert!(load_in_jail(Some("nope.toml")).is_err());
             Ok(())
         });
+    }
+
+    #[test]
+    fn secrets_come_inline_or_from_a_file_never_both_and_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "  s3cr3t-value\n").unwrap();
+        let file = Some(path.display().to_string());
+        assert_eq!(
+            secret("x", &None, &file).unwrap().as_deref(),
+            Some("s3cr3t-value")
+        );
+        assert_eq!(
+            secret("x", &Some("inline".into()), &None)
+                .unwrap()
+                .as_deref(),
+            Some("inline")
+        );
+        assert!(secret("x", &Some("inline".into()), &file).is_err());
+        assert!(secret("x", &None, &Some("/no/such/file".into())).is_err());
+        assert_eq!(secret("x", &None, &None).unwrap(), None);
+        let mut config = Config::default();
+        config.auth.signing_key = Some("-----BEGIN PRIVATE KEY----- abc".into());
+        config.queue.token_secret = Some("0123456789abcdef0123456789abcdef".into());
+        config.push.vapid_private_key = Some("vapid-secret".into());
+        let printed = config.redacted().to_string();
+        for leaked in ["BEGIN PRIVATE KEY", "0123456789abcdef", "vapid-secret"] {
+            assert!(!printed.contains(leaked), "{leaked} in {printed}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
 use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use crate::{AuthError, Claims, Role};
 
@@ -64,6 +65,28 @@ impl SigningKey {
             .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
             .map_err(|e| AuthError::unavailable("rsa", e.to_string()))?;
         Self::from_pem(&uuid::Uuid::new_v4().simple().to_string(), &pem)
+    }
+
+    /// A key from a PEM file an operator made (PKCS#1 `RSA PRIVATE KEY` or PKCS#8 `PRIVATE
+    /// KEY`, as `openssl genrsa` writes), with its RFC 7638 thumbprint as `kid`: the same key
+    /// gets the same `kid` on every node.
+    pub fn from_operator_pem(pem: &str) -> Result<Self, AuthError> {
+        use rsa::pkcs8::DecodePrivateKey;
+        let bad = |e: String| AuthError::InvalidParameter(format!("signing key: {e}"));
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs8_pem(pem))
+            .map_err(|e| bad(e.to_string()))?;
+        let pkcs1 = key
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .map_err(|e| bad(e.to_string()))?;
+        // RFC 7638: the SHA-256 of the required members, in lexicographic order, no spaces.
+        let thumbprint = format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            URL_SAFE_NO_PAD.encode(key.n().to_bytes_be())
+        );
+        let kid = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(thumbprint.as_bytes()));
+        Self::from_pem(&kid, &pkcs1)
     }
 
     /// A key from its PKCS#1 PEM (as persisted) and its `kid`.
@@ -364,5 +387,19 @@ mod tests {
         let key = crate::local::test_key();
         let again = SigningKey::from_pem(key.kid(), key.private_pem()).unwrap();
         assert_eq!(again.jwk(), key.jwk());
+    }
+
+    #[test]
+    fn an_operator_key_gets_its_thumbprint_as_kid_in_either_pem_form() {
+        use rsa::pkcs8::EncodePrivateKey;
+        let generated = crate::local::test_key();
+        let pkcs1 = generated.private_pem();
+        let key = rsa::RsaPrivateKey::from_pkcs1_pem(pkcs1).unwrap();
+        let pkcs8 = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let a = SigningKey::from_operator_pem(pkcs1).unwrap();
+        let b = SigningKey::from_operator_pem(&pkcs8).unwrap();
+        assert_eq!(a.kid(), b.kid(), "the same key, the same kid");
+        assert_eq!(a.kid().len(), 43, "a base64url SHA-256");
+        assert!(SigningKey::from_operator_pem("not a key").is_err());
     }
 }

@@ -256,6 +256,17 @@ impl ServerProcess {
         }
         let mut child = command.spawn().expect("the server binary starts");
         let stdout = child.stdout.take().unwrap();
+        // Killed if it never says where it listens (the panic below must not leak it).
+        struct KillOnDrop(Option<std::process::Child>);
+        impl Drop for KillOnDrop {
+            fn drop(&mut self) {
+                if let Some(child) = &mut self.0 {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+        let mut guard = KillOnDrop(Some(child));
         let (tx, events) = std::sync::mpsc::channel::<Value>();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -275,7 +286,7 @@ impl ServerProcess {
             startup.push(event);
         };
         Self {
-            child,
+            child: guard.0.take().expect("still ours"),
             addr,
             events,
             startup,

@@ -156,36 +156,74 @@ struct Inner {
     config: LocalConfig,
 }
 
-/// Rations password hashing: `run` permits hash at once, `admit` bounds those plus the waiting.
+/// Rations password hashing: a fixed set of threads hash one password each at a time, and
+/// `admit` bounds those plus the waiting. Dedicated threads, not the runtime's blocking pool:
+/// argon2's 19 MiB per hash lands in each thread's malloc arena and stays there, so memory is
+/// bounded by the hashing threads, not by however many blocking threads ever ran one.
 #[derive(Debug)]
 struct Kdf {
     admit: Semaphore,
-    run: Semaphore,
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<KdfJob>>,
 }
+
+type KdfJob = Box<dyn FnOnce(&mut password::Workspace) + Send>;
 
 impl Kdf {
     fn new(concurrency: usize, queue: usize) -> Self {
         let concurrency = concurrency.max(1);
+        let (tx, rx) = std::sync::mpsc::channel::<KdfJob>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for n in 0..concurrency {
+            let rx = rx.clone();
+            // The threads end when the provider (the sender) is dropped.
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-hash-{n}"))
+                .spawn(move || {
+                    // Allocated once per thread, on its first job.
+                    let mut workspace: Option<password::Workspace> = None;
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(rx) => rx.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(workspace.get_or_insert_with(password::Workspace::new)),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-hash thread");
+            }
+        }
         Self {
             admit: Semaphore::new(concurrency + queue),
-            run: Semaphore::new(concurrency),
+            jobs: std::sync::Mutex::new(tx),
         }
     }
 
-    /// Runs `f` (argon2) off the async threads, or refuses at once when too many wait.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    /// Runs `f` (argon2, in the thread's workspace) on a hashing thread, or refuses at once when
+    /// too many wait.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut password::Workspace) -> T + Send + 'static,
+    ) -> Result<T> {
         let _admitted = self
             .admit
             .try_acquire()
             .map_err(|_| AuthError::Overloaded)?;
-        let _running = self
-            .run
-            .acquire()
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: KdfJob = Box::new(move |workspace| {
+            let _ = done.send(f(workspace));
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| AuthError::unavailable("argon2", "hashing threads poisoned"))?
+            .send(job)
+            .map_err(|_| AuthError::unavailable("argon2", "no hashing thread"))?;
+        result
             .await
-            .map_err(|_| AuthError::Overloaded)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AuthError::unavailable("argon2", e.to_string()))
+            .map_err(|_| AuthError::unavailable("argon2", "a hashing thread died"))
     }
 }
 
@@ -306,7 +344,11 @@ impl LocalIdentity {
     ) -> Result<Vec<Login>> {
         let policy = &self.inner.config.policy;
         let owned = password.to_owned();
-        let password_hash = self.inner.kdf.run(move || password::hash(&owned)).await??;
+        let password_hash = self
+            .inner
+            .kdf
+            .run(move |ws| password::hash_in(&owned, ws))
+            .await??;
         let mut logins = Vec::with_capacity(people.len());
         for (email, name) in people {
             let (email, name) = SignUp {
@@ -449,7 +491,7 @@ impl LocalIdentity {
         let (password, phc) = (password.to_owned(), phc.to_owned());
         self.inner
             .kdf
-            .run(move || password::verify(&password, &phc))
+            .run(move |ws| password::verify_in(&password, &phc, ws))
             .await
     }
 
@@ -543,7 +585,7 @@ impl IdentityProvider for LocalIdentity {
         let password_hash = self
             .inner
             .kdf
-            .run(move || password::hash(&password))
+            .run(move |ws| password::hash_in(&password, ws))
             .await??;
         let existed = existing.is_some();
         let mut account = match existing {
@@ -650,7 +692,7 @@ impl IdentityProvider for LocalIdentity {
         let password_hash = self
             .inner
             .kdf
-            .run(move || password::hash(&new_password))
+            .run(move |ws| password::hash_in(&new_password, ws))
             .await??;
         let username = account.username.clone();
         let updated = Account {
