@@ -3,7 +3,7 @@
 //! network (loopback, private ranges, the cloud's metadata service).
 //!
 //! The policy: `https` only, and only to public addresses, checked when a subscription is
-//! activated ([`check`]) and again at every connection ([`PublicOnly`], the HTTP client's
+//! activated ([`check`]) and again at every connection (the HTTP client's
 //! resolver, so a name that resolves elsewhere later — DNS rebinding — still cannot reach a
 //! private address). Redirects are not followed. Tests and private deployments can relax it.
 
