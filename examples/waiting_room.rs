@@ -1,11 +1,11 @@
 //! A ticket drop of its own, with `waiting-queue` in front of it and nothing from SomSom's
 //! server: people join the line, watch their rank, and once admitted buy with the admission
-//! token, which the buying handler checks without asking the queue.
+//! token, whose signature the buying handler checks, and which the queue lets it use once.
 //!
 //! ```sh
 //! cargo run -p somsom-examples --example waiting_room            # serves on 127.0.0.1:8082
-//! curl -X POST localhost:8082/line/ana     # {"rank":1} ... later {"token":"wq1..."}
-//! curl -X POST localhost:8082/buy/ana -H "x-admission: wq1..."
+//! curl -X POST localhost:8082/line/ana     # {"rank":1} ... later {"token":"wq2..."}
+//! curl -X POST localhost:8082/buy/ana -H "x-admission: wq2..."
 //! cargo run -p somsom-examples --example waiting_room -- --demo  # 40 buyers, 25 tickets
 //! ```
 
@@ -36,8 +36,9 @@ async fn join_line(
 ) -> Result<Json<Value>, StatusCode> {
     match drop.line.join(&drop.queue, &user).await {
         Ok(Place::Waiting { rank, .. }) => Ok(Json(json!({ "rank": rank }))),
+        Ok(Place::PreQueue { opens_at, .. }) => Ok(Json(json!({ "opensAt": opens_at }))),
         Ok(Place::Admitted(admission)) => {
-            let token = drop.tokens.issue(&drop.queue, &user, admission.expires_at);
+            let token = drop.tokens.issue(&drop.queue, &user, &admission);
             Ok(Json(json!({ "token": token })))
         }
         Err(_) => Err(StatusCode::BAD_REQUEST),
@@ -54,22 +55,43 @@ async fn buy(
         .get("x-admission")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if let Err(e) = drop
+    let verified = match drop
         .tokens
         .verify(token, &drop.queue, &user, chrono::Utc::now())
     {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({ "error": e.to_string() })),
-        );
+        Ok(verified) => verified,
+        Err(e) => {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "error": e.to_string() })),
+            );
+        }
+    };
+    // Genuine; but unused? A replayed or shared token stops here.
+    match drop
+        .line
+        .consume(&drop.queue, &user, verified.admission)
+        .await
+    {
+        Ok(waiting_queue::Consumption::Consumed) => {}
+        Ok(_) => {
+            return (
+                StatusCode::FORBIDDEN,
+                Json(json!({ "error": "this admission was used already" })),
+            );
+        }
+        Err(e) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": e.to_string() })),
+            );
+        }
     }
     let sold = drop
         .stock
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
             left.checked_sub(1)
         });
-    // Done either way: the place goes to the next person.
-    let _ = drop.line.finish(&drop.queue, &user).await;
     match sold {
         Ok(left) => (
             StatusCode::OK,
@@ -91,6 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_active: Some(10),
         admitted_ttl: Duration::from_secs(30),
         idle_timeout: None,
+        admit_when_idle: false,
     };
     line.configure(&queue, Some(policy)).await?;
     let secret: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(97) ^ 0x5a);

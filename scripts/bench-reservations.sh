@@ -26,7 +26,7 @@ run() { # run DB_URL STRATEGY LABEL
     -d '{"email":"admin@bench.local","password":"Festival1!"}' | json '["accessToken"]')
   local festival; festival=$(curl -sf -X POST "$url/festivals/create" -H "authorization: Bearer $admin" \
     -H 'content-type: application/json' \
-    -d '{"title":"Hot day","startDate":"2099-08-15","endDate":"2099-08-15","ticketsPerDay":1000000,"maxPerReservation":1,"maxPerUserPerDay":1000}' \
+    -d '{"title":"Hot day","startDate":"2099-08-15","endDate":"2099-08-15","ticketsPerDay":1000000,"maxPerReservation":1,"maxPerUserPerDay":1000,"saleQueued":false}' \
     | json '["id"]')
   : >"$work/tokens"
   for i in $(seq 1 $BUYERS); do account "buyer$i@bench.local" >>"$work/tokens"; done

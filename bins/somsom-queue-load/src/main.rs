@@ -8,7 +8,13 @@
 //! * `scaled`: `--waiters` users join one queue, then `--ranks` rank requests from random
 //!   waiters measure the rank route with the queue full.
 //!
+//! * `drop`: a ticket drop: `--waiters` users join over the last seconds before the sale opens,
+//!   on every node given, then poll, book with the admission they get, and stop when booked,
+//!   refused or told it is sold out (see `drop.rs`).
+//!
 //! Accounts come from `somsom-server provision-accounts` (`email<TAB>token` lines).
+
+mod drop;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -67,6 +73,39 @@ enum Scenario {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// A ticket drop: pre-queue, opening, admissions, bookings, sold out.
+    Drop {
+        /// Other nodes' base URLs (comma-separated); waiters are spread over them and `--url`.
+        #[arg(long, value_delimiter = ',')]
+        also: Vec<String>,
+        /// Users who join before the opening.
+        #[arg(long, default_value_t = 100_000)]
+        waiters: usize,
+        /// The festival whose queue `--queue` is.
+        #[arg(long)]
+        festival: i64,
+        /// The day to book.
+        #[arg(long)]
+        date: String,
+        /// When the sale opens (RFC 3339), as set on the festival.
+        #[arg(long)]
+        opens_at: chrono::DateTime<chrono::Utc>,
+        /// Joins are spread over this many seconds before the opening.
+        #[arg(long, default_value_t = 10.0)]
+        join_secs: f64,
+        /// Seconds between a waiter's questions after the opening.
+        #[arg(long, default_value_t = 5.0)]
+        poll_secs: f64,
+        /// Waiters stop asking this many seconds after the opening.
+        #[arg(long, default_value_t = 300.0)]
+        give_up_secs: f64,
+        /// An admin's token, to read the queue's statistics.
+        #[arg(long)]
+        admin_token: String,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 512)]
+        in_flight: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -75,6 +114,7 @@ enum Route {
     Rank,
     Allowed,
     LeaveProceed,
+    Book,
 }
 
 impl Route {
@@ -84,6 +124,7 @@ impl Route {
             Route::Rank => "rank",
             Route::Allowed => "allowed",
             Route::LeaveProceed => "leave-proceed",
+            Route::Book => "reservations",
         }
     }
 }
@@ -124,6 +165,7 @@ impl Client {
                 reqwest::Method::DELETE,
                 format!("{base}/queues/{q}/users/{email}/leave-proceed"),
             ),
+            Route::Book => unreachable!("the drop scenario books through its own client"),
         };
         let started = Instant::now();
         let result = self
@@ -364,6 +406,36 @@ async fn main() -> ExitCode {
             })
             .await;
             vec![join, rank]
+        }
+        Scenario::Drop {
+            also,
+            waiters,
+            festival,
+            date,
+            opens_at,
+            join_secs,
+            poll_secs,
+            give_up_secs,
+            admin_token,
+            in_flight,
+        } => {
+            let mut nodes = vec![client.base.clone()];
+            nodes.extend(also.iter().map(|u| u.trim_end_matches('/').to_owned()));
+            let waiters = waiters.min(accounts.len());
+            let setup = drop::Drop {
+                nodes,
+                queue: client.queue.clone(),
+                festival,
+                date,
+                opens_at,
+                join_window: Duration::from_secs_f64(join_secs),
+                poll: Duration::from_secs_f64(poll_secs),
+                give_up: Duration::from_secs_f64(give_up_secs),
+                admin_token,
+                in_flight,
+            };
+            let report = drop::run(client.http.clone(), &accounts[..waiters], setup).await;
+            vec![report]
         }
     };
     let mut failed = false;

@@ -59,6 +59,8 @@ pub struct AppState {
     pub ticket_defaults: crate::config::TicketSettings,
     /// Waiting rooms in front of ticket sales.
     pub queues: crate::queues::Queues,
+    /// Booking and cancelling, across the engines.
+    pub desk: crate::workflows::BookingDesk,
     /// Festival chat.
     pub chat: crate::chat::Chat,
     /// Devices, reminders and notifications.

@@ -210,7 +210,15 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         ),
         None => None,
     };
+    let desk = crate::workflows::BookingDesk {
+        catalog: festivals.catalog.clone(),
+        tickets: tickets.clone(),
+        queues: queues.clone(),
+        planning: push.planning.clone(),
+        clock: clock.clone(),
+    };
     let state = AppState {
+        desk,
         users: users.clone(),
         db,
         readiness: Readiness::new(checks),
@@ -257,7 +265,7 @@ async fn festivals(
             redis.clone(),
             format!("{}cache:", config.redis_key_prefix),
         )),
-        None => Arc::new(MemoryCache::with_clock(64 * 1024 * 1024, clock)),
+        None => Arc::new(MemoryCache::with_clock(64 * 1024 * 1024, clock.clone())),
     };
     // A TTL of 0 turns the cache off (to measure the database alone).
     let search_cache = (config.search_cache_ttl_secs > 0).then(|| {
@@ -269,6 +277,7 @@ async fn festivals(
     Ok(Festivals {
         catalog: Arc::new(catalog),
         search_cache,
+        clock,
     })
 }
 
@@ -349,7 +358,6 @@ async fn queues(
         tokens,
         policy,
         Duration::from_millis(settings.watch_poll_ms.max(10)),
-        settings.gate_all,
         clock,
     ))
 }
@@ -786,6 +794,11 @@ impl Application {
         let (db, chat) = (state.db.clone(), state.chat.server.clone());
         tasks.spawn("chat-leave-follower", move |cancel| {
             crate::chat::follow_leaves(db, chat, session_poll, cancel)
+        });
+        // Sold out closes a festival's waiting room; tickets coming back reopen it.
+        let (tickets, queues) = (state.tickets.clone(), state.queues.clone());
+        tasks.spawn("sold-out-watcher", move |cancel| {
+            crate::queues::sold_out::watch(tickets, queues, Duration::from_secs(1), cancel)
         });
         let limits = ConnectionLimits {
             max_connections: state.http.max_connections,

@@ -237,8 +237,8 @@ pub enum ChatStoreKind {
     Memory,
 }
 
-/// Waiting rooms in front of ticket sales: the default admission policy, how admission is driven,
-/// and when a booking needs an admission token.
+/// Waiting rooms in front of ticket sales: the default admission policy and how admission is
+/// driven. Every booking needs an admission unless its festival's sale is not queued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueueSettings {
@@ -258,9 +258,9 @@ pub struct QueueSettings {
     /// Waiters silent this long are dropped (0: never). Asking one's rank, or an open event
     /// stream, counts as a sign of life.
     pub idle_timeout_secs: u64,
-    /// Every festival's bookings need an admission token, not only those of festivals whose
-    /// queue an admin configured.
-    pub gate_all: bool,
+    /// Someone joining an empty waiting room is admitted at once (within the interval's batch
+    /// and the cap), so a quiet festival feels like no queue at all.
+    pub admit_when_idle: bool,
     /// The key of admission tokens, at least 32 bytes. Unset, one is made at first start and
     /// kept in the database, which every node shares.
     #[serde(deserialize_with = "empty_is_none")]
@@ -282,7 +282,7 @@ impl Default for QueueSettings {
             max_active: 0,
             admitted_ttl_secs: 600,
             idle_timeout_secs: 0,
-            gate_all: false,
+            admit_when_idle: true,
             token_secret: None,
             token_secret_file: None,
             watch_poll_ms: 250,
@@ -301,6 +301,7 @@ impl QueueSettings {
             admitted_ttl: Duration::from_secs(self.admitted_ttl_secs),
             idle_timeout: (self.idle_timeout_secs > 0)
                 .then(|| Duration::from_secs(self.idle_timeout_secs)),
+            admit_when_idle: self.admit_when_idle,
         }
     }
 }

@@ -79,8 +79,17 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// 403: the festival's waiting room is open and the booking carries no admission token.
     QueueAdmissionRequired,
-    /// 403: the admission token is expired, altered, or someone else's.
+    /// 403: the admission token is expired, altered, someone else's, or no longer the holder's
+    /// admission.
     QueueAdmissionInvalid,
+    /// 409: the admission was used already by an earlier booking (a replay or a shared token).
+    QueueAdmissionUsed,
+    /// 409: nothing is left to sell: the waiting room is closed.
+    QueueSoldOut,
+    /// 403: the festival's sale has not opened yet.
+    SaleNotOpen,
+    /// 403: the festival's sale is over.
+    SaleClosed,
     /// 400: no such chat room (the seed's status).
     ChatroomNotFound,
     /// 404: the caller has not joined this chat room.
@@ -104,9 +113,12 @@ impl ErrorCode {
             TicketSoldOut | FestivalDayClosed => StatusCode::BAD_REQUEST,
             TicketLimitExceeded | ReservationAlreadyCancelled => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            QueueAdmissionRequired | QueueAdmissionInvalid | ChatroomNotJoined => {
-                StatusCode::FORBIDDEN
-            }
+            QueueAdmissionRequired
+            | QueueAdmissionInvalid
+            | ChatroomNotJoined
+            | SaleNotOpen
+            | SaleClosed => StatusCode::FORBIDDEN,
+            QueueAdmissionUsed | QueueSoldOut => StatusCode::CONFLICT,
             ChatroomNotFound => StatusCode::BAD_REQUEST,
             UserChatroomNotFound => StatusCode::NOT_FOUND,
             UserAlreadyExists | AlreadyConfirmed => StatusCode::CONFLICT,
@@ -219,6 +231,19 @@ impl ErrorCode {
                 "입장 허가가 만료되었거나 올바르지 않습니다. 대기열에 다시 입장해주세요.",
                 "The admission expired or is invalid. Please join the waiting room again.",
             ),
+            QueueAdmissionUsed => (
+                "이미 사용한 입장 허가입니다. 예매하려면 대기열에 다시 입장해주세요.",
+                "This admission was used already. Join the waiting room again to book more.",
+            ),
+            QueueSoldOut => (
+                "매진되어 대기열이 닫혔습니다.",
+                "Sold out: the waiting room is closed.",
+            ),
+            SaleNotOpen => (
+                "아직 예매가 시작되지 않았습니다.",
+                "The sale has not opened yet.",
+            ),
+            SaleClosed => ("예매가 종료되었습니다.", "The sale is over."),
             ChatroomNotFound => ("존재하지 않는 채팅방입니다.", "No such chat room."),
             UserChatroomNotFound => (
                 "참여 중인 채팅방이 아닙니다.",

@@ -131,6 +131,7 @@ fn festival(rng: &mut StdRng, index: usize) -> NewFestival {
         location: Some(format!("{city_ko} {place}")),
         start_date: start,
         end_date: end,
+        sale: festival_catalog::Sale::default(),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod reservations;
 pub mod tasks;
 pub mod telemetry;
 pub mod web;
+pub mod workflows;
 
 mod application;
 

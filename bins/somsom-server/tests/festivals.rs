@@ -93,7 +93,29 @@ async fn admins_create_and_everyone_lists_finds_and_reads() {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["description", "endDate", "id", "name", "startDate"]);
+    assert_eq!(
+        keys,
+        [
+            "description",
+            "endDate",
+            "id",
+            "name",
+            "saleClosesAt",
+            "saleOpensAt",
+            "saleQueued",
+            "saleState",
+            "startDate"
+        ],
+        "the seed's fields and the sale's"
+    );
+    assert_eq!(
+        (
+            preview["saleState"].as_str(),
+            preview["saleQueued"].as_bool()
+        ),
+        (Some("ON_SALE"), Some(true)),
+        "on sale from its creation, behind the waiting room"
+    );
     let (_, rest) = ctx
         .send(
             Method::GET,

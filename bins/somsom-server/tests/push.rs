@@ -23,7 +23,10 @@ async fn festival(ctx: &Ctx, admin: &str, title: &str, start: &str, end: &str) -
             Method::POST,
             "/festivals/create",
             Some(admin),
-            Some(json!({"title": title, "startDate": start, "endDate": end, "ticketsPerDay": 50})),
+            Some(
+                json!({"title": title, "startDate": start, "endDate": end, "ticketsPerDay": 50,
+                        "saleQueued": false}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{created}");

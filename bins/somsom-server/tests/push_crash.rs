@@ -110,7 +110,7 @@ async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
     for n in 0..FESTIVALS {
         let (status, created) = setup
             .send(Method::POST, "/festivals/create", Some(&admin),
-                Some(json!({"title": format!("축제 {n}"), "startDate": date, "endDate": date, "ticketsPerDay": 100})))
+                Some(json!({"title": format!("축제 {n}"), "startDate": date, "endDate": date, "ticketsPerDay": 100, "saleQueued": false})))
             .await;
         assert_eq!(status, 201, "{created}");
         festivals.push(created["id"].as_i64().unwrap());

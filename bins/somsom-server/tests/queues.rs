@@ -27,23 +27,6 @@ async fn festival(ctx: &Ctx, admin: &str) -> i64 {
     created["id"].as_i64().unwrap()
 }
 
-/// A GET that also returns the admission token header.
-async fn get_with_token(ctx: &Ctx, path: &str, token: &str) -> (u16, Value, Option<String>) {
-    let res = ctx
-        .http
-        .get(ctx.server.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let admission = res
-        .headers()
-        .get("admission-token")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, res.json().await.unwrap_or(Value::Null), admission)
-}
-
 async fn book(ctx: &Ctx, token: &str, festival: i64, admission: Option<&str>) -> (u16, Value) {
     let mut req = ctx
         .http
@@ -58,6 +41,17 @@ async fn book(ctx: &Ctx, token: &str, festival: i64, admission: Option<&str>) ->
         res.status().as_u16(),
         res.json().await.unwrap_or(Value::Null),
     )
+}
+
+/// The seed's fields of a waiting-room, rank or allowed answer (ours add the drop's state).
+fn seed(body: &Value) -> Value {
+    let mut kept = serde_json::Map::new();
+    for key in ["allowed", "rank"] {
+        if let Some(v) = body.get(key) {
+            kept.insert(key.to_owned(), v.clone());
+        }
+    }
+    Value::Object(kept)
 }
 
 async fn admin_post(ctx: &Ctx, admin: &str, path: &str) -> Value {
@@ -83,14 +77,17 @@ async fn the_seeds_routes_answer_for_the_callers_own_place_only() {
             Some(&ana),
         )
         .await;
-    assert_eq!((status, body), (200, json!({"allowed": false, "rank": 1})));
+    assert_eq!(
+        (status, seed(&body)),
+        (200, json!({"allowed": false, "rank": 1}))
+    );
     let (_, body) = ctx
         .get(
             &format!("{q}/waiting-room/users/ben@example.com"),
             Some(&ben),
         )
         .await;
-    assert_eq!(body, json!({"allowed": false, "rank": 2}));
+    assert_eq!(seed(&body), json!({"allowed": false, "rank": 2}));
     let (_, body) = ctx
         .get(
             &format!("/api{q}/waiting-room/users/ana@example.com"),
@@ -98,14 +95,14 @@ async fn the_seeds_routes_answer_for_the_callers_own_place_only() {
         )
         .await;
     assert_eq!(
-        body,
+        seed(&body),
         json!({"allowed": false, "rank": 1}),
         "joining again keeps the place"
     );
     let (_, body) = ctx
         .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
         .await;
-    assert_eq!(body, json!({"rank": 2}));
+    assert_eq!(seed(&body), json!({"rank": 2}));
 
     // Nobody acts for somebody else, or anonymously.
     for path in [
@@ -160,38 +157,41 @@ async fn the_seeds_routes_answer_for_the_callers_own_place_only() {
     let (_, body) = ctx
         .get(&format!("{q}/users/ana@example.com/rank"), Some(&ana))
         .await;
-    assert_eq!(body, json!({"rank": -1}));
+    assert_eq!(seed(&body), json!({"rank": -1}));
     let (_, body) = ctx
         .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
         .await;
-    assert_eq!(body, json!({"rank": 1}));
+    assert_eq!(seed(&body), json!({"rank": 1}));
 
     // Admitted by hand: allowed, with a token; the waiting room answers the seed's shape.
-    let (_, allowed, token) =
-        get_with_token(&ctx, &format!("{q}/users/ben@example.com/allowed"), &ben).await;
-    assert_eq!((allowed, token), (json!({"allowed": false}), None));
+    let (_, allowed, token) = ctx
+        .get_admission(&format!("{q}/users/ben@example.com/allowed"), &ben)
+        .await;
+    assert_eq!((seed(&allowed), token), (json!({"allowed": false}), None));
     admin_post(
         &ctx,
         &admin,
         &format!("/admin/queues/festival{id}/admit?count=1"),
     )
     .await;
-    let (_, allowed, token) =
-        get_with_token(&ctx, &format!("{q}/users/ben@example.com/allowed"), &ben).await;
-    assert_eq!(allowed, json!({"allowed": true}));
-    assert!(token.unwrap().starts_with("wq1."));
-    let (_, body, token) = get_with_token(
-        &ctx,
-        &format!("{q}/waiting-room/users/ben@example.com"),
-        &ben,
-    )
-    .await;
-    assert_eq!(body, json!({"allowed": true, "rank": null}));
+    let (_, allowed, token) = ctx
+        .get_admission(&format!("{q}/users/ben@example.com/allowed"), &ben)
+        .await;
+    assert_eq!(seed(&allowed), json!({"allowed": true}));
+    assert!(token.unwrap().starts_with("wq2."));
+    let (_, body, token) = ctx
+        .get_admission(&format!("{q}/waiting-room/users/ben@example.com"), &ben)
+        .await;
+    assert_eq!(seed(&body), json!({"allowed": true, "rank": null}));
     assert!(token.is_some());
     let (_, body) = ctx
         .get(&format!("{q}/users/ben@example.com/rank"), Some(&ben))
         .await;
-    assert_eq!(body, json!({"rank": -1}), "admitted users are not waiting");
+    assert_eq!(
+        seed(&body),
+        json!({"rank": -1}),
+        "admitted users are not waiting"
+    );
 
     let (status, _) = ctx
         .send(
@@ -205,83 +205,87 @@ async fn the_seeds_routes_answer_for_the_callers_own_place_only() {
     let (_, body) = ctx
         .get(&format!("{q}/users/ben@example.com/allowed"), Some(&ben))
         .await;
-    assert_eq!(body, json!({"allowed": false}));
+    assert_eq!(seed(&body), json!({"allowed": false}));
 }
 
 #[tokio::test]
-async fn a_configured_queue_gates_its_festivals_bookings() {
+async fn every_booking_needs_its_own_single_use_admission() {
     let clock = cognito_auth::ManualClock::starting_now();
     let ctx = start_with_clock(|_| {}, clock.clone()).await;
     let admin = ctx.admin_token("admin@example.com").await;
     let fan = ctx.user_token("fan@example.com").await;
     let other = ctx.user_token("other@example.com").await;
     let id = festival(&ctx, &admin).await;
-    assert_eq!(
-        book(&ctx, &fan, id, None).await.0,
-        200,
-        "no queue configured: no gate"
-    );
-
-    let (status, stats) = ctx
-        .send(
-            Method::PUT,
-            &format!("/admin/queues/festival{id}"),
-            Some(&admin),
-            Some(json!({"batchSize": 1, "admittedTtlSecs": 300})),
-        )
-        .await;
-    assert_eq!(status, 200, "{stats}");
-    assert_eq!(
-        (stats["gated"].as_bool(), stats["batchSize"].as_u64()),
-        (Some(true), Some(1))
-    );
-    admin_post(&ctx, &admin, &format!("/admin/queues/festival{id}/pause")).await;
+    let q = format!("/queues/festival{id}");
 
     let (status, body) = book(&ctx, &fan, id, None).await;
     assert_eq!(
         (status, body["code"].as_str()),
-        (403, Some("QUEUE_ADMISSION_REQUIRED"))
+        (403, Some("QUEUE_ADMISSION_REQUIRED")),
+        "gated by default"
     );
-    let (status, body) = book(&ctx, &fan, id, Some("wq1.forged.token")).await;
+    let (status, body) = book(&ctx, &fan, id, Some("wq2.forged.token")).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("QUEUE_ADMISSION_INVALID"))
     );
 
-    let q = format!("/queues/festival{id}");
-    ctx.get(
-        &format!("{q}/waiting-room/users/fan@example.com"),
-        Some(&fan),
-    )
-    .await;
-    admin_post(
-        &ctx,
-        &admin,
-        &format!("/admin/queues/festival{id}/admit?count=1"),
-    )
-    .await;
-    let (_, _, token) =
-        get_with_token(&ctx, &format!("{q}/users/fan@example.com/allowed"), &fan).await;
-    let token = token.expect("admitted");
-    assert_eq!(book(&ctx, &fan, id, Some(&token)).await.0, 200);
+    // Nobody waits, so the waiting room admits at once.
+    let (status, body, token) = ctx
+        .get_admission(&format!("{q}/waiting-room/users/fan@example.com"), &fan)
+        .await;
+    assert_eq!((status, body["allowed"].as_bool()), (200, Some(true)));
+    let token = token.expect("admitted with a token");
+    assert!(token.starts_with("wq2."), "{token}");
     let (status, body) = book(&ctx, &other, id, Some(&token)).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("QUEUE_ADMISSION_INVALID")),
         "a token is its holder's only"
     );
-    // Another festival's queue is not gated, and this token is not for it.
-    let open = festival(&ctx, &admin).await;
+    assert_eq!(book(&ctx, &fan, id, Some(&token)).await.0, 200);
+    let (status, body) = book(&ctx, &fan, id, Some(&token)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("QUEUE_ADMISSION_USED")),
+        "used once"
+    );
+    let (_, body) = ctx
+        .get(&format!("{q}/users/fan@example.com/allowed"), Some(&fan))
+        .await;
+    assert_eq!(body["allowed"], false, "the used admission is over");
+
+    // A festival whose sale is marked "no queue" books without one.
+    let (status, created) = ctx
+        .send(
+            Method::POST,
+            "/festivals/create",
+            Some(&admin),
+            Some(json!({"title": "줄 없는 축제", "startDate": "2099-05-01",
+                        "endDate": "2099-05-02", "ticketsPerDay": 100, "saleQueued": false})),
+        )
+        .await;
+    assert_eq!(
+        (status, created["saleQueued"].as_bool()),
+        (201, Some(false))
+    );
+    let open = created["id"].as_i64().unwrap();
     assert_eq!(book(&ctx, &other, open, None).await.0, 200);
 
-    clock.advance(chrono::TimeDelta::seconds(301));
-    let (status, body) = book(&ctx, &fan, id, Some(&token)).await;
+    // An admission that is not used in time expires.
+    let (_, _, token) = ctx
+        .get_admission(&format!("{q}/waiting-room/users/other@example.com"), &other)
+        .await;
+    let token = token.expect("admitted");
+    clock.advance(chrono::TimeDelta::minutes(11));
+    let (status, body) = book(&ctx, &other, id, Some(&token)).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (403, Some("QUEUE_ADMISSION_INVALID")),
         "expired"
     );
 
+    // Resetting the policy keeps the gate: only the sale's "no queue" lifts it.
     let (status, stats) = ctx
         .send(
             Method::DELETE,
@@ -290,25 +294,8 @@ async fn a_configured_queue_gates_its_festivals_bookings() {
             None,
         )
         .await;
-    assert_eq!((status, stats["gated"].as_bool()), (200, Some(false)));
-    assert_eq!(
-        book(&ctx, &fan, id, None).await.0,
-        200,
-        "the gate is lifted"
-    );
-}
-
-#[tokio::test]
-async fn every_festival_can_be_gated_by_configuration() {
-    let ctx = start(|c| c.queue.gate_all = true).await;
-    let admin = ctx.admin_token("admin@example.com").await;
-    let fan = ctx.user_token("fan@example.com").await;
-    let id = festival(&ctx, &admin).await;
-    let (status, body) = book(&ctx, &fan, id, None).await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (403, Some("QUEUE_ADMISSION_REQUIRED"))
-    );
+    assert_eq!((status, stats["gated"].as_bool()), (200, Some(true)));
+    assert_eq!(book(&ctx, &fan, id, None).await.0, 403);
 }
 
 /// Reads server-sent events until `want` events named `name` arrived (or another one ends it).
@@ -452,7 +439,8 @@ async fn ranks_and_admission_are_pushed_as_server_sent_events() {
 #[tokio::test]
 async fn the_driver_admits_a_batch_per_interval() {
     let clock = cognito_auth::ManualClock::starting_now();
-    let ctx = start_with_clock(|_| {}, clock.clone()).await;
+    // Nobody is admitted at join, even into an empty line: only ticks admit.
+    let ctx = start_with_clock(|c| c.queue.admit_when_idle = false, clock.clone()).await;
     let admin = ctx.admin_token("admin@example.com").await;
     let id = festival(&ctx, &admin).await;
     let (status, _) = ctx
@@ -515,6 +503,14 @@ async fn admin_routes_are_for_admins_and_check_their_input() {
     let ctx = start(|_| {}).await;
     let admin = ctx.admin_token("admin@example.com").await;
     let fan = ctx.user_token("fan@example.com").await;
+    let (status, body) = ctx.get("/admin/queues/festival1", Some(&admin)).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("FESTIVAL_NOT_FOUND")),
+        "no queue for a festival that does not exist"
+    );
+    let id = festival(&ctx, &admin).await;
+    assert_eq!(id, 1);
     let (status, _) = ctx.get("/admin/queues/festival1", Some(&fan)).await;
     assert_eq!(status, 403);
     let (status, stats) = ctx.get("/admin/queues/festival1", Some(&admin)).await;
@@ -564,6 +560,7 @@ async fn the_sqs_driver_admits_through_tick_messages() {
         // No delay between tick messages, so the test does not wait for SQS delays.
         c.queue.interval_ms = 0;
         c.queue.batch_size = 2;
+        c.queue.admit_when_idle = false;
     })
     .await;
     let admin = ctx.admin_token("admin@example.com").await;

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use common::{Ctx, start};
 
-async fn festival(ctx: &Ctx, admin: &str, body: Value) -> i64 {
+/// A festival whose sale is not queued: these tests are about tickets, the waiting room has its own.
+async fn festival(ctx: &Ctx, admin: &str, mut body: Value) -> i64 {
+    body["saleQueued"] = json!(false);
     let (status, created) = ctx
         .send(Method::POST, "/festivals/create", Some(admin), Some(body))
         .await;

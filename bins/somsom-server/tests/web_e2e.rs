@@ -41,7 +41,6 @@ async fn the_web_app_works_in_a_real_browser() {
     let ctx = common::start_on(
         |config| {
             // Every booking goes through the waiting room, which admits one person every 500 ms.
-            config.queue.gate_all = true;
             config.queue.batch_size = 1;
             config.queue.interval_ms = 500;
             config.auth.attempts_per_address_per_minute = 10_000;

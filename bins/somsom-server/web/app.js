@@ -13,6 +13,9 @@ const WORDS = {
     forgot: '비밀번호를 잊으셨나요?', resetTitle: '비밀번호 재설정', sendResetCode: '재설정 코드 받기',
     resetSent: '가입된 이메일이라면 재설정 코드를 보냈습니다.', newPassword: '새 비밀번호', resetDone: '비밀번호를 바꿨습니다. 다시 로그인하세요.',
     signupPassword: '가입할 때 입력한 비밀번호',
+    preQueue: '오픈을 기다리는 중', preQueueNote: '오픈 전에 들어온 분들은 오픈 순간 무작위로 순서가 정해지고, 그 뒤에 오는 분들보다 먼저 입장합니다.',
+    opensIn: '오픈까지', saleOpens: '예매 오픈', saleClosed: '예매가 종료되었습니다.', soldOutWait: '매진되었습니다. 취소표가 나오면 순서대로 입장합니다.',
+    noQueue: '대기열 없이 판매', preQueueCount: '사전 대기', seed: '추첨 시드', issued: '발급된 입장', used: '사용된 입장', upcoming: '오픈 예정', onSale: '판매 중',
     needAccount: '계정이 없나요?', waiting: '대기 중', yourRank: '내 순번', ahead: '앞 사람', estimate: '예상 대기',
     seconds: '초', admittedGo: '입장했습니다. 예매를 진행합니다…', booked: '예매가 완료되었습니다', reservationNo: '예매 번호',
     toMy: '마이페이지로', upcoming: '다가오는 예매', past: '지난 예매', cancel: '취소', cancelled: '취소되었습니다.',
@@ -36,6 +39,9 @@ const WORDS = {
     forgot: 'Forgot your password?', resetTitle: 'Reset your password', sendResetCode: 'Send a reset code',
     resetSent: 'If this address has an account, a reset code is on its way.', newPassword: 'New password', resetDone: 'Password changed. Please log in again.',
     signupPassword: 'The password you signed up with',
+    preQueue: 'Waiting for the opening', preQueueNote: 'Everyone who arrives before the opening is put in a random order when it opens, ahead of everyone who comes later.',
+    opensIn: 'Opens in', saleOpens: 'Sale opens', saleClosed: 'The sale is over.', soldOutWait: 'Sold out. If tickets come back, the line moves on in order.',
+    noQueue: 'Sold without a queue', preQueueCount: 'Pre-queue', seed: 'Lottery seed', issued: 'Admissions issued', used: 'Admissions used', upcoming: 'Opens soon', onSale: 'On sale',
     needAccount: 'No account yet?', waiting: 'Waiting', yourRank: 'Your place', ahead: 'Ahead of you', estimate: 'Estimated wait',
     seconds: 's', admittedGo: 'You are in. Booking…', booked: 'Your tickets are booked', reservationNo: 'Reservation',
     toMy: 'Go to my page', upcoming: 'Upcoming', past: 'Past', cancel: 'Cancel', cancelled: 'Cancelled.',
@@ -186,9 +192,11 @@ async function route() {
 
 // ---------- festivals ----------
 function festivalCard(f) {
+  const state = { UPCOMING: t('upcoming'), ON_SALE: t('onSale'), CLOSED: t('saleClosed') }[f.saleState];
   return h('article', { class: 'card' },
     h('h2', {}, h('a', { href: `#/festival/${f.id}`, text: f.name })),
     h('p', { class: 'muted', text: `${f.startDate} – ${f.endDate}` }),
+    state ? h('p', { class: `sale ${String(f.saleState).toLowerCase()}`, text: state }) : null,
     h('p', { text: f.description || '' }));
 }
 async function listPage() {
@@ -243,7 +251,7 @@ async function detailPage(id) {
       location.hash = `#/queue/${id}?date=${daySelect.value}&quantity=${qty.value}`;
     },
   }, h('label', { for: 'day', text: t('date') }), daySelect, h('label', { for: 'quantity', text: t('quantity') }), qty,
-  h('button', { type: 'submit', disabled: days.length === 0, text: t('reserve') }));
+  h('button', { type: 'submit', disabled: days.length === 0 || f.saleState === 'CLOSED', text: t('reserve') }));
   const join = h('button', {
     type: 'button', class: 'ghost', text: t('chat'),
     onclick: async () => {
@@ -257,10 +265,30 @@ async function detailPage(id) {
     h('h2', { text: t('days') }),
     h('table', {}, h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: t('date') }), h('th', { scope: 'col', text: t('left') }))),
       h('tbody', {}, f.days.map((d) => h('tr', {}, h('td', { text: d.date }), h('td', { text: `${d.leftTickets} ${t('of')} ${d.totalTickets}` }))))),
-    h('h2', { text: t('reserve') }), form, h('p', {}, join));
+    h('h2', { text: t('reserve') }), saleNote(f), form, h('p', {}, join));
 }
 
 // ---------- waiting room and booking ----------
+// "1:02:03" until `iso`, ticking once a second while the page shows it.
+function countdown(iso) {
+  const el = h('strong', { class: 'countdown', 'aria-live': 'off' });
+  const tick = () => {
+    const left = Math.max(0, Math.round((Date.parse(iso) - Date.now()) / 1000));
+    const [hh, mm, ss] = [Math.floor(left / 3600), Math.floor(left / 60) % 60, left % 60];
+    el.textContent = `${hh}:${String(mm).padStart(2, '0')}:${String(ss).padStart(2, '0')}`;
+  };
+  tick();
+  const timer = setInterval(tick, 1000);
+  onLeave(() => clearInterval(timer));
+  return el;
+}
+function saleNote(f) {
+  if (f.saleState === 'CLOSED') return h('p', { class: 'error', text: t('saleClosed') });
+  if (f.saleState === 'UPCOMING') {
+    return h('p', { class: 'card' }, `${t('saleOpens')}: ${new Date(f.saleOpensAt).toLocaleString(lang)} · ${t('opensIn')} `, countdown(f.saleOpensAt));
+  }
+  return null;
+}
 async function queuePage(id, params) {
   const gen = routeGen;
   if (!requireLogin()) return;
@@ -287,18 +315,33 @@ async function queuePage(id, params) {
         h('a', { href: `#/festival/${id}`, text: t('requeue') }));
     }
   };
-  const { data, res } = await api('GET', `/queues/${queue}/waiting-room/users/${encodeURIComponent(s.email)}`, { raw: true });
+  let joined;
+  try {
+    joined = await api('GET', `/queues/${queue}/waiting-room/users/${encodeURIComponent(s.email)}`, { raw: true });
+  } catch (e) {
+    rank.textContent = '–';
+    note.replaceChildren(h('span', { class: 'error', text: failure(e) }));
+    return;
+  }
+  const { data, res } = joined;
   if (data.allowed) return book(res.headers.get('admission-token'));
-  rank.textContent = data.rank;
+  const show = (q) => {
+    note.replaceChildren();
+    if (q.waitingForOpening) {
+      rank.textContent = t('preQueue');
+      note.append(`${t('opensIn')} `, countdown(q.opensAt), h('br'), t('preQueueNote'));
+    } else {
+      rank.textContent = q.rank;
+      if (q.ahead !== undefined) ahead.textContent = q.ahead;
+    }
+    if (q.soldOut) note.append(h('span', { class: 'error', text: t('soldOutWait') }));
+    estimate.textContent = q.estimatedWaitSecs == null ? '–' : `${Math.ceil(q.estimatedWaitSecs)}${t('seconds')}`;
+  };
+  show(data);
   // Pushed by the server (Server-Sent Events): no polling.
   const events = new EventSource(`/queues/${queue}/events?access_token=${encodeURIComponent(session.get().accessToken)}`);
   onLeave(() => events.close());
-  events.addEventListener('rank', (e) => {
-    const q = JSON.parse(e.data);
-    rank.textContent = q.rank;
-    ahead.textContent = q.ahead;
-    estimate.textContent = q.estimatedWaitSecs == null ? '–' : `${Math.ceil(q.estimatedWaitSecs)}${t('seconds')}`;
-  });
+  for (const name of ['rank', 'prequeue', 'soldOut']) events.addEventListener(name, (e) => show(JSON.parse(e.data)));
   events.addEventListener('admitted', (e) => { events.close(); book(JSON.parse(e.data).admissionToken); });
   events.addEventListener('left', () => { events.close(); note.textContent = t('expired'); });
 }
@@ -554,7 +597,10 @@ async function adminPage() {
     const show = async () => {
       try {
         const s = await api('GET', `/admin/queues/festival${id}`);
-        stats.replaceChildren(...[[t('waitingCount'), s.waiting], [t('admittedCount'), s.admitted], [t('rate'), (s.admissionRate ?? 0).toFixed(1)], [t('paused'), String(s.paused)]]
+        stats.replaceChildren(...[[t('waitingCount'), s.waiting], [t('preQueueCount'), s.preQueue], [t('admittedCount'), s.admitted],
+          [t('issued'), s.admittedTotal], [t('used'), s.admissionsConsumed], [t('rate'), (s.admissionRate ?? 0).toFixed(1)],
+          [t('saleOpens'), s.opensAt ? new Date(s.opensAt).toLocaleString(lang) : '–'], [t('seed'), s.shuffleSeed ?? '–'],
+          [t('soldOut'), String(s.soldOut)], [t('paused'), String(s.paused)]]
           .flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
       } catch (e) { stats.replaceChildren(h('p', { class: 'error', text: failure(e) })); }
     };
@@ -568,15 +614,23 @@ async function adminPage() {
       onsubmit: async (e) => {
         e.preventDefault();
         const f = Object.fromEntries(new FormData(e.target));
+        const sale = {
+          saleOpensAt: f.saleOpensAt ? new Date(f.saleOpensAt).toISOString() : undefined,
+          saleQueued: f.noQueue !== 'on',
+        };
+        delete f.saleOpensAt; delete f.noQueue;
         try {
-          const r = await api('POST', '/festivals/create', { body: { ...f, ticketsPerDay: Number(f.ticketsPerDay) } });
+          const r = await api('POST', '/festivals/create', { body: { ...f, ...sale, ticketsPerDay: Number(f.ticketsPerDay) } });
           result.textContent = `${t('created')}: #${r.id} ${r.name}`;
           result.dataset.id = r.id;
         } catch (err) { result.textContent = failure(err); }
       },
     }, field('title', t('title')), h('label', { for: 'description', text: t('description') }), h('textarea', { id: 'description', name: 'description' }),
     field('location', t('location'), { required: false }), field('startDate', t('start'), { type: 'date' }), field('endDate', t('end'), { type: 'date' }),
-    field('ticketsPerDay', t('perDay'), { type: 'number', min: 1, value: 100 }), h('button', { type: 'submit', text: t('create') })),
+    field('ticketsPerDay', t('perDay'), { type: 'number', min: 1, value: 100 }),
+    field('saleOpensAt', t('saleOpens'), { type: 'datetime-local', required: false }),
+    h('label', {}, h('input', { type: 'checkbox', name: 'noQueue', id: 'noQueue' }), ` ${t('noQueue')}`),
+    h('button', { type: 'submit', text: t('create') })),
     result,
     h('h2', { text: t('queueStats') }),
     h('form', { onsubmit: (e) => { e.preventDefault(); watch(new FormData(e.target).get('festival')); } },

@@ -240,7 +240,8 @@ pub trait IdentityProvider: Send + Sync + 'static {
         code: &str,
         password: Option<&str>,
     ) -> Result<Profile>;
-    /// Sends a fresh code (and resets the wrong-attempt count).
+    /// Sends a fresh code. Wrong guesses keep counting against the account's window, so
+    /// resending does not buy more guesses.
     async fn resend_confirmation_code(&self, email: &str) -> Result<()>;
     /// Sends a password-reset code to a confirmed account. Answers the same whether or not the
     /// address has an account, so it cannot be used to find out.

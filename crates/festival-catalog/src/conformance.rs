@@ -38,6 +38,73 @@ pub async fn run_all(factory: &Factory) {
 
     let catalog = factory(Arc::new(clock)).await;
     search_equals_the_plain_definition_on_random_data(&*catalog, 0x504d_504d).await;
+    sales_are_kept_and_changed_whole(&*catalog).await;
+}
+
+/// A festival's sale is stored, read back, listed and changed; one that closes before it opens
+/// is refused.
+pub async fn sales_are_kept_and_changed_whole(catalog: &dyn Catalog) {
+    let opens = chrono::DateTime::from_timestamp_millis(1_800_000_000_123).unwrap();
+    let sale = crate::Sale {
+        opens_at: Some(opens),
+        closes_at: Some(opens + chrono::TimeDelta::days(3)),
+        queued: false,
+    };
+    let created = catalog
+        .create(NewFestival {
+            sale,
+            ..festival("판매 일정", "sale")
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.sale, sale);
+    assert_eq!(catalog.get(created.id).await.unwrap().sale, sale);
+    let plain = crate::Sale::default();
+    let changed = catalog
+        .update(
+            created.id,
+            FestivalChanges {
+                sale: Some(plain),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.sale, plain);
+    assert_eq!(catalog.get(created.id).await.unwrap().sale, plain);
+    let backwards = crate::Sale {
+        opens_at: Some(opens),
+        closes_at: Some(opens),
+        queued: true,
+    };
+    let refused = catalog
+        .create(NewFestival {
+            sale: backwards,
+            ..festival("거꾸로", "sale")
+        })
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CatalogError::Invalid {
+                field: "saleClosesAt",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        crate::Sale::default().state(opens),
+        crate::SaleState::OnSale
+    );
+    assert_eq!(
+        sale.state(opens - chrono::TimeDelta::seconds(1)),
+        crate::SaleState::Upcoming
+    );
+    assert_eq!(
+        sale.state(opens + chrono::TimeDelta::days(3)),
+        crate::SaleState::Closed
+    );
 }
 
 /// A festival with the given name and description, on 10–12 January 2027.
@@ -48,6 +115,7 @@ pub fn festival(name: &str, description: &str) -> NewFestival {
         location: None,
         start_date: date(2027, 1, 10),
         end_date: date(2027, 1, 12),
+        sale: crate::Sale::default(),
     }
 }
 

@@ -17,7 +17,7 @@ pub use keyword::{Keyword, fold, grams};
 pub use memory::MemoryCatalog;
 pub use model::{
     DESCRIPTION_MAX, Festival, FestivalChanges, FestivalId, KEYWORD_MAX, LIMIT_MAX, LOCATION_MAX,
-    MAX_DAYS, NAME_MAX, NewFestival, Page, PageRequest,
+    MAX_DAYS, NAME_MAX, NewFestival, Page, PageRequest, Sale, SaleState,
 };
 
 /// Why a catalog operation failed.

@@ -82,6 +82,7 @@ impl Catalog for MemoryCatalog {
             end_date: new.end_date,
             created_at: now,
             updated_at: now,
+            sale: new.sale,
         };
         state.festivals.insert(festival.id, festival.clone());
         Ok(festival)

@@ -1,7 +1,7 @@
 //! The festival, what creating and changing one takes, and pages of festivals.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::CatalogError;
 
@@ -20,6 +20,65 @@ pub const MAX_DAYS: i64 = 366;
 pub const KEYWORD_MAX: usize = 50;
 /// Largest page.
 pub const LIMIT_MAX: u32 = 100;
+
+/// How a festival's tickets are sold: from when, until when, and whether behind a waiting room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Sale {
+    /// When bookings open; `None`: from the festival's creation.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// When bookings close; `None`: when the festival's days are over.
+    pub closes_at: Option<DateTime<Utc>>,
+    /// Whether bookings go through the festival's waiting room (an admin can sell without).
+    pub queued: bool,
+}
+
+impl Default for Sale {
+    fn default() -> Self {
+        Self {
+            opens_at: None,
+            closes_at: None,
+            queued: true,
+        }
+    }
+}
+
+/// Where a sale stands at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SaleState {
+    /// Not open yet.
+    Upcoming,
+    /// Open.
+    OnSale,
+    /// Closed.
+    Closed,
+}
+
+impl Sale {
+    /// Checks that it closes after it opens.
+    pub fn validate(&self) -> Result<(), CatalogError> {
+        if let (Some(opens), Some(closes)) = (self.opens_at, self.closes_at)
+            && closes <= opens
+        {
+            return Err(CatalogError::invalid(
+                "saleClosesAt",
+                "must be after saleOpensAt",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the sale stands at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> SaleState {
+        if self.opens_at.is_some_and(|at| now < at) {
+            SaleState::Upcoming
+        } else if self.closes_at.is_some_and(|at| now >= at) {
+            SaleState::Closed
+        } else {
+            SaleState::OnSale
+        }
+    }
+}
 
 /// A festival.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +99,8 @@ pub struct Festival {
     pub created_at: DateTime<Utc>,
     /// When it last changed (millisecond precision).
     pub updated_at: DateTime<Utc>,
+    /// How its tickets are sold.
+    pub sale: Sale,
 }
 
 impl Festival {
@@ -71,11 +132,14 @@ pub struct NewFestival {
     pub start_date: NaiveDate,
     /// The last day, not before the first, at most [`MAX_DAYS`] days in all.
     pub end_date: NaiveDate,
+    /// How its tickets are sold.
+    pub sale: Sale,
 }
 
 impl NewFestival {
     /// Checks every rule; the first broken one names its field. Names are trimmed.
     pub fn validate(&mut self) -> Result<(), CatalogError> {
+        self.sale.validate()?;
         self.name = validate_name(&self.name)?;
         validate_description(&self.description)?;
         self.location = validate_location(self.location.take())?;
@@ -110,11 +174,16 @@ pub struct FestivalChanges {
     pub description: Option<String>,
     /// A new location; `Some(None)` removes it.
     pub location: Option<Option<String>>,
+    /// A new sale (the whole of it).
+    pub sale: Option<Sale>,
 }
 
 impl FestivalChanges {
     /// Checks the fields that are set, as [`NewFestival::validate`] does.
     pub fn validate(&mut self) -> Result<(), CatalogError> {
+        if let Some(sale) = &self.sale {
+            sale.validate()?;
+        }
         if let Some(name) = &self.name {
             self.name = Some(validate_name(name)?);
         }
@@ -137,6 +206,9 @@ impl FestivalChanges {
         }
         if let Some(location) = &self.location {
             festival.location.clone_from(location);
+        }
+        if let Some(sale) = self.sale {
+            festival.sale = sale;
         }
     }
 }

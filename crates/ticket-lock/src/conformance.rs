@@ -284,6 +284,16 @@ pub async fn idempotent_retries(engine: &dyn TicketEngine) {
     let other = engine.reserve(keyed(2, 2)).await.unwrap();
     assert!(!other.replayed);
     assert_ne!(other.reservation.id, first.reservation.id);
+    assert_eq!(
+        engine.reservation_by_key(1, "retry-1").await.unwrap(),
+        Some(first.reservation.clone()),
+        "the key finds the reservation it made"
+    );
+    assert_eq!(
+        engine.reservation_by_key(3, "retry-1").await.unwrap(),
+        None,
+        "keys are per user"
+    );
     let too_long = Booking {
         idempotency_key: Some("k".repeat(101)),
         ..booking(3, 40, day(0), 1)

@@ -89,6 +89,15 @@ pub trait TicketEngine: Send + Sync + std::fmt::Debug {
     /// Cancels the user's reservation and returns its tickets to stock.
     async fn cancel(&self, user: UserId, id: ReservationId) -> Result<Reservation, TicketError>;
 
+    /// The reservation a booking of `user` with idempotency key `key` made, if any: a retried
+    /// request can be answered without booking (or anything else, such as using a waiting-room
+    /// admission) again.
+    async fn reservation_by_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<Reservation>, TicketError>;
+
     /// One of the user's reservations.
     async fn reservation(
         &self,

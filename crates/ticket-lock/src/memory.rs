@@ -100,6 +100,18 @@ impl TicketEngine for MemoryTickets {
         })
     }
 
+    async fn reservation_by_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<Reservation>, TicketError> {
+        let state = self.lock();
+        Ok(state
+            .keys
+            .get(&(user, key.to_owned()))
+            .map(|id| state.reservations[id].clone()))
+    }
+
     async fn reserve(&self, booking: Booking) -> Result<Booked, TicketError> {
         booking.validate()?;
         let now = from_millis(millis(self.clock.now()));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use engine_clock::{Clock, ManualClock};
 
-use crate::{Place, Policy, QueueError, QueueName, TickRule, WaitingQueue};
+use crate::{Consumption, Place, Policy, QueueError, QueueName, TickRule, WaitingQueue};
 
 /// Makes an empty engine that reads the time from the given clock.
 pub type Factory =
@@ -58,6 +58,302 @@ pub async fn run_all(factory: &Factory) {
     stats_and_queues(factory).await;
     version_moves_when_ranks_improve(factory).await;
     concurrent_joins_get_every_rank_once(factory, 10_000).await;
+    the_pre_queue_opens_in_lottery_order(factory).await;
+    joins_racing_the_opening_land_on_one_side_only(factory).await;
+    the_seed_is_drawn_once_and_an_opening_cannot_move(factory).await;
+    admissions_are_used_once(factory).await;
+    sold_out_closes_the_line_until_tickets_come_back(factory).await;
+    a_quiet_queue_admits_at_once(factory).await;
+}
+
+fn at(clock: &ManualClock, seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    clock.now() + TimeDelta::seconds(seconds)
+}
+
+/// Before the opening, joiners are in the pre-queue without a rank; at the opening they are put
+/// in the lottery's order (reproducible from the seed revealed in the statistics), ahead of
+/// everyone who joins afterwards, in arrival order.
+pub async fn the_pre_queue_opens_in_lottery_order(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop1");
+    e.configure(&queue, Some(policy(7))).await.unwrap();
+    let opens = at(&clock, 60);
+    e.schedule(&queue, Some(opens)).await.unwrap();
+    let early: Vec<String> = (0..50).map(|i| format!("early{i}")).collect();
+    for user in &early {
+        assert_eq!(
+            e.join(&queue, user).await.unwrap(),
+            Place::PreQueue {
+                opens_at: opens,
+                new: true
+            }
+        );
+    }
+    assert_eq!(
+        e.join(&queue, "early3").await.unwrap(),
+        Place::PreQueue {
+            opens_at: opens,
+            new: false
+        }
+    );
+    assert_eq!(e.rank(&queue, "early3").await.unwrap(), None);
+    assert!(
+        e.leave(&queue, "early49").await.unwrap(),
+        "leaving the pre-queue"
+    );
+    let early = &early[..49];
+    let before = e.stats(&queue).await.unwrap();
+    assert_eq!((before.pre_queue, before.waiting), (49, 0));
+    assert_eq!(before.seed, None, "the seed is secret until the opening");
+    let tick = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(
+        tick.admitted.is_empty(),
+        "nobody is admitted before the opening"
+    );
+
+    clock.advance(TimeDelta::seconds(60));
+    assert_eq!(
+        e.join(&queue, "late0").await.unwrap(),
+        Place::Waiting {
+            rank: 50,
+            new: true
+        }
+    );
+    e.join(&queue, "late1").await.unwrap();
+    let after = e.stats(&queue).await.unwrap();
+    let seed = after.seed.expect("revealed at the opening");
+    assert_eq!(after.opened_at, Some(clock.now()));
+    assert_eq!((after.pre_queue, after.waiting), (0, 51));
+    let order = crate::lottery::order(seed, early);
+    for (i, user) in order.iter().enumerate() {
+        assert_eq!(
+            e.rank(&queue, user).await.unwrap(),
+            Some(i as u64 + 1),
+            "{user}"
+        );
+    }
+    assert_eq!(e.rank(&queue, "late1").await.unwrap(), Some(51));
+    clock.advance(TimeDelta::seconds(1));
+    let admitted = e.tick(&queue, TickRule::Due).await.unwrap().admitted;
+    assert_eq!(admitted, order[..7], "admission follows the lottery");
+}
+
+/// Joins racing the opening each land on exactly one side: everyone told "pre-queue" ends up
+/// ahead of everyone told a rank, and every rank is given once.
+pub async fn joins_racing_the_opening_land_on_one_side_only(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop2");
+    e.schedule(&queue, Some(at(&clock, 1))).await.unwrap();
+    let mut joins = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let (e, queue, clock) = (e.clone(), queue.clone(), clock.clone());
+        joins.spawn(async move {
+            if i == 200 {
+                clock.advance(TimeDelta::seconds(1));
+            }
+            let user = format!("u{i}");
+            let place = e.join(&queue, &user).await.unwrap();
+            (user, place)
+        });
+    }
+    let placed = joins.join_all().await;
+    let pre: Vec<&String> = placed
+        .iter()
+        .filter(|(_, p)| matches!(p, Place::PreQueue { .. }))
+        .map(|(u, _)| u)
+        .collect();
+    let mut ranks = Vec::new();
+    for (user, _) in &placed {
+        ranks.push((e.rank(&queue, user).await.unwrap().expect("in line"), user));
+    }
+    ranks.sort();
+    assert_eq!(
+        ranks.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        (1..=400).collect::<Vec<u64>>()
+    );
+    for (rank, user) in &ranks {
+        assert_eq!(
+            pre.contains(user),
+            *rank <= pre.len() as u64,
+            "{user} at {rank}"
+        );
+    }
+}
+
+/// Scheduling again before the opening moves it but keeps the seed; after the opening only the
+/// same opening is accepted.
+pub async fn the_seed_is_drawn_once_and_an_opening_cannot_move(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop3");
+    e.schedule(&queue, Some(at(&clock, 30))).await.unwrap();
+    e.join(&queue, "a").await.unwrap();
+    e.schedule(&queue, Some(at(&clock, 60))).await.unwrap();
+    clock.advance(TimeDelta::seconds(30));
+    assert!(matches!(
+        e.join(&queue, "b").await.unwrap(),
+        Place::PreQueue { .. }
+    ));
+    clock.advance(TimeDelta::seconds(30));
+    let stats = e.stats(&queue).await.unwrap();
+    let seed = stats.seed.unwrap();
+    assert_eq!(stats.opens_at, Some(clock.now()));
+    let order = crate::lottery::order(seed, &["a", "b"]);
+    assert_eq!(e.rank(&queue, &order[0]).await.unwrap(), Some(1));
+    assert!(matches!(
+        e.schedule(&queue, Some(at(&clock, 60))).await,
+        Err(QueueError::Invalid { .. })
+    ));
+    e.schedule(&queue, stats.opens_at).await.unwrap();
+    e.schedule(&queue, None).await.unwrap();
+    assert_eq!(e.stats(&queue).await.unwrap().seed, Some(seed));
+}
+
+/// An admission is used once: a second use, another admission's number, and a finished one are
+/// refused; a used admission frees its place under the cap; giving it back makes it live again.
+pub async fn admissions_are_used_once(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop4");
+    let capped = Policy {
+        max_active: Some(1),
+        ..policy(1)
+    };
+    e.configure(&queue, Some(capped)).await.unwrap();
+    for user in ["a", "b", "c"] {
+        e.join(&queue, user).await.unwrap();
+    }
+    e.tick(&queue, TickRule::Due).await.unwrap();
+    let first = e.admission(&queue, "a").await.unwrap().expect("admitted");
+    assert_eq!(
+        e.consume(&queue, "b", first.id).await.unwrap(),
+        Consumption::NotAdmitted,
+        "someone else's admission"
+    );
+    assert_eq!(
+        e.consume(&queue, "a", first.id + 1000).await.unwrap(),
+        Consumption::NotAdmitted
+    );
+    assert_eq!(
+        e.consume(&queue, "a", first.id).await.unwrap(),
+        Consumption::Consumed
+    );
+    assert_eq!(
+        e.consume(&queue, "a", first.id).await.unwrap(),
+        Consumption::AlreadyUsed
+    );
+    assert!(e.admission(&queue, "a").await.unwrap().is_none(), "used");
+    assert!(e.release(&queue, "a", first.id).await.unwrap());
+    assert_eq!(e.admission(&queue, "a").await.unwrap(), Some(first));
+    assert_eq!(
+        e.consume(&queue, "a", first.id).await.unwrap(),
+        Consumption::Consumed
+    );
+    let stats = e.stats(&queue).await.unwrap();
+    assert_eq!((stats.admitted, stats.consumed_total), (0, 1));
+    clock.advance(TimeDelta::seconds(1));
+    let next = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_eq!(next.admitted, ["b"], "a used admission frees the cap");
+    let second = e.admission(&queue, "b").await.unwrap().unwrap();
+    assert_ne!(second.id, first.id);
+    assert!(e.finish(&queue, "b").await.unwrap());
+    assert_eq!(
+        e.consume(&queue, "b", second.id).await.unwrap(),
+        Consumption::NotAdmitted,
+        "a finished admission"
+    );
+    // With a used admission, joining again is a new turn at the back.
+    assert_eq!(
+        e.join(&queue, "a").await.unwrap(),
+        Place::Waiting { rank: 2, new: true }
+    );
+    // Two requests at once with one admission: one wins.
+    clock.advance(TimeDelta::seconds(1));
+    e.tick(&queue, TickRule::Due).await.unwrap();
+    let third = e.admission(&queue, "c").await.unwrap().unwrap();
+    let (x, y) = tokio::join!(
+        e.consume(&queue, "c", third.id),
+        e.consume(&queue, "c", third.id)
+    );
+    let mut both = [x.unwrap(), y.unwrap()];
+    both.sort_by_key(|c| *c == Consumption::Consumed);
+    assert_eq!(both, [Consumption::AlreadyUsed, Consumption::Consumed]);
+}
+
+/// Sold out: ticks admit nobody and new joins are refused; waiters keep their places and are
+/// admitted in order once tickets come back.
+pub async fn sold_out_closes_the_line_until_tickets_come_back(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop5");
+    e.configure(&queue, Some(policy(2))).await.unwrap();
+    for i in 0..5 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    let v = e.version(&queue).await.unwrap();
+    e.set_sold_out(&queue, true).await.unwrap();
+    assert_ne!(e.version(&queue).await.unwrap(), v, "watchers are told");
+    assert!(e.stats(&queue).await.unwrap().sold_out);
+    assert!(
+        e.tick(&queue, TickRule::Due)
+            .await
+            .unwrap()
+            .admitted
+            .is_empty()
+    );
+    assert!(
+        e.admit(&queue, 3).await.unwrap().admitted.is_empty(),
+        "not by hand either: there is nothing to book"
+    );
+    assert!(matches!(
+        e.join(&queue, "newcomer").await,
+        Err(QueueError::SoldOut)
+    ));
+    assert_eq!(
+        e.join(&queue, "u3").await.unwrap(),
+        Place::Waiting {
+            rank: 4,
+            new: false
+        },
+        "a waiter keeps their place"
+    );
+    e.set_sold_out(&queue, false).await.unwrap();
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted,
+        ["u0", "u1"]
+    );
+}
+
+/// With `admit_when_idle`, someone joining an empty line is admitted at once, within the
+/// interval's batch; once anyone waits, newcomers wait behind them.
+pub async fn a_quiet_queue_admits_at_once(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop6");
+    let quiet = Policy {
+        admit_when_idle: true,
+        ..policy(2)
+    };
+    e.configure(&queue, Some(quiet)).await.unwrap();
+    assert!(matches!(
+        e.join(&queue, "a").await.unwrap(),
+        Place::Admitted(_)
+    ));
+    assert!(matches!(
+        e.join(&queue, "b").await.unwrap(),
+        Place::Admitted(_)
+    ));
+    assert_eq!(
+        e.join(&queue, "c").await.unwrap(),
+        Place::Waiting { rank: 1, new: true },
+        "the interval's batch is spent"
+    );
+    let tick = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(tick.admitted.is_empty(), "the tick's batch went to a and b");
+    clock.advance(TimeDelta::seconds(1));
+    assert_eq!(e.tick(&queue, TickRule::Due).await.unwrap().admitted, ["c"]);
+    e.join(&queue, "d").await.unwrap();
+    assert!(
+        matches!(e.join(&queue, "e").await.unwrap(), Place::Waiting { .. }),
+        "d waits (the batch is spent), so e waits behind"
+    );
 }
 
 /// Ranks follow arrival; joining again keeps one's place.
@@ -467,5 +763,40 @@ pub async fn two_engines_agree(
     }
     assert_eq!(admitted, expected);
     assert!(a.admission(&queue, "u19").await.unwrap().is_some());
-    assert!(b.admission(&queue, "u19").await.unwrap().is_some());
+    let used = b.admission(&queue, "u19").await.unwrap().unwrap();
+    assert_eq!(
+        a.consume(&queue, "u19", used.id).await.unwrap(),
+        Consumption::Consumed
+    );
+    assert_eq!(
+        b.consume(&queue, "u19", used.id).await.unwrap(),
+        Consumption::AlreadyUsed,
+        "used on one node, refused on the other"
+    );
+
+    // One opening, scheduled by both nodes: one seed, one order, the same ranks on both.
+    let drop = q("festival15");
+    let opens = clock.now() + TimeDelta::seconds(10);
+    let (x, y) = tokio::join!(
+        a.schedule(&drop, Some(opens)),
+        b.schedule(&drop, Some(opens))
+    );
+    x.unwrap();
+    y.unwrap();
+    let users: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert!(matches!(
+            node.join(&drop, user).await.unwrap(),
+            Place::PreQueue { .. }
+        ));
+    }
+    clock.advance(TimeDelta::seconds(10));
+    let seed = a.stats(&drop).await.unwrap().seed.unwrap();
+    assert_eq!(b.stats(&drop).await.unwrap().seed, Some(seed));
+    for (i, user) in crate::lottery::order(seed, &users).iter().enumerate() {
+        let rank = Some(i as u64 + 1);
+        assert_eq!(a.rank(&drop, user).await.unwrap(), rank);
+        assert_eq!(b.rank(&drop, user).await.unwrap(), rank);
+    }
 }

@@ -88,6 +88,10 @@ pub struct Policy {
     /// Waiters not heard from (join or rank) for this long are dropped at the next tick.
     #[serde(with = "opt_millis")]
     pub idle_timeout: Option<Duration>,
+    /// A user who joins while nobody is waiting is admitted at once (within the interval's
+    /// batch and the cap), so a quiet queue feels like no queue at all.
+    #[serde(default)]
+    pub admit_when_idle: bool,
 }
 
 impl Default for Policy {
@@ -98,6 +102,7 @@ impl Default for Policy {
             max_active: None,
             admitted_ttl: Duration::from_secs(600),
             idle_timeout: None,
+            admit_when_idle: false,
         }
     }
 }
@@ -138,9 +143,17 @@ impl Policy {
     }
 }
 
-/// Where a user stands after joining.
+/// Where a user stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
+    /// Joined before the queue's opening: no order yet. At the opening everyone here is put in
+    /// a random order (see [`crate::lottery`]), ahead of everyone who joins afterwards.
+    PreQueue {
+        /// When the queue opens.
+        opens_at: DateTime<Utc>,
+        /// False when the user was already in the pre-queue.
+        new: bool,
+    },
     /// In line.
     Waiting {
         /// 1-based position.
@@ -157,6 +170,20 @@ pub enum Place {
 pub struct Admission {
     /// When it lapses unless the user finishes first.
     pub expires_at: DateTime<Utc>,
+    /// Its number in the queue (unique per queue): what a token carries, so that an admission
+    /// is used once ([`WaitingQueue::consume`](crate::WaitingQueue::consume)).
+    pub id: u64,
+}
+
+/// What [`consume`](crate::WaitingQueue::consume) found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consumption {
+    /// The admission was live and is now used.
+    Consumed,
+    /// It was used already (a replay, or a second request with one admission).
+    AlreadyUsed,
+    /// The user holds no live admission with that number (expired, finished, or another).
+    NotAdmitted,
 }
 
 /// When a tick applies.
@@ -208,13 +235,47 @@ pub struct QueueStats {
     pub last_tick_at: Option<DateTime<Utc>>,
     /// Admissions per second over the last minute.
     pub admission_rate: f64,
+    /// When the queue opens (or opened), if an opening was scheduled.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// When the opening took effect (the pre-queue was put in order).
+    pub opened_at: Option<DateTime<Utc>>,
+    /// People in the pre-queue (before the opening; 0 after it).
+    pub pre_queue: u64,
+    /// The seed the pre-queue's order came from: shown once the queue opened, so that the order
+    /// can be checked ([`crate::lottery::order`]) and no one can pick accounts by it beforehand.
+    pub seed: Option<u64>,
+    /// Admission is closed: nothing left to sell.
+    pub sold_out: bool,
+    /// Admissions used by the request they allowed.
+    pub consumed_total: u64,
 }
 
 impl QueueStats {
+    /// The numbers of a queue nobody used, under `policy`.
+    pub fn empty(policy: Policy) -> Self {
+        Self {
+            waiting: 0,
+            admitted: 0,
+            admitted_total: 0,
+            paused: false,
+            configured: false,
+            policy,
+            tick: 0,
+            last_tick_at: None,
+            admission_rate: 0.0,
+            opens_at: None,
+            opened_at: None,
+            pre_queue: 0,
+            seed: None,
+            sold_out: false,
+            consumed_total: 0,
+        }
+    }
+
     /// How long the person at `rank` can expect to wait: by the observed rate, or the policy's
-    /// when nobody was admitted lately. `None` while paused.
+    /// when nobody was admitted lately. `None` while paused or sold out.
     pub fn estimated_wait(&self, rank: u64) -> Option<Duration> {
-        if self.paused {
+        if self.paused || self.sold_out {
             return None;
         }
         let rate = if self.admission_rate > 0.0 {
@@ -320,14 +381,7 @@ mod tests {
     fn estimated_wait_uses_the_policy_until_admissions_are_seen() {
         let mut stats = QueueStats {
             waiting: 100,
-            admitted: 0,
-            admitted_total: 0,
-            paused: false,
-            configured: false,
-            policy: Policy::default(),
-            tick: 0,
-            last_tick_at: None,
-            admission_rate: 0.0,
+            ..QueueStats::empty(Policy::default())
         };
         assert_eq!(stats.estimated_wait(50), Some(Duration::from_secs(5)));
         stats.admission_rate = 2.0;

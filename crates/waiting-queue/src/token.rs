@@ -1,10 +1,12 @@
 //! Admission tokens: proof that a user was admitted from a queue, checked without a lookup.
 //!
-//! `wq1.<payload>.<tag>`, both parts base64url without padding. The payload is
-//! `expires-ms \n queue \n user`; the tag is HMAC-SHA256 over `wq1.<payload>` under a secret the
-//! nodes share. Neither a queue name nor a user key can hold a newline, so no field can be forged
-//! by another. The token is bearer proof, valid until it expires even if the admission ends
-//! earlier: keep the admission time short rather than revoking tokens.
+//! `wq2.<payload>.<tag>`, both parts base64url without padding. The payload is
+//! `expires-ms \n admission-number \n queue \n user`; the tag is HMAC-SHA256 over
+//! `wq2.<payload>` under a secret the nodes share. Neither a queue name nor a user key can hold a
+//! newline, so no field can be forged by another. The signature proves who was admitted where
+//! and until when without a lookup; that the admission is still unused is the engine's to say
+//! ([`WaitingQueue::consume`](crate::WaitingQueue::consume) with the number the token carries),
+//! so a token cannot be replayed, shared or used twice.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -14,7 +16,7 @@ use sha2::Sha256;
 
 use crate::QueueName;
 
-const VERSION: &str = "wq1";
+const VERSION: &str = "wq2";
 /// The shortest secret accepted, in bytes.
 pub const SECRET_MIN: usize = 32;
 
@@ -53,6 +55,8 @@ impl std::fmt::Debug for AdmissionTokens {
 pub struct Verified {
     /// When it expires.
     pub expires_at: DateTime<Utc>,
+    /// The admission's number in its queue.
+    pub admission: u64,
 }
 
 impl AdmissionTokens {
@@ -65,9 +69,13 @@ impl AdmissionTokens {
         Some(Self { mac })
     }
 
-    /// A token saying `user` was admitted from `queue` until `expires_at`.
-    pub fn issue(&self, queue: &QueueName, user: &str, expires_at: DateTime<Utc>) -> String {
-        let payload = format!("{}\n{queue}\n{user}", expires_at.timestamp_millis());
+    /// A token saying `user` holds `admission` in `queue`.
+    pub fn issue(&self, queue: &QueueName, user: &str, admission: &crate::Admission) -> String {
+        let payload = format!(
+            "{}\n{}\n{queue}\n{user}",
+            admission.expires_at.timestamp_millis(),
+            admission.id
+        );
         let signed = format!("{VERSION}.{}", B64.encode(payload));
         let mut mac = self.mac.clone();
         mac.update(signed.as_bytes());
@@ -95,13 +103,14 @@ impl AdmissionTokens {
         // Only a signed payload is parsed.
         let payload = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
         let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
-        let mut fields = payload.splitn(3, '\n');
-        let (Some(expires), Some(for_queue), Some(for_user)) =
-            (fields.next(), fields.next(), fields.next())
+        let mut fields = payload.splitn(4, '\n');
+        let (Some(expires), Some(admission), Some(for_queue), Some(for_user)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return Err(TokenError::Malformed);
         };
         let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
+        let admission: u64 = admission.parse().map_err(|_| TokenError::Malformed)?;
         if for_queue != queue.as_str() || for_user != user {
             return Err(TokenError::WrongHolder);
         }
@@ -110,6 +119,7 @@ impl AdmissionTokens {
         }
         Ok(Verified {
             expires_at: DateTime::from_timestamp_millis(expires).ok_or(TokenError::Malformed)?,
+            admission,
         })
     }
 }
@@ -123,16 +133,25 @@ mod tests {
         AdmissionTokens::new(&[secret; 32]).unwrap()
     }
 
+    fn admission(expires_at: DateTime<Utc>) -> crate::Admission {
+        crate::Admission { expires_at, id: 42 }
+    }
+
     #[test]
     fn a_token_proves_admission_for_its_holder_until_it_expires() {
         let now = Utc::now();
         let q = QueueName::new("festival1").unwrap();
-        let t = tokens(7).issue(&q, "a@example.com", now + TimeDelta::minutes(10));
+        let t = tokens(7).issue(
+            &q,
+            "a@example.com",
+            &admission(now + TimeDelta::minutes(10)),
+        );
         let ok = tokens(7).verify(&t, &q, "a@example.com", now).unwrap();
         assert_eq!(
             ok.expires_at.timestamp_millis(),
             (now + TimeDelta::minutes(10)).timestamp_millis()
         );
+        assert_eq!(ok.admission, 42);
         assert_eq!(
             tokens(7).verify(&t, &q, "b@example.com", now),
             Err(TokenError::WrongHolder)
@@ -156,20 +175,24 @@ mod tests {
     fn altered_or_garbage_tokens_are_refused() {
         let now = Utc::now();
         let q = QueueName::new("festival1").unwrap();
-        let t = tokens(7).issue(&q, "a@example.com", now + TimeDelta::minutes(10));
+        let t = tokens(7).issue(
+            &q,
+            "a@example.com",
+            &admission(now + TimeDelta::minutes(10)),
+        );
         // Swap in a payload naming someone else, keeping the tag.
         let (_, rest) = t.split_once('.').unwrap();
         let (_, tag) = rest.split_once('.').unwrap();
         let forged_payload = B64.encode(format!(
-            "{}\nfestival1\nb@example.com",
+            "{}\n42\nfestival1\nb@example.com",
             (now + TimeDelta::minutes(10)).timestamp_millis()
         ));
-        let forged = format!("wq1.{forged_payload}.{tag}");
+        let forged = format!("wq2.{forged_payload}.{tag}");
         assert_eq!(
             tokens(7).verify(&forged, &q, "b@example.com", now),
             Err(TokenError::BadSignature)
         );
-        for garbage in ["", "wq1", "wq1..", "x.y.z", "wq1.%%%.%%%", "wq2.YQ.YQ"] {
+        for garbage in ["", "wq2", "wq2..", "x.y.z", "wq2.%%%.%%%", "wq1.YQ.YQ"] {
             assert!(
                 tokens(7).verify(garbage, &q, "a@example.com", now).is_err(),
                 "{garbage}"

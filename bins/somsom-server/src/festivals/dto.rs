@@ -1,7 +1,8 @@
 //! Request and response bodies, with the seed's field names.
 
 use chrono::NaiveDate;
-use festival_catalog::{Festival, NewFestival, Page};
+use chrono::{DateTime, Utc};
+use festival_catalog::{Festival, NewFestival, Page, Sale, SaleState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -23,17 +24,61 @@ pub struct FestivalPreview {
     /// Last day, `YYYY-MM-DD`.
     #[schema(value_type = String, format = Date)]
     pub end_date: NaiveDate,
+    /// The sale.
+    #[serde(flatten)]
+    pub sale: SaleView,
 }
 
-impl From<&Festival> for FestivalPreview {
-    fn from(f: &Festival) -> Self {
+impl FestivalPreview {
+    /// `f`'s list entry, its sale as of `now`.
+    pub fn new(f: &Festival, now: DateTime<Utc>) -> Self {
         Self {
             id: f.id,
             name: f.name.clone(),
             description: f.description.clone(),
             start_date: f.start_date,
             end_date: f.end_date,
+            sale: SaleView::new(&f.sale, now),
         }
+    }
+}
+
+/// A festival's sale, as its list entry and detail show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleView {
+    /// When bookings open (RFC 3339); `null`: since the festival was added.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_opens_at: Option<DateTime<Utc>>,
+    /// When bookings close (RFC 3339); `null`: when its days are over.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_closes_at: Option<DateTime<Utc>>,
+    /// Whether bookings go through the waiting room.
+    pub sale_queued: bool,
+    /// `UPCOMING`, `ON_SALE` or `CLOSED`, as of the answer.
+    #[schema(value_type = String)]
+    pub sale_state: SaleState,
+}
+
+impl SaleView {
+    /// The sale as of `now`.
+    pub fn new(sale: &Sale, now: DateTime<Utc>) -> Self {
+        Self {
+            sale_opens_at: sale.opens_at,
+            sale_closes_at: sale.closes_at,
+            sale_queued: sale.queued,
+            sale_state: sale.state(now),
+        }
+    }
+
+    /// The state again at `now` (a cached answer's may be old).
+    pub fn refresh(&mut self, now: DateTime<Utc>) {
+        let sale = Sale {
+            opens_at: self.sale_opens_at,
+            closes_at: self.sale_closes_at,
+            queued: self.sale_queued,
+        };
+        self.sale_state = sale.state(now);
     }
 }
 
@@ -49,13 +94,28 @@ pub struct FestivalPreviewList {
     pub last_id: Option<i64>,
 }
 
-impl From<Page> for FestivalPreviewList {
-    fn from(page: Page) -> Self {
+impl FestivalPreviewList {
+    /// A page of list entries, their sales as of `now`.
+    pub fn new(page: Page, now: DateTime<Utc>) -> Self {
         Self {
-            festivals: page.festivals.iter().map(FestivalPreview::from).collect(),
+            festivals: page
+                .festivals
+                .iter()
+                .map(|f| FestivalPreview::new(f, now))
+                .collect(),
             has_next: page.has_next,
             last_id: page.last_id,
         }
+    }
+}
+
+impl FestivalPreviewList {
+    /// Sale states as of `now` (a cached list's were as of when it was cached).
+    pub fn refreshed(mut self, now: DateTime<Utc>) -> Self {
+        for festival in &mut self.festivals {
+            festival.sale.refresh(now);
+        }
+        self
     }
 }
 
@@ -79,16 +139,19 @@ pub struct FestivalDetail {
     pub end_date: NaiveDate,
     /// When it was added (RFC 3339).
     #[schema(value_type = String, format = DateTime)]
-    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_at: DateTime<Utc>,
     /// When it last changed (RFC 3339).
     #[schema(value_type = String, format = DateTime)]
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: DateTime<Utc>,
     /// Each day's tickets (empty if the festival has no stock).
     pub days: Vec<DayTickets>,
     /// Most tickets in one reservation.
     pub max_per_reservation: Option<u32>,
     /// Most tickets one user may hold for one day.
     pub max_per_user_per_day: Option<u32>,
+    /// The sale.
+    #[serde(flatten)]
+    pub sale: SaleView,
 }
 
 /// One festival day's tickets.
@@ -124,8 +187,9 @@ impl FestivalDetail {
     }
 }
 
-impl From<Festival> for FestivalDetail {
-    fn from(f: Festival) -> Self {
+impl FestivalDetail {
+    /// `f` in full (without its days), its sale as of `now`.
+    pub fn new(f: Festival, now: DateTime<Utc>) -> Self {
         Self {
             id: f.id,
             name: f.name,
@@ -138,6 +202,7 @@ impl From<Festival> for FestivalDetail {
             days: Vec::new(),
             max_per_reservation: None,
             max_per_user_per_day: None,
+            sale: SaleView::new(&f.sale, now),
         }
     }
 }
@@ -168,6 +233,15 @@ pub struct CreateFestivalRequest {
     pub max_per_reservation: Option<u32>,
     /// Most tickets one user may hold for one day (default 4).
     pub max_per_user_per_day: Option<u32>,
+    /// When bookings open (RFC 3339); absent: at once. Until then the waiting room gathers a
+    /// pre-queue, put in a random order at the opening.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_opens_at: Option<DateTime<Utc>>,
+    /// When bookings close (RFC 3339); absent: when the festival's days are over.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_closes_at: Option<DateTime<Utc>>,
+    /// Whether bookings go through the waiting room (default `true`; `false`: no queue).
+    pub sale_queued: Option<bool>,
 }
 
 impl CreateFestivalRequest {
@@ -238,6 +312,11 @@ impl CreateFestivalRequest {
             location: self.location,
             start_date,
             end_date,
+            sale: Sale {
+                opens_at: self.sale_opens_at,
+                closes_at: self.sale_closes_at,
+                queued: self.sale_queued.unwrap_or(true),
+            },
         })
     }
 }
@@ -255,11 +334,41 @@ pub struct UpdateFestivalRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub location: Option<Option<String>>,
+    /// A new sale opening (RFC 3339); `null`: open now. Refused once the waiting room opened.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_opens_at: Option<Option<DateTime<Utc>>>,
+    /// A new sale close (RFC 3339); `null`: when the festival's days are over.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sale_closes_at: Option<Option<DateTime<Utc>>>,
+    /// Whether bookings go through the waiting room.
+    pub sale_queued: Option<bool>,
+}
+
+impl UpdateFestivalRequest {
+    /// Whether it changes the sale.
+    pub fn touches_sale(&self) -> bool {
+        self.sale_opens_at.is_some() || self.sale_closes_at.is_some() || self.sale_queued.is_some()
+    }
+
+    /// `sale` with this request's changes.
+    pub fn sale(&self, sale: Sale) -> Sale {
+        Sale {
+            opens_at: self.sale_opens_at.unwrap_or(sale.opens_at),
+            closes_at: self.sale_closes_at.unwrap_or(sale.closes_at),
+            queued: self.sale_queued.unwrap_or(sale.queued),
+        }
+    }
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// `GET /festivals` parameters.

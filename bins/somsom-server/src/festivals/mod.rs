@@ -19,7 +19,7 @@ use axum::Json;
 
 pub use dto::{
     CreateFestivalRequest, DayTickets, FestivalDetail, FestivalPreview, FestivalPreviewList,
-    ListQuery, SearchQuery, UpdateFestivalRequest,
+    ListQuery, SaleView, SearchQuery, UpdateFestivalRequest,
 };
 
 /// The cache namespace of search answers; invalidated by every create and update.
@@ -32,6 +32,8 @@ pub struct Festivals {
     pub catalog: Arc<dyn Catalog>,
     /// Search answers (`None`: not cached).
     pub search_cache: Option<CacheAside>,
+    /// The app's clock: a sale's state is as of now.
+    pub clock: Arc<dyn cognito_auth::Clock>,
 }
 
 /// Maps catalog errors onto the API's codes.
@@ -94,59 +96,53 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     user.require_admin()?;
     let request = create_request(request).await?;
-    let mut new: NewFestival = request.clone().into_new()?;
-    // Check the festival and its ticket numbers before anything is stored.
-    new.validate().map_err(catalog_error)?;
-    let days = (new.start_date, new.end_date);
-    let mut plan = request.inventory(0, days, &state.ticket_defaults)?;
-    plan.validate().map_err(crate::reservations::ticket_error)?;
-
-    let festival = state
-        .festivals
-        .catalog
-        .create(new)
-        .await
-        .map_err(catalog_error)?;
-    plan.festival = festival.id;
-    // The festival exists now; its stock follows (creating it again is harmless).
-    let inventory = state
-        .tickets
-        .create_inventory(plan)
-        .await
-        .map_err(crate::reservations::ticket_error)?;
-    invalidate_search(&state.festivals).await;
+    let new: NewFestival = request.clone().into_new()?;
+    let stock = request.inventory(0, (new.start_date, new.end_date), &state.ticket_defaults)?;
+    let (festival, inventory) = crate::workflows::festival::create(
+        &state.festivals,
+        &*state.tickets,
+        &state.queues,
+        new,
+        stock,
+    )
+    .await?;
     tracing::info!(festival = festival.id, admin = %user.user.username, "festival created");
-    let detail = FestivalDetail::from(festival).with_inventory(Some(inventory));
+    let detail =
+        FestivalDetail::new(festival, state.festivals.clock.now()).with_inventory(Some(inventory));
     Ok((StatusCode::CREATED, Json(detail)))
 }
 
-/// `PATCH /festivals/{festivalId}` (admins): name, description or location.
+/// `PATCH /festivals/{festivalId}` (admins): name, description, location or the sale.
 #[utoipa::path(patch, path = "/festivals/{festivalId}", tag = "festivals", request_body = UpdateFestivalRequest,
     params(("festivalId" = i64, Path)), security(("bearer" = [])),
     responses((status = 200, body = FestivalDetail), (status = 400, body = crate::error::ErrorBody),
+              (status = 401, body = crate::error::ErrorBody),
               (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn update(
     State(festivals): State<Festivals>,
     State(tickets): State<Arc<dyn ticket_lock::TicketEngine>>,
+    State(queues): State<crate::queues::Queues>,
     user: CurrentUser,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<UpdateFestivalRequest>,
 ) -> Result<Json<FestivalDetail>, ApiError> {
     user.require_admin()?;
+    let sale = if body.touches_sale() {
+        let current = festivals.catalog.get(id).await.map_err(catalog_error)?;
+        Some(body.sale(current.sale))
+    } else {
+        None
+    };
     let changes = FestivalChanges {
         name: body.name,
         description: body.description,
         location: body.location,
+        sale,
     };
-    let festival = festivals
-        .catalog
-        .update(id, changes)
-        .await
-        .map_err(catalog_error)?;
-    invalidate_search(&festivals).await;
+    let festival = crate::workflows::festival::update(&festivals, &queues, id, changes).await?;
     let inventory = inventory_of(&*tickets, festival.id).await?;
     Ok(Json(
-        FestivalDetail::from(festival).with_inventory(inventory),
+        FestivalDetail::new(festival, festivals.clock.now()).with_inventory(inventory),
     ))
 }
 
@@ -165,28 +161,28 @@ async fn inventory_of(
 pub async fn create_many(
     state: &crate::AppState,
     festivals: Vec<NewFestival>,
-) -> Result<Vec<festival_catalog::Festival>, ApiError> {
-    let created = state
-        .festivals
-        .catalog
-        .create_many(festivals)
-        .await
-        .map_err(catalog_error)?;
+) -> Result<Vec<festival_catalog::Festival>, crate::workflows::FestivalError> {
     let defaults = CreateFestivalRequest::default();
-    for festival in &created {
-        let days = (festival.start_date, festival.end_date);
-        let plan = defaults.inventory(festival.id, days, &state.ticket_defaults)?;
-        state
-            .tickets
-            .create_inventory(plan)
-            .await
-            .map_err(crate::reservations::ticket_error)?;
-    }
-    invalidate_search(&state.festivals).await;
-    Ok(created)
+    crate::workflows::festival::create_many(
+        &state.festivals,
+        &*state.tickets,
+        &state.queues,
+        festivals,
+        |festival| {
+            defaults
+                .inventory(
+                    festival.id,
+                    (festival.start_date, festival.end_date),
+                    &state.ticket_defaults,
+                )
+                .expect("the defaults name no day outside the festival")
+        },
+    )
+    .await
 }
 
-async fn invalidate_search(festivals: &Festivals) {
+/// Drops every cached search answer: after any change to a festival.
+pub(crate) async fn invalidate_search(festivals: &Festivals) {
     // A failed invalidation leaves answers at most one TTL old; the change itself stands.
     if let Some(cache) = &festivals.search_cache
         && let Err(error) = cache.invalidate(SEARCH_NAMESPACE).await
@@ -206,7 +202,7 @@ pub async fn list(
     let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
         .map_err(catalog_error)?;
     let page = festivals.catalog.list(page).await.map_err(catalog_error)?;
-    Ok(Json(page.into()))
+    Ok(Json(FestivalPreviewList::new(page, festivals.clock.now())))
 }
 
 /// `GET /festivals/{festivalId}`
@@ -222,7 +218,7 @@ pub async fn detail(
     let festival = festivals.catalog.get(id).await.map_err(catalog_error)?;
     let inventory = inventory_of(&*tickets, id).await?;
     Ok(Json(
-        FestivalDetail::from(festival).with_inventory(inventory),
+        FestivalDetail::new(festival, festivals.clock.now()).with_inventory(inventory),
     ))
 }
 
@@ -241,15 +237,15 @@ pub async fn search(
     let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
         .map_err(catalog_error)?;
     let key = format!("{}::{}::{}", keyword.as_str(), page.last_id(), page.limit());
-    let catalog = festivals.catalog.clone();
+    let (catalog, now) = (festivals.catalog.clone(), festivals.clock.now());
     let load = || async move {
         let page = catalog.search(&keyword, page).await?;
-        Ok::<_, CatalogError>(FestivalPreviewList::from(page))
+        Ok::<_, CatalogError>(FestivalPreviewList::new(page, now))
     };
     let list = match &festivals.search_cache {
         Some(cache) => cache.get_or_load(SEARCH_NAMESPACE, &key, load).await,
         None => load().await,
     }
     .map_err(catalog_error)?;
-    Ok(Json(list))
+    Ok(Json(list.refreshed(now)))
 }

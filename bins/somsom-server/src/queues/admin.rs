@@ -1,5 +1,5 @@
-//! Admin routes: a queue's statistics, its policy (which also gates its festival's bookings),
-//! pause and resume, and admitting people by hand.
+//! Admin routes: a queue's statistics (with its drop: the pre-queue, the lottery's seed,
+//! admissions issued and used), its policy, pause and resume, and admitting people by hand.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,13 +9,26 @@ use super::{PolicyRequest, QueueStatsResponse, Queues, parse_queue, queue_error}
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, FieldIssue};
 use crate::extract::{Json as JsonBody, Path, Query};
+use crate::festivals::{Festivals, catalog_error};
 
-async fn stats_of(queues: &Queues, raw: &str) -> Result<Json<QueueStatsResponse>, ApiError> {
-    let (queue, _) = parse_queue(raw)?;
+async fn stats_of(
+    queues: &Queues,
+    festivals: &Festivals,
+    raw: &str,
+) -> Result<Json<QueueStatsResponse>, ApiError> {
+    let (queue, festival) = parse_queue(raw)?;
+    let festival = festivals
+        .catalog
+        .get(festival)
+        .await
+        .map_err(catalog_error)?;
     queues.forget(&queue).await;
     let stats = queues.engine.stats(&queue).await.map_err(queue_error)?;
-    let gated = queues.gate_all || stats.configured;
-    Ok(Json(QueueStatsResponse::new(&queue, &stats, gated)))
+    Ok(Json(QueueStatsResponse::new(
+        &queue,
+        &stats,
+        festival.sale.queued,
+    )))
 }
 
 /// `GET /admin/queues/{queue}`: the queue's numbers.
@@ -25,44 +38,45 @@ async fn stats_of(queues: &Queues, raw: &str) -> Result<Json<QueueStatsResponse>
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn stats(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
     user.require_admin()?;
-    stats_of(&queues, &queue).await
+    stats_of(&queues, &festivals, &queue).await
 }
 
-/// `PUT /admin/queues/{queue}`: sets the queue's policy; from then on its festival's bookings
-/// need an admission token.
+/// `PUT /admin/queues/{queue}`: sets the queue's policy.
 #[utoipa::path(put, path = "/admin/queues/{queue}", tag = "queues", security(("bearer" = [])),
     params(("queue" = String, Path, description = "festival{id}")), request_body = PolicyRequest,
     responses((status = 200, body = QueueStatsResponse), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn set_policy(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
     JsonBody(body): JsonBody<PolicyRequest>,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
     user.require_admin()?;
     let (name, _) = parse_queue(&queue)?;
-    let policy = body.apply(queues.defaults);
+    let policy = body.apply(queues.defaults());
     queues
         .engine
         .configure(&name, Some(policy))
         .await
         .map_err(queue_error)?;
-    stats_of(&queues, &queue).await
+    stats_of(&queues, &festivals, &queue).await
 }
 
-/// `DELETE /admin/queues/{queue}`: back to the default policy; bookings no longer need a token
-/// (unless every festival is gated).
+/// `DELETE /admin/queues/{queue}`: back to the default policy.
 #[utoipa::path(delete, path = "/admin/queues/{queue}", tag = "queues", security(("bearer" = [])),
     params(("queue" = String, Path, description = "festival{id}")),
     responses((status = 200, body = QueueStatsResponse), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn reset_policy(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
@@ -73,11 +87,12 @@ pub async fn reset_policy(
         .configure(&name, None)
         .await
         .map_err(queue_error)?;
-    stats_of(&queues, &queue).await
+    stats_of(&queues, &festivals, &queue).await
 }
 
 async fn set_paused(
     queues: &Queues,
+    festivals: &Festivals,
     user: &CurrentUser,
     queue: &str,
     paused: bool,
@@ -89,7 +104,7 @@ async fn set_paused(
         .set_paused(&name, paused)
         .await
         .map_err(queue_error)?;
-    stats_of(queues, queue).await
+    stats_of(queues, festivals, queue).await
 }
 
 /// `POST /admin/queues/{queue}/pause`: stops admitting (people can still join and see ranks).
@@ -99,10 +114,11 @@ async fn set_paused(
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn pause(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
-    set_paused(&queues, &user, &queue, true).await
+    set_paused(&queues, &festivals, &user, &queue, true).await
 }
 
 /// `POST /admin/queues/{queue}/resume`: admits again.
@@ -112,10 +128,11 @@ pub async fn pause(
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn resume(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
-    set_paused(&queues, &user, &queue, false).await
+    set_paused(&queues, &festivals, &user, &queue, false).await
 }
 
 /// How many to admit by hand.
@@ -133,6 +150,7 @@ pub struct AdmitQuery {
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn admit(
     State(queues): State<Queues>,
+    State(festivals): State<Festivals>,
     user: CurrentUser,
     Path(queue): Path<String>,
     Query(query): Query<AdmitQuery>,
@@ -153,5 +171,5 @@ pub async fn admit(
         .admit(&name, query.count)
         .await
         .map_err(queue_error)?;
-    stats_of(&queues, &queue).await
+    stats_of(&queues, &festivals, &queue).await
 }

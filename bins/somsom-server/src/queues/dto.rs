@@ -4,20 +4,41 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use waiting_queue::{Policy, QueueName, QueueStats};
 
-/// The seed's waiting-room answer: `{"allowed":true,"rank":null}` or `{"allowed":false,"rank":N}`.
+/// The seed's waiting-room answer (`{"allowed":true,"rank":null}` or `{"allowed":false,"rank":N}`),
+/// with the drop's state: waiting for the opening, sold out, and the expected wait.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WaitingRoomResponse {
     /// Admitted: go on to book.
     pub allowed: bool,
-    /// 1-based rank while waiting, `null` when allowed.
+    /// 1-based rank while waiting, `null` when allowed or before the opening.
     pub rank: Option<u64>,
+    /// In the pre-queue: everyone here is put in a random order at the opening, ahead of those
+    /// who come later.
+    pub waiting_for_opening: bool,
+    /// When the sale opens (RFC 3339), before it does.
+    pub opens_at: Option<String>,
+    /// Nothing left to sell: nobody is admitted (waiters keep their places in case tickets
+    /// come back).
+    pub sold_out: bool,
+    /// Expected seconds until admission (`null` when allowed, paused or sold out).
+    pub estimated_wait_secs: Option<f64>,
 }
 
-/// `{"rank": N}`, -1 when not waiting.
+/// `{"rank": N}`, -1 when not waiting, with the same drop state as the waiting room's answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct RankResponse {
-    /// 1-based rank, or -1.
+    /// 1-based rank, or -1 (not waiting, or before the opening).
     pub rank: i64,
+    /// In the pre-queue.
+    pub waiting_for_opening: bool,
+    /// When the sale opens (RFC 3339), before it does.
+    pub opens_at: Option<String>,
+    /// Nothing left to sell.
+    pub sold_out: bool,
+    /// Expected seconds until admission.
+    pub estimated_wait_secs: Option<f64>,
 }
 
 /// `{"allowed": bool}`.
@@ -41,6 +62,8 @@ pub struct PolicyRequest {
     pub admitted_ttl_secs: Option<u64>,
     /// Waiters silent this long are dropped (0: never).
     pub idle_timeout_secs: Option<u64>,
+    /// Someone joining an empty line is admitted at once (within the batch and the cap).
+    pub admit_when_idle: Option<bool>,
 }
 
 impl PolicyRequest {
@@ -65,6 +88,7 @@ impl PolicyRequest {
                 Some(s) => Some(Duration::from_secs(s)),
                 None => defaults.idle_timeout,
             },
+            admit_when_idle: self.admit_when_idle.unwrap_or(defaults.admit_when_idle),
         }
     }
 }
@@ -85,8 +109,23 @@ pub struct QueueStatsResponse {
     pub paused: bool,
     /// Whether an admin set this queue's policy.
     pub configured: bool,
-    /// Whether bookings need an admission token.
+    /// Whether bookings need an admission (the festival's sale is queued).
     pub gated: bool,
+    /// People in the pre-queue (before the opening).
+    pub pre_queue: u64,
+    /// When the sale opens or opened (RFC 3339), if it has an opening.
+    pub opens_at: Option<String>,
+    /// When the opening took effect (RFC 3339).
+    pub opened_at: Option<String>,
+    /// The seed of the pre-queue's lottery, once open: with the pre-queue's members it gives
+    /// their order (`waiting_queue::lottery::order`).
+    pub shuffle_seed: Option<String>,
+    /// Admission is closed: sold out.
+    pub sold_out: bool,
+    /// Admissions used by the booking they allowed.
+    pub admissions_consumed: u64,
+    /// Someone joining an empty line is admitted at once.
+    pub admit_when_idle: bool,
     /// Users admitted per tick.
     pub batch_size: u32,
     /// Milliseconds between ticks.
@@ -119,6 +158,13 @@ impl QueueStatsResponse {
             paused: stats.paused,
             configured: stats.configured,
             gated,
+            pre_queue: stats.pre_queue,
+            opens_at: stats.opens_at.map(|t| t.to_rfc3339()),
+            opened_at: stats.opened_at.map(|t| t.to_rfc3339()),
+            shuffle_seed: stats.seed.map(|s| s.to_string()),
+            sold_out: stats.sold_out,
+            admissions_consumed: stats.consumed_total,
+            admit_when_idle: p.admit_when_idle,
             batch_size: p.batch_size,
             interval_ms: u64::try_from(p.interval.as_millis()).unwrap_or(u64::MAX),
             max_active: p.max_active.unwrap_or(0),
@@ -150,4 +196,10 @@ pub struct QueueEvent {
     pub admission_token: Option<String>,
     /// On the `admitted` event: when the admission lapses (RFC 3339).
     pub expires_at: Option<String>,
+    /// In the pre-queue (event `prequeue`): no rank until the opening.
+    pub waiting_for_opening: bool,
+    /// When the sale opens (RFC 3339), before it does.
+    pub opens_at: Option<String>,
+    /// Nothing left to sell (event `soldOut`).
+    pub sold_out: bool,
 }

@@ -1,9 +1,11 @@
 //! `GET /queues/{queue}/events`: the caller's rank, pushed as Server-Sent Events whenever it
 //! changes, then an `admitted` event with the admission token, so nobody has to poll.
 //!
-//! Events: `rank` (`QueueEvent` with the rank, the people ahead and an estimated wait), then
-//! either `admitted` (with `admissionToken`) or `left` (rank -1: not waiting any more); the
-//! stream ends after either. An open stream counts as a sign of life for idle timeouts.
+//! Events: `prequeue` (before the opening: `waitingForOpening`, `opensAt`, an estimated wait),
+//! `rank` (`QueueEvent` with the rank, the people ahead and an estimated wait), `soldOut` (the
+//! line is closed: `soldOut: true`; ranks follow again if tickets come back), then either
+//! `admitted` (with `admissionToken`) or `left` (rank -1: not waiting any more); the stream ends
+//! after either. An open stream counts as a sign of life for idle timeouts.
 //! Browsers' `EventSource` cannot send headers, so the access token may also come as the
 //! `access_token` query parameter (RFC 6750 §2.3).
 //!
@@ -22,7 +24,7 @@ use http::request::Parts;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use waiting_queue::QueueName;
+use waiting_queue::{Place, QueueName};
 
 use super::dto::QueueEvent;
 use super::{Queues, parse_queue, queue_error};
@@ -66,7 +68,7 @@ pub async fn events(
     // Fail now, with a status, if the backend is down.
     queues
         .engine
-        .rank(&queue, &key)
+        .place(&queue, &key)
         .await
         .map_err(queue_error)?;
     let stream = Feed::new(queues, queue, key, state.shutdown.clone())
@@ -136,7 +138,7 @@ impl chat_relay::Feeds for RankFeeds {
         let key = cognito_auth::normalize_email(&user.email);
         self.queues
             .engine
-            .rank(&queue, &key)
+            .place(&queue, &key)
             .await
             .map_err(|e| unavailable(&e))?;
         let stream = Feed::new(self.queues.clone(), queue, key, self.shutdown.clone())
@@ -155,7 +157,8 @@ struct Feed {
     queue: QueueName,
     user: String,
     changes: watch::Receiver<u64>,
-    last_rank: Option<u64>,
+    /// The last event sent, to send only changes.
+    last: Option<(&'static str, Option<u64>)>,
     first: bool,
     done: bool,
     shutdown: CancellationToken,
@@ -168,7 +171,7 @@ impl Feed {
             queues,
             queue,
             user,
-            last_rank: None,
+            last: None,
             first: true,
             done: false,
             shutdown,
@@ -211,57 +214,66 @@ impl Feed {
     async fn check(
         &mut self,
     ) -> Result<Option<(&'static str, QueueEvent)>, waiting_queue::QueueError> {
-        let engine = &self.queues.engine;
-        if let Some(rank) = engine.rank(&self.queue, &self.user).await? {
-            if self.last_rank == Some(rank) {
-                return Ok(None);
-            }
-            self.last_rank = Some(rank);
-            let stats = self.queues.cached_stats(&self.queue).await.ok();
-            let body = QueueEvent {
-                allowed: false,
-                rank: i64::try_from(rank).unwrap_or(i64::MAX),
-                ahead: rank - 1,
-                waiting: stats.as_ref().map_or(rank, |s| s.waiting.max(rank)),
-                estimated_wait_secs: stats
-                    .and_then(|s| s.estimated_wait(rank))
-                    .map(|d| d.as_secs_f64()),
-                admission_token: None,
-                expires_at: None,
-            };
-            return Ok(Some(("rank", body)));
-        }
-        self.done = true;
-        let body = match engine.admission(&self.queue, &self.user).await? {
-            Some(admission) => {
+        let standing = self.queues.standing(&self.queue, &self.user, false).await?;
+        let stats = &standing.stats;
+        let quiet = QueueEvent {
+            allowed: false,
+            rank: -1,
+            ahead: 0,
+            waiting: stats.waiting,
+            estimated_wait_secs: standing.estimated_wait_secs(),
+            admission_token: None,
+            expires_at: None,
+            waiting_for_opening: false,
+            opens_at: None,
+            sold_out: stats.sold_out,
+        };
+        let (name, body) = match standing.place {
+            Some(Place::Admitted(admission)) => {
+                self.done = true;
                 let token = self
                     .queues
                     .tokens
-                    .issue(&self.queue, &self.user, admission.expires_at);
-                return Ok(Some((
-                    "admitted",
-                    QueueEvent {
-                        allowed: true,
-                        rank: -1,
-                        ahead: 0,
-                        waiting: 0,
-                        estimated_wait_secs: None,
-                        admission_token: Some(token),
-                        expires_at: Some(admission.expires_at.to_rfc3339()),
-                    },
-                )));
+                    .issue(&self.queue, &self.user, &admission);
+                let body = QueueEvent {
+                    allowed: true,
+                    waiting: 0,
+                    estimated_wait_secs: None,
+                    admission_token: Some(token),
+                    expires_at: Some(admission.expires_at.to_rfc3339()),
+                    ..quiet
+                };
+                return Ok(Some(("admitted", body)));
             }
-            None => QueueEvent {
-                allowed: false,
-                rank: -1,
-                ahead: 0,
-                waiting: 0,
-                estimated_wait_secs: None,
-                admission_token: None,
-                expires_at: None,
-            },
+            None => {
+                self.done = true;
+                return Ok(Some(("left", quiet)));
+            }
+            Some(Place::PreQueue { .. }) => (
+                "prequeue",
+                QueueEvent {
+                    waiting_for_opening: true,
+                    opens_at: standing.opens_at(),
+                    waiting: stats.pre_queue,
+                    ..quiet
+                },
+            ),
+            Some(Place::Waiting { rank, .. }) => (
+                if stats.sold_out { "soldOut" } else { "rank" },
+                QueueEvent {
+                    rank: i64::try_from(rank).unwrap_or(i64::MAX),
+                    ahead: rank - 1,
+                    waiting: stats.waiting.max(rank),
+                    ..quiet
+                },
+            ),
         };
-        Ok(Some(("left", body)))
+        let key = (name, standing.rank());
+        if self.last == Some(key) {
+            return Ok(None);
+        }
+        self.last = Some(key);
+        Ok(Some((name, body)))
     }
 }
 

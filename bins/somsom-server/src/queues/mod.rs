@@ -7,6 +7,7 @@
 pub mod admin;
 mod dto;
 pub mod events;
+pub mod sold_out;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,10 +34,10 @@ pub use dto::{
 pub use events::events;
 
 /// The response header that carries an admission token, and the request header that must carry
-/// it back on `POST /reservations` while the festival's queue is gated.
+/// it back on `POST /reservations` while the festival's sale is queued.
 pub const ADMISSION_TOKEN: &str = "admission-token";
 
-/// How long a queue's "is it gated" answer and its statistics are reused by one node.
+/// How long a queue's statistics are reused by one node.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// The waiting-room engine and what the server adds around it.
@@ -47,8 +48,6 @@ pub struct Queues {
     watch: Arc<QueueWatch>,
     clock: Arc<dyn Clock>,
     defaults: waiting_queue::Policy,
-    gate_all: bool,
-    gated: moka::future::Cache<QueueName, bool>,
     stats: moka::future::Cache<QueueName, Arc<QueueStats>>,
 }
 
@@ -56,8 +55,53 @@ impl std::fmt::Debug for Queues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Queues")
             .field("engine", &self.engine)
-            .field("gate_all", &self.gate_all)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a user stands in a queue, with the queue's numbers: what every answer about one's
+/// place (the waiting room, the rank, the event streams) is made from.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    /// Their place, if any.
+    pub place: Option<Place>,
+    /// The queue's numbers (at most a second old).
+    pub stats: Arc<QueueStats>,
+    /// When this was read.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Standing {
+    /// Expected seconds until admission: for a rank, by the admission rate; in the pre-queue,
+    /// the time to the opening and then the wait of someone halfway down the lottery's order.
+    pub fn estimated_wait_secs(&self) -> Option<f64> {
+        match self.place? {
+            Place::Waiting { rank, .. } => self.stats.estimated_wait(rank).map(|d| d.as_secs_f64()),
+            Place::PreQueue { opens_at, .. } => {
+                let until = (opens_at - self.now).num_milliseconds().max(0) as f64 / 1000.0;
+                let middle = self.stats.pre_queue / 2 + 1;
+                self.stats
+                    .estimated_wait(middle)
+                    .map(|d| until + d.as_secs_f64())
+            }
+            Place::Admitted(_) => None,
+        }
+    }
+
+    /// The rank while waiting.
+    pub fn rank(&self) -> Option<u64> {
+        match self.place? {
+            Place::Waiting { rank, .. } => Some(rank),
+            _ => None,
+        }
+    }
+
+    /// When the sale opens, while in the pre-queue.
+    pub fn opens_at(&self) -> Option<String> {
+        match self.place? {
+            Place::PreQueue { opens_at, .. } => Some(opens_at.to_rfc3339()),
+            _ => None,
+        }
     }
 }
 
@@ -68,7 +112,6 @@ impl Queues {
         tokens: AdmissionTokens,
         defaults: waiting_queue::Policy,
         watch_poll: Duration,
-        gate_all: bool,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -77,8 +120,6 @@ impl Queues {
             tokens,
             clock,
             defaults,
-            gate_all,
-            gated: short_lived(),
             stats: short_lived(),
         }
     }
@@ -88,64 +129,63 @@ impl Queues {
         &self.engine
     }
 
+    /// The admission tokens.
+    pub fn tokens(&self) -> &AdmissionTokens {
+        &self.tokens
+    }
+
     /// Stops the rank feeds' pollers (at shutdown).
     pub async fn shutdown(&self) {
         self.watch.shutdown().await;
     }
 
-    /// Lets a booking for `festival` by `user` through: always when the festival's queue is not
-    /// gated, else only with a valid admission token.
-    pub async fn check_booking(
+    /// `user`'s standing in `queue`, joining first when `join` (a sold-out queue refuses new
+    /// joins: [`QueueError::SoldOut`]).
+    pub async fn standing(
         &self,
-        festival: i64,
+        queue: &QueueName,
         user: &str,
-        token: Option<&str>,
-    ) -> Result<(), ApiError> {
-        let queue = festival_queue(festival);
-        if !self.is_gated(&queue).await? {
-            return Ok(());
-        }
-        let token = token.ok_or_else(|| ApiError::new(ErrorCode::QueueAdmissionRequired))?;
-        self.tokens
-            .verify(token, &queue, user, self.clock.now())
-            .map_err(|_| ApiError::new(ErrorCode::QueueAdmissionInvalid))?;
-        Ok(())
+        join: bool,
+    ) -> Result<Standing, QueueError> {
+        let place = if join {
+            Some(self.engine.join(queue, user).await?)
+        } else {
+            self.engine.place(queue, user).await?
+        };
+        let stats = self.cached_stats(queue).await?;
+        Ok(Standing {
+            place,
+            stats,
+            now: self.clock.now(),
+        })
     }
 
-    /// Whether bookings for the queue's festival need a token: with `gate_all`, or once an admin
-    /// configured the queue.
-    pub async fn is_gated(&self, queue: &QueueName) -> Result<bool, ApiError> {
-        if self.gate_all {
-            return Ok(true);
-        }
-        let engine = self.engine.clone();
-        self.gated
-            .try_get_with(queue.clone(), async move {
-                engine.stats(queue).await.map(|s| s.configured)
-            })
-            .await
-            .map_err(|e| queue_error_ref(&e))
-    }
-
-    async fn cached_stats(&self, queue: &QueueName) -> Result<Arc<QueueStats>, ApiError> {
+    async fn cached_stats(&self, queue: &QueueName) -> Result<Arc<QueueStats>, QueueError> {
         let engine = self.engine.clone();
         self.stats
             .try_get_with(queue.clone(), async move {
                 engine.stats(queue).await.map(Arc::new)
             })
             .await
-            .map_err(|e| queue_error_ref(&e))
+            .map_err(|e| match &*e {
+                QueueError::SoldOut => QueueError::SoldOut,
+                other => QueueError::unavailable("waiting queue", other.to_string()),
+            })
     }
 
-    fn token_header(&self, queue: &QueueName, user: &str, admission: Admission) -> HeaderValue {
-        let token = self.tokens.issue(queue, user, admission.expires_at);
+    fn token_header(&self, queue: &QueueName, user: &str, admission: &Admission) -> HeaderValue {
+        let token = self.tokens.issue(queue, user, admission);
         HeaderValue::from_str(&token).expect("tokens are base64url and dots")
     }
 
     /// Forgets what this node cached about `queue` (after an admin changed it here).
     async fn forget(&self, queue: &QueueName) {
-        self.gated.invalidate(queue).await;
         self.stats.invalidate(queue).await;
+    }
+
+    /// The policy new queues get.
+    pub fn defaults(&self) -> waiting_queue::Policy {
+        self.defaults
     }
 }
 
@@ -199,7 +239,7 @@ fn own_place(
     Ok((queue, festival, own_key(user, email)?))
 }
 
-fn queue_error(e: QueueError) -> ApiError {
+pub(crate) fn queue_error(e: QueueError) -> ApiError {
     queue_error_ref(&e)
 }
 
@@ -212,6 +252,7 @@ fn queue_error_ref(e: &QueueError) -> ApiError {
                 en: reason.clone(),
             },
         ),
+        QueueError::SoldOut => ApiError::new(ErrorCode::QueueSoldOut),
         other => crate::app::unavailable("waiting queue", other),
     }
 }
@@ -231,7 +272,8 @@ fn with_token(body: impl IntoResponse, token: Option<HeaderValue>) -> Response {
     params(("queue" = String, Path, description = "festival{id}"), ("email" = String, Path, description = "The caller's own e-mail")),
     responses((status = 200, body = WaitingRoomResponse, headers(("admission-token" = String, description = "When allowed"))),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+              (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 409, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn waiting_room(
     State(queues): State<Queues>,
     State(festivals): State<Festivals>,
@@ -240,30 +282,33 @@ pub async fn waiting_room(
 ) -> Result<Response, ApiError> {
     let (queue, festival, key) = own_place(&user, &queue, &email)?;
     // Only real festivals get queues: nobody can make the server hold arbitrary ones.
-    festivals
+    let festival = festivals
         .catalog
         .get(festival)
         .await
         .map_err(catalog_error)?;
-    match queues
-        .engine
-        .join(&queue, &key)
-        .await
-        .map_err(queue_error)?
-    {
-        Place::Admitted(admission) => Ok(with_token(
-            Json(WaitingRoomResponse {
-                allowed: true,
-                rank: None,
-            }),
-            Some(queues.token_header(&queue, &key, admission)),
-        )),
-        Place::Waiting { rank, .. } => Ok(Json(WaitingRoomResponse {
-            allowed: false,
-            rank: Some(rank),
-        })
-        .into_response()),
+    if festival.sale.state(queues.clock.now()) == festival_catalog::SaleState::Closed {
+        return Err(ApiError::new(ErrorCode::SaleClosed));
     }
+    let standing = queues
+        .standing(&queue, &key, true)
+        .await
+        .map_err(queue_error)?;
+    let token = match standing.place {
+        Some(Place::Admitted(admission)) => Some(queues.token_header(&queue, &key, &admission)),
+        _ => None,
+    };
+    Ok(with_token(
+        Json(WaitingRoomResponse {
+            allowed: token.is_some(),
+            rank: standing.rank(),
+            waiting_for_opening: matches!(standing.place, Some(Place::PreQueue { .. })),
+            opens_at: standing.opens_at(),
+            sold_out: standing.stats.sold_out,
+            estimated_wait_secs: standing.estimated_wait_secs(),
+        }),
+        token,
+    ))
 }
 
 /// `GET /queues/{queue}/users/{email}/rank`: the caller's 1-based rank, or -1 if not waiting.
@@ -278,13 +323,18 @@ pub async fn rank(
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Json<RankResponse>, ApiError> {
     let (queue, _, key) = own_place(&user, &queue, &email)?;
-    let rank = queues
-        .engine
-        .rank(&queue, &key)
+    let standing = queues
+        .standing(&queue, &key, false)
         .await
         .map_err(queue_error)?;
     Ok(Json(RankResponse {
-        rank: rank.map_or(-1, |r| i64::try_from(r).unwrap_or(i64::MAX)),
+        rank: standing
+            .rank()
+            .map_or(-1, |r| i64::try_from(r).unwrap_or(i64::MAX)),
+        waiting_for_opening: matches!(standing.place, Some(Place::PreQueue { .. })),
+        opens_at: standing.opens_at(),
+        sold_out: standing.stats.sold_out,
+        estimated_wait_secs: standing.estimated_wait_secs(),
     }))
 }
 
@@ -307,7 +357,7 @@ pub async fn allowed(
         .admission(&queue, &key)
         .await
         .map_err(queue_error)?;
-    let token = admission.map(|a| queues.token_header(&queue, &key, a));
+    let token = admission.map(|a| queues.token_header(&queue, &key, &a));
     Ok(with_token(
         Json(AllowedResponse {
             allowed: admission.is_some(),

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use festival_catalog::Catalog;
 use http::{HeaderMap, HeaderValue};
-use ticket_lock::{Booking, TicketEngine, TicketError, Window};
+use ticket_lock::{TicketEngine, TicketError, Window};
+
+use crate::workflows::BookingRequest;
 
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ErrorCode, FieldIssue};
@@ -68,15 +69,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/reservations", tag = "reservations", request_body = ReservationRequest,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key book once"),
-           ("Admission-Token" = Option<String>, Header, description = "From the festival's waiting room; required while its queue is gated")),
+           ("Admission-Token" = Option<String>, Header, description = "From the festival's waiting room; required unless its sale is not queued; used once")),
     responses((status = 200, body = ReservationResult), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody),
-              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+              (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody)))]
 pub async fn reserve(
-    State(tickets): State<Arc<dyn TicketEngine>>,
-    State(queues): State<crate::queues::Queues>,
-    State(push): State<crate::push::Push>,
+    State(desk): State<crate::workflows::BookingDesk>,
     user: CurrentUser,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReservationRequest>,
@@ -91,25 +91,17 @@ pub async fn reserve(
         }
         return Err(error);
     };
-    queues
-        .check_booking(
-            festival,
-            &cognito_auth::normalize_email(&user.user.email),
-            crate::queues::admission_token(&headers),
-        )
-        .await?;
-    let booked = tickets
-        .reserve(Booking {
+    let booked = desk
+        .book(BookingRequest {
             user: user.user.id,
+            email: cognito_auth::normalize_email(&user.user.email),
             festival,
             date,
             quantity: body.quantity.unwrap_or(1),
             idempotency_key: idempotency_key(&headers)?,
+            admission_token: crate::queues::admission_token(&headers).map(str::to_owned),
         })
-        .await
-        .map_err(ticket_error)?;
-    let r = &booked.reservation;
-    push.planning.booked(r.user, r.festival, r.date).await;
+        .await?;
     let mut response = Json(ReservationResult::from(&booked.reservation)).into_response();
     if booked.replayed {
         response
@@ -136,7 +128,7 @@ pub async fn list(
         .reservations(user.user.id, window)
         .await
         .map_err(ticket_error)?;
-    let items = with_festivals(&*festivals.catalog, &page.reservations).await?;
+    let items = with_festivals(&festivals, &page.reservations).await?;
     Ok(Json(ReservationList {
         reservations: items,
         has_next: page.has_next,
@@ -146,7 +138,7 @@ pub async fn list(
 
 /// Each reservation with its festival's preview (one catalog read per distinct festival).
 async fn with_festivals(
-    catalog: &dyn Catalog,
+    festivals: &Festivals,
     reservations: &[ticket_lock::Reservation],
 ) -> Result<Vec<ReservationItem>, ApiError> {
     let mut previews: HashMap<i64, Option<FestivalPreview>> = HashMap::new();
@@ -154,8 +146,8 @@ async fn with_festivals(
         if previews.contains_key(&r.festival) {
             continue;
         }
-        let preview = match catalog.get(r.festival).await {
-            Ok(f) => Some(FestivalPreview::from(&f)),
+        let preview = match festivals.catalog.get(r.festival).await {
+            Ok(f) => Some(FestivalPreview::new(&f, festivals.clock.now())),
             Err(festival_catalog::CatalogError::NotFound(_)) => None,
             Err(e) => return Err(catalog_error(e)),
         };
@@ -173,18 +165,11 @@ async fn with_festivals(
     responses((status = 200, body = ReservationResult), (status = 400, body = crate::error::ErrorBody),
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn cancel(
-    State(tickets): State<Arc<dyn TicketEngine>>,
-    State(push): State<crate::push::Push>,
+    State(desk): State<crate::workflows::BookingDesk>,
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Json<ReservationResult>, ApiError> {
-    let cancelled = tickets
-        .cancel(user.user.id, id)
-        .await
-        .map_err(ticket_error)?;
-    push.planning
-        .cancelled(cancelled.user, cancelled.festival, cancelled.date)
-        .await;
+    let cancelled = desk.cancel(user.user.id, id).await?;
     Ok(Json(ReservationResult::from(&cancelled)))
 }
 
@@ -212,7 +197,7 @@ pub async fn me(
         .filter(|r| r.status == ticket_lock::Status::Active && r.date >= today)
         .collect();
     upcoming.sort_by_key(|r| (r.date, r.id));
-    let upcoming = with_festivals(&*festivals.catalog, &upcoming).await?;
+    let upcoming = with_festivals(&festivals, &upcoming).await?;
     let chat_rooms = crate::chat::rooms_of(&db, &festivals, &chat, user.user.id).await?;
     Ok(Json(MyPage {
         profile: Profile {

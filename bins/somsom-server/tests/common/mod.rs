@@ -223,6 +223,83 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Joins festival `festival`'s waiting room as `email`: the status, the answer and the
+    /// admission token, if admitted.
+    pub async fn join(
+        &self,
+        token: &str,
+        festival: i64,
+        email: &str,
+    ) -> (u16, Value, Option<String>) {
+        let path = format!("/queues/festival{festival}/waiting-room/users/{email}");
+        self.get_admission(&path, token).await
+    }
+
+    /// A GET that also returns the `Admission-Token` header.
+    pub async fn get_admission(&self, path: &str, token: &str) -> (u16, Value, Option<String>) {
+        let res = self
+            .http
+            .get(self.server.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let admission = res
+            .headers()
+            .get("admission-token")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, res.json().await.unwrap_or(Value::Null), admission)
+    }
+
+    /// Books `quantity` tickets for `date`, with the admission token when given.
+    pub async fn book(
+        &self,
+        token: &str,
+        festival: i64,
+        date: &str,
+        quantity: u32,
+        admission: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(self.server.url("/reservations"))
+            .bearer_auth(token)
+            .json(&json!({"festivalId": festival, "festivalDate": date, "quantity": quantity}));
+        if let Some(admission) = admission {
+            req = req.header("Admission-Token", admission);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Tickets left per day, read back from the festival's detail.
+    pub async fn left(&self, festival: i64) -> Vec<(String, i64)> {
+        let (status, detail) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/festivals/{festival}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{detail}");
+        detail["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["date"].as_str().unwrap().to_owned(),
+                    d["leftTickets"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// The server binary running as its own OS process.
 pub struct ServerProcess {
     pub child: std::process::Child,

@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod chat;
+mod drop;
 mod memory;
 mod operations;
 mod proxies;

@@ -21,7 +21,7 @@ use sqlx::{MySqlPool, SqlitePool};
 use crate::memory::truncate_to_millis;
 use crate::{
     Catalog, CatalogError, Festival, FestivalChanges, FestivalId, Keyword, NewFestival, Page,
-    PageRequest, fold, grams,
+    PageRequest, Sale, fold, grams,
 };
 
 /// Which database.
@@ -50,6 +50,9 @@ struct FestivalRow {
     end_date: NaiveDate,
     created_at: i64,
     updated_at: i64,
+    sale_opens_at: Option<i64>,
+    sale_closes_at: Option<i64>,
+    sale_queued: bool,
 }
 
 impl From<FestivalRow> for Festival {
@@ -63,6 +66,11 @@ impl From<FestivalRow> for Festival {
             end_date: r.end_date,
             created_at: millis(r.created_at),
             updated_at: millis(r.updated_at),
+            sale: Sale {
+                opens_at: r.sale_opens_at.map(millis),
+                closes_at: r.sale_closes_at.map(millis),
+                queued: r.sale_queued,
+            },
         }
     }
 }
@@ -92,6 +100,7 @@ impl Prepared {
             end_date: f.end_date,
             created_at: millis(now),
             updated_at: millis(now),
+            sale: f.sale,
         }
     }
 

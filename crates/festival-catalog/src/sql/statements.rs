@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{FestivalRow, Prepared};
 use crate::{FestivalChanges, FestivalId, fold, grams};
 
-const COLUMNS: &str =
-    "id, name, description, location, start_date, end_date, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, location, start_date, end_date, created_at, \
+                       updated_at, sale_opens_at, sale_closes_at, sale_queued";
 
 /// Rows per multi-row statement (two placeholders each; both databases allow far more).
 const ROWS_PER_STATEMENT: usize = 4_000;
@@ -86,8 +86,9 @@ macro_rules! dialect {
                     let f = &p.festival;
                     let $result = sqlx::query(
                         "INSERT INTO festivals (name, description, location, name_folded, \
-                         description_folded, start_date, end_date, created_at, updated_at) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         description_folded, start_date, end_date, created_at, updated_at, \
+                         sale_opens_at, sale_closes_at, sale_queued) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .bind(&f.name)
                     .bind(&f.description)
@@ -98,6 +99,9 @@ macro_rules! dialect {
                     .bind(f.end_date)
                     .bind(now)
                     .bind(now)
+                    .bind(f.sale.opens_at.map(|t| t.timestamp_millis()))
+                    .bind(f.sale.closes_at.map(|t| t.timestamp_millis()))
+                    .bind(f.sale.queued)
                     .execute(&mut *tx)
                     .await?;
                     ids.push($last_id);
@@ -141,13 +145,17 @@ macro_rules! dialect {
                 let new_grams: BTreeSet<String> = grams([name_folded.as_str(), description_folded.as_str()]);
                 sqlx::query(
                     "UPDATE festivals SET name = ?, description = ?, location = ?, name_folded = ?, \
-                     description_folded = ? WHERE id = ?",
+                     description_folded = ?, sale_opens_at = ?, sale_closes_at = ?, \
+                     sale_queued = ? WHERE id = ?",
                 )
                 .bind(&festival.name)
                 .bind(&festival.description)
                 .bind(&festival.location)
                 .bind(&name_folded)
                 .bind(&description_folded)
+                .bind(festival.sale.opens_at.map(|t| t.timestamp_millis()))
+                .bind(festival.sale.closes_at.map(|t| t.timestamp_millis()))
+                .bind(festival.sale.queued)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

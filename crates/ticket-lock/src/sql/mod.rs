@@ -342,6 +342,18 @@ impl TicketEngine for SqlTickets {
         }
     }
 
+    async fn reservation_by_key(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<Option<Reservation>, TicketError> {
+        match &self.pool {
+            SqlPool::Sqlite(pool) => statements::sqlite::reservation_by_key(pool, user, key).await,
+            SqlPool::MySql(pool) => statements::mysql::reservation_by_key(pool, user, key).await,
+        }
+        .map_err(unavailable)
+    }
+
     async fn reservation(
         &self,
         user: UserId,

@@ -525,6 +525,23 @@ macro_rules! dialect {
                     .await
             }
 
+            pub(crate) async fn reservation_by_key(
+                pool: &Pool<Db>,
+                user: UserId,
+                key: &str,
+            ) -> Result<Option<Reservation>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                     WHERE user_id = ? AND idempotency_key = ?"
+                );
+                let row: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .bind(key)
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(row.map(Reservation::from))
+            }
+
             pub(crate) async fn reservation(
                 pool: &Pool<Db>,
                 user: UserId,

@@ -1,7 +1,10 @@
--- Leave: KEYS wait, seen, meta; ARGV user. Returns 1 if the user was waiting.
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-if removed == 1 then
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('HINCRBY', KEYS[3], 'version', 1)
+-- Leave the line or the pre-queue. Returns 1 if the user was in either.
+open()
+local user = ARGV[9]
+local removed = redis.call('ZREM', wait, user) + redis.call('ZREM', pre, user)
+if removed > 0 then
+  redis.call('ZREM', seen, user)
+  redis.call('HINCRBY', meta, 'version', 1)
+  return 1
 end
-return removed
+return 0

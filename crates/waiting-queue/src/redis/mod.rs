@@ -4,14 +4,20 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | `…:wait` | ZSET | waiting users, scored by arrival number (the seed scored by second, so ties reordered) |
-//! | `…:proceed` | ZSET | admitted users, scored by expiry in ms (the seed's never expired) |
+//! | `…:pre` | ZSET | the pre-queue, scored by lottery number ([`crate::lottery`]): first in line once open |
+//! | `…:proceed` | ZSET | live admissions, scored by expiry in ms (the seed's never expired) |
+//! | `…:spent` | ZSET | used admissions, by expiry, kept to tell a replay |
+//! | `…:adm` | HASH | user → number of their admission |
 //! | `…:seen` | ZSET | waiting users by last sign of life in ms, for idle drops |
-//! | `…:meta` | HASH | arrival and tick counters, last tick, totals, pause flag, configured policy |
-//! | `…:admits` | LIST | recent ticks as `ms:count`, for the admission rate |
+//! | `…:meta` | HASH | arrival and tick counters, last tick, totals, pause and sold-out flags, the opening and its seed, configured policy |
+//! | `…:admits` | LIST | recent admissions as `ms:count`, for the admission rate |
 //! | `{prefix}users:queues` | SET | queue names a driver should tick |
 //!
-//! With an empty prefix the first two are exactly the seed's keys. The keys of one queue are
+//! With an empty prefix `wait` and `proceed` are exactly the seed's keys. The keys of one queue are
 //! used together in scripts, so this needs one Redis primary (not a cluster), as the seed did.
+//! The opening is decided inside a script (the first one to run at or after `opens_at`), so the
+//! pre-queue's order is fixed once for every node; it needs no shuffle at the opening, because
+//! each member was placed by their lottery number as they joined.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,28 +31,38 @@ use redis::aio::ConnectionManager;
 
 use crate::model::{check_user, rate};
 use crate::{
-    Admission, Place, Policy, QueueError, QueueName, QueueStats, Result, Tick, TickRule,
-    WaitingQueue,
+    Admission, Consumption, Place, Policy, QueueError, QueueName, QueueStats, Result, Tick,
+    TickRule, WaitingQueue,
 };
 
 struct Scripts {
     join: Script,
-    rank: Script,
+    place: Script,
     leave: Script,
     finish: Script,
+    consume: Script,
+    release: Script,
     configure: Script,
+    schedule: Script,
+    sold_out: Script,
     tick: Script,
 }
 
 impl Scripts {
     fn load() -> Self {
+        let with_prelude =
+            |body: &str| Script::new(&format!("{}\n{body}", include_str!("prelude.lua")));
         Self {
-            join: Script::new(include_str!("join.lua")),
-            rank: Script::new(include_str!("rank.lua")),
-            leave: Script::new(include_str!("leave.lua")),
-            finish: Script::new(include_str!("finish.lua")),
-            configure: Script::new(include_str!("configure.lua")),
-            tick: Script::new(include_str!("tick.lua")),
+            join: with_prelude(include_str!("join.lua")),
+            place: with_prelude(include_str!("place.lua")),
+            leave: with_prelude(include_str!("leave.lua")),
+            finish: with_prelude(include_str!("finish.lua")),
+            consume: with_prelude(include_str!("consume.lua")),
+            release: with_prelude(include_str!("release.lua")),
+            configure: with_prelude(include_str!("configure.lua")),
+            schedule: with_prelude(include_str!("schedule.lua")),
+            sold_out: with_prelude(include_str!("sold_out.lua")),
+            tick: with_prelude(include_str!("tick.lua")),
         }
     }
 }
@@ -76,6 +92,9 @@ struct Keys {
     seen: String,
     meta: String,
     admits: String,
+    pre: String,
+    spent: String,
+    adm: String,
 }
 
 fn unavailable(e: redis::RedisError) -> QueueError {
@@ -129,6 +148,9 @@ impl RedisQueue {
             seen: format!("{base}seen"),
             meta: format!("{base}meta"),
             admits: format!("{base}admits"),
+            pre: format!("{base}pre"),
+            spent: format!("{base}spent"),
+            adm: format!("{base}adm"),
         }
     }
 
@@ -140,9 +162,45 @@ impl RedisQueue {
         self.clock.now().timestamp_millis()
     }
 
-    async fn run_tick(&self, queue: &QueueName, mode: &str, n: u64) -> Result<Tick> {
+    /// `script` with the prelude's keys and arguments (see `prelude.lua`), ready for its own.
+    fn call<'a>(&self, script: &'a Script, queue: &QueueName) -> redis::ScriptInvocation<'a> {
         let k = self.keys(queue);
         let p = &self.default_policy;
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(k.wait)
+            .key(k.proceed)
+            .key(k.seen)
+            .key(k.meta)
+            .key(k.admits)
+            .key(self.index())
+            .key(k.pre)
+            .key(k.spent)
+            .key(k.adm)
+            .arg(self.now_ms())
+            .arg(queue.as_str())
+            .arg(p.batch_size)
+            .arg(millis(p.interval))
+            .arg(p.max_active.unwrap_or(0))
+            .arg(millis(p.admitted_ttl))
+            .arg(p.idle_timeout.map_or(0, millis))
+            .arg(u8::from(p.admit_when_idle));
+        invocation
+    }
+
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn run_tick(&self, queue: &QueueName, mode: &str, n: u64) -> Result<Tick> {
+        let mut call = self.call(&self.scripts.tick, queue);
+        call.arg(mode).arg(n);
         let (applied, tick, expired, dropped, waiting, admitted): (
             i64,
             u64,
@@ -150,27 +208,7 @@ impl RedisQueue {
             u64,
             u64,
             Vec<String>,
-        ) = self
-            .scripts
-            .tick
-            .key(&k.wait)
-            .key(&k.proceed)
-            .key(&k.seen)
-            .key(&k.meta)
-            .key(&k.admits)
-            .key(self.index())
-            .arg(self.now_ms())
-            .arg(p.batch_size)
-            .arg(millis(p.interval))
-            .arg(p.max_active.unwrap_or(0))
-            .arg(millis(p.admitted_ttl))
-            .arg(p.idle_timeout.map_or(0, millis))
-            .arg(mode)
-            .arg(n)
-            .arg(queue.as_str())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        ) = self.run(call).await?;
         Ok(Tick {
             applied: applied == 1,
             tick,
@@ -195,102 +233,101 @@ impl RedisQueue {
                 .and_then(|v| u32::try_from(v).ok()),
             admitted_ttl: ms("ttl_ms")?,
             idle_timeout: ms("idle_ms").filter(|d| !d.is_zero()),
+            admit_when_idle: meta.get("idle_admit").map(String::as_str) == Some("1"),
         })
     }
+}
+
+/// Reads a place reply of the scripts (see `prelude.lua`).
+fn place_from(reply: &[i64]) -> Result<Option<Place>> {
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(Some(match reply {
+        [2, expires, id] => Place::Admitted(Admission {
+            expires_at: to_time(*expires),
+            id: count(*id),
+        }),
+        [1, rank, new] => Place::Waiting {
+            rank: count(*rank),
+            new: *new == 1,
+        },
+        [3, opens_at, new] => Place::PreQueue {
+            opens_at: to_time(*opens_at),
+            new: *new == 1,
+        },
+        [0] => return Ok(None),
+        other => {
+            return Err(QueueError::unavailable(
+                "redis",
+                format!("unexpected reply {other:?}"),
+            ));
+        }
+    }))
 }
 
 #[async_trait]
 impl WaitingQueue for RedisQueue {
     async fn join(&self, queue: &QueueName, user: &str) -> Result<Place> {
         check_user(user)?;
-        let k = self.keys(queue);
-        let reply: Vec<i64> = self
-            .scripts
-            .join
-            .key(&k.wait)
-            .key(&k.proceed)
-            .key(&k.seen)
-            .key(&k.meta)
-            .key(self.index())
-            .arg(self.now_ms())
-            .arg(user)
-            .arg(queue.as_str())
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        match reply.as_slice() {
-            [2, expires] => Ok(Place::Admitted(Admission {
-                expires_at: to_time(*expires),
-            })),
-            [1, rank, new] => Ok(Place::Waiting {
-                rank: u64::try_from(*rank).unwrap_or(0),
-                new: *new == 1,
-            }),
-            other => Err(QueueError::unavailable(
-                "redis",
-                format!("unexpected join reply {other:?}"),
-            )),
+        let mut call = self.call(&self.scripts.join, queue);
+        call.arg(user);
+        let reply: Vec<i64> = self.run(call).await?;
+        if reply == [4] {
+            return Err(QueueError::SoldOut);
         }
+        place_from(&reply)?.ok_or_else(|| QueueError::unavailable("redis", "join placed nobody"))
     }
 
-    async fn rank(&self, queue: &QueueName, user: &str) -> Result<Option<u64>> {
-        let k = self.keys(queue);
-        let rank: i64 = self
-            .scripts
-            .rank
-            .key(&k.wait)
-            .key(&k.seen)
-            .arg(self.now_ms())
-            .arg(user)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(u64::try_from(rank).ok())
+    async fn place(&self, queue: &QueueName, user: &str) -> Result<Option<Place>> {
+        let mut call = self.call(&self.scripts.place, queue);
+        call.arg(user);
+        let reply: Vec<i64> = self.run(call).await?;
+        place_from(&reply)
     }
 
     async fn admission(&self, queue: &QueueName, user: &str) -> Result<Option<Admission>> {
         let k = self.keys(queue);
-        let expires: Option<f64> = redis::cmd("ZSCORE")
-            .arg(&k.proceed)
-            .arg(user)
+        let (expires, id): (Option<f64>, Option<u64>) = redis::pipe()
+            .atomic()
+            .zscore(&k.proceed, user)
+            .hget(&k.adm, user)
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        Ok(expires
-            .map(|ms| ms as i64)
-            .filter(|&ms| ms > self.now_ms())
-            .map(|ms| Admission {
+        Ok(match (expires.map(|ms| ms as i64), id) {
+            (Some(ms), Some(id)) if ms > self.now_ms() => Some(Admission {
                 expires_at: to_time(ms),
-            }))
+                id,
+            }),
+            _ => None,
+        })
     }
 
     async fn leave(&self, queue: &QueueName, user: &str) -> Result<bool> {
-        let k = self.keys(queue);
-        let removed: i64 = self
-            .scripts
-            .leave
-            .key(&k.wait)
-            .key(&k.seen)
-            .key(&k.meta)
-            .arg(user)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(removed == 1)
+        let mut call = self.call(&self.scripts.leave, queue);
+        call.arg(user);
+        Ok(self.run::<i64>(call).await? == 1)
     }
 
     async fn finish(&self, queue: &QueueName, user: &str) -> Result<bool> {
-        let k = self.keys(queue);
-        let live: i64 = self
-            .scripts
-            .finish
-            .key(&k.proceed)
-            .arg(self.now_ms())
-            .arg(user)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(live == 1)
+        let mut call = self.call(&self.scripts.finish, queue);
+        call.arg(user);
+        Ok(self.run::<i64>(call).await? == 1)
+    }
+
+    async fn consume(&self, queue: &QueueName, user: &str, admission: u64) -> Result<Consumption> {
+        let mut call = self.call(&self.scripts.consume, queue);
+        call.arg(user).arg(admission);
+        Ok(match self.run::<i64>(call).await? {
+            1 => Consumption::Consumed,
+            2 => Consumption::AlreadyUsed,
+            _ => Consumption::NotAdmitted,
+        })
+    }
+
+    async fn release(&self, queue: &QueueName, user: &str, admission: u64) -> Result<bool> {
+        let mut call = self.call(&self.scripts.release, queue);
+        call.arg(user).arg(admission);
+        Ok(self.run::<i64>(call).await? == 1)
     }
 
     async fn admit(&self, queue: &QueueName, count: u32) -> Result<Tick> {
@@ -308,24 +345,39 @@ impl WaitingQueue for RedisQueue {
         if let Some(p) = &policy {
             p.validate()?;
         }
-        let k = self.keys(queue);
         let p = policy.unwrap_or(self.default_policy);
-        let _: i64 = self
-            .scripts
-            .configure
-            .key(&k.meta)
-            .key(self.index())
-            .arg(queue.as_str())
-            .arg(u8::from(policy.is_some()))
+        let mut call = self.call(&self.scripts.configure, queue);
+        call.arg(u8::from(policy.is_some()))
             .arg(p.batch_size)
             .arg(millis(p.interval))
             .arg(p.max_active.unwrap_or(0))
             .arg(millis(p.admitted_ttl))
             .arg(p.idle_timeout.map_or(0, millis))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .arg(u8::from(p.admit_when_idle));
+        self.run::<i64>(call).await.map(drop)
+    }
+
+    async fn schedule(&self, queue: &QueueName, opens_at: Option<DateTime<Utc>>) -> Result<()> {
+        let mut call = self.call(&self.scripts.schedule, queue);
+        call.arg(opens_at.map_or(String::new(), |t| t.timestamp_millis().to_string()))
+            .arg(rand::random::<u64>().to_string());
+        match self.run::<i64>(call).await? {
+            1 => Ok(()),
+            2 => Err(QueueError::Invalid {
+                field: "opensAt",
+                reason: "people are waiting already; a pre-queue would jump them".into(),
+            }),
+            _ => Err(QueueError::Invalid {
+                field: "opensAt",
+                reason: "the queue opened already".into(),
+            }),
+        }
+    }
+
+    async fn set_sold_out(&self, queue: &QueueName, sold_out: bool) -> Result<()> {
+        let mut call = self.call(&self.scripts.sold_out, queue);
+        call.arg(u8::from(sold_out));
+        self.run::<i64>(call).await.map(drop)
     }
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
@@ -342,19 +394,25 @@ impl WaitingQueue for RedisQueue {
     async fn stats(&self, queue: &QueueName) -> Result<QueueStats> {
         let k = self.keys(queue);
         let now = self.now_ms();
-        let (waiting, admitted, meta, recent): (u64, u64, HashMap<String, String>, Vec<String>) =
-            redis::pipe()
-                .atomic()
-                .zcard(&k.wait)
-                .cmd("ZCOUNT")
-                .arg(&k.proceed)
-                .arg(format!("({now}"))
-                .arg("+inf")
-                .hgetall(&k.meta)
-                .lrange(&k.admits, 0, -1)
-                .query_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?;
+        let (wait, pre, admitted, meta, recent): (
+            u64,
+            u64,
+            u64,
+            HashMap<String, String>,
+            Vec<String>,
+        ) = redis::pipe()
+            .atomic()
+            .zcard(&k.wait)
+            .zcard(&k.pre)
+            .cmd("ZCOUNT")
+            .arg(&k.proceed)
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .hgetall(&k.meta)
+            .lrange(&k.admits, 0, -1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
         let configured = self.policy_from(&meta);
         let policy = configured.unwrap_or(self.default_policy);
         let num = |field: &str| meta.get(field).and_then(|v| v.parse::<i64>().ok());
@@ -362,8 +420,12 @@ impl WaitingQueue for RedisQueue {
             let (at, count) = entry.split_once(':')?;
             Some((at.parse().ok()?, count.parse().ok()?))
         });
+        let opens_at = num("opens_at");
+        // A read does not open the queue: an opening that is due counts as taken effect.
+        let opened_at = num("opened_at").or(opens_at.filter(|&at| at <= now));
+        let open = opens_at.is_none() || opened_at.is_some();
         Ok(QueueStats {
-            waiting,
+            waiting: if open { wait + pre } else { wait },
             admitted,
             admitted_total: num("admitted_total").unwrap_or(0) as u64,
             paused: meta.get("paused").map(String::as_str) == Some("1"),
@@ -372,6 +434,14 @@ impl WaitingQueue for RedisQueue {
             tick: num("tick").unwrap_or(0) as u64,
             last_tick_at: num("last_tick").map(to_time),
             admission_rate: rate(recent, now, &policy),
+            opens_at: opens_at.map(to_time),
+            opened_at: opened_at.map(to_time),
+            pre_queue: if open { 0 } else { pre },
+            seed: opened_at
+                .and_then(|_| meta.get("seed"))
+                .and_then(|s| s.parse().ok()),
+            sold_out: meta.get("sold_out").map(String::as_str) == Some("1"),
+            consumed_total: num("consumed_total").unwrap_or(0).max(0) as u64,
         })
     }
 
@@ -390,12 +460,17 @@ impl WaitingQueue for RedisQueue {
     }
 
     async fn version(&self, queue: &QueueName) -> Result<u64> {
-        let version: Option<u64> = redis::cmd("HGET")
-            .arg(self.keys(queue).meta)
-            .arg("version")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(version.unwrap_or(0))
+        let (version, opens_at, opened_at): (Option<u64>, Option<i64>, Option<i64>) =
+            redis::cmd("HMGET")
+                .arg(self.keys(queue).meta)
+                .arg("version")
+                .arg("opens_at")
+                .arg("opened_at")
+                .query_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+        // An opening that is due but not yet taken effect moves ranks: say so.
+        let due = opened_at.is_none() && opens_at.is_some_and(|at| at <= self.now_ms());
+        Ok(version.unwrap_or(0) + u64::from(due))
     }
 }

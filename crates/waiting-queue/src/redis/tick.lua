@@ -1,59 +1,74 @@
--- Tick or manual admission.
--- KEYS wait, proceed, seen, meta, admits, index
--- ARGV now_ms, default batch, interval_ms, max_active (0 = none), ttl_ms, idle_ms (0 = none),
---      mode ('due' | 'seq' | 'manual'), n (the tick number for 'seq', the count for 'manual'), queue
+-- Tick or manual admission. ARGV[9] mode ('due' | 'seq' | 'manual'), ARGV[10] n (the tick number
+-- for 'seq', the count for 'manual').
 -- Returns {applied (0|1), tick, expired, dropped, waiting, {admitted...}}.
-local wait, proceed, seen, meta, admits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, mode, n = tonumber(ARGV[1]), ARGV[7], tonumber(ARGV[8])
+local mode, n = ARGV[9], tonumber(ARGV[10])
+local is_open = open()
+local batch, interval, max_active, ttl, idle = policy()
+local f = redis.call('HMGET', meta, 'tick', 'last_tick', 'paused', 'sold_out', 'burst', 'configured')
+local tick = tonumber(f[1] or '0')
 
-local f = redis.call('HMGET', meta, 'configured', 'batch', 'interval_ms', 'max_active', 'ttl_ms',
-  'idle_ms', 'tick', 'last_tick', 'paused')
-local configured = f[1] == '1'
-local batch, interval, max_active, ttl, idle = tonumber(ARGV[2]), tonumber(ARGV[3]),
-  tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if configured then
-  batch, interval, max_active, ttl, idle = tonumber(f[2]), tonumber(f[3]), tonumber(f[4]),
-    tonumber(f[5]), tonumber(f[6])
-end
-local tick = tonumber(f[7] or '0')
-
-if (mode == 'due' and f[8] and now - tonumber(f[8]) < interval)
+if (mode == 'due' and f[2] and now - tonumber(f[2]) < interval)
   or (mode == 'seq' and tick + 1 ~= n) then
-  return {0, tick, 0, 0, redis.call('ZCARD', wait), {}}
+  return {0, tick, 0, 0, waiting(is_open), {}}
 end
 
-local expired = redis.call('ZREMRANGEBYSCORE', proceed, '-inf', now)
+-- Bounded, so one tick never blocks Redis for long; the rest go at the next tick.
+local lapsed = redis.call('ZRANGEBYSCORE', proceed, '-inf', now, 'LIMIT', 0, 10000)
+for _, user in ipairs(lapsed) do
+  redis.call('ZREM', proceed, user)
+  redis.call('HDEL', adm, user)
+end
+for _, user in ipairs(redis.call('ZRANGEBYSCORE', spent, '-inf', now, 'LIMIT', 0, 10000)) do
+  redis.call('ZREM', spent, user)
+  if not redis.call('ZSCORE', proceed, user) then
+    redis.call('HDEL', adm, user)
+  end
+end
 local dropped = 0
 if mode ~= 'manual' and idle > 0 then
-  -- Bounded, so one tick never blocks Redis for long; the rest go at the next tick.
   local silent = redis.call('ZRANGEBYSCORE', seen, '-inf', now - idle, 'LIMIT', 0, 10000)
   for _, user in ipairs(silent) do
     redis.call('ZREM', wait, user)
+    redis.call('ZREM', pre, user)
     redis.call('ZREM', seen, user)
   end
   dropped = #silent
 end
 
-local count = batch
-if mode == 'manual' then
+local count = batch - tonumber(f[5] or '0')
+if f[4] == '1' or not is_open then
+  -- Sold out or not open: nobody, not even by hand.
+  count = 0
+elseif mode == 'manual' then
   count = n
-elseif f[9] == '1' then
+elseif f[3] == '1' then
   count = 0
 end
 if max_active > 0 then
   count = math.min(count, max_active - redis.call('ZCARD', proceed))
 end
 local admitted = {}
-if count > 0 then
-  admitted = redis.call('ZRANGE', wait, 0, count - 1)
+if count > 0 and is_open then
+  -- The pre-queue first, in lottery order; then arrivals after the opening.
+  admitted = redis.call('ZRANGE', pre, 0, count - 1)
+  if #admitted > 0 then
+    redis.call('ZREMRANGEBYRANK', pre, 0, #admitted - 1)
+  end
+  if #admitted < count then
+    local more = redis.call('ZRANGE', wait, 0, count - #admitted - 1)
+    if #more > 0 then
+      redis.call('ZREMRANGEBYRANK', wait, 0, #more - 1)
+      for _, user in ipairs(more) do
+        admitted[#admitted + 1] = user
+      end
+    end
+  end
 end
 if #admitted > 0 then
-  redis.call('ZREMRANGEBYRANK', wait, 0, #admitted - 1)
   for _, user in ipairs(admitted) do
-    redis.call('ZADD', proceed, now + ttl, user)
+    grant(user, ttl)
     redis.call('ZREM', seen, user)
   end
-  redis.call('HINCRBY', meta, 'admitted_total', #admitted)
   redis.call('LPUSH', admits, now .. ':' .. #admitted)
   redis.call('LTRIM', admits, 0, 63)
 end
@@ -62,10 +77,11 @@ if #admitted > 0 or dropped > 0 then
 end
 if mode ~= 'manual' then
   tick = tick + 1
-  redis.call('HSET', meta, 'tick', tick, 'last_tick', now)
+  redis.call('HSET', meta, 'tick', tick, 'last_tick', now, 'burst', 0, 'spent', #admitted)
 end
-local waiting = redis.call('ZCARD', wait)
-if waiting == 0 and redis.call('ZCARD', proceed) == 0 and not configured then
-  redis.call('SREM', KEYS[6], ARGV[9])
+local in_line = waiting(is_open)
+if in_line == 0 and redis.call('ZCARD', pre) == 0 and redis.call('ZCARD', proceed) == 0
+  and redis.call('ZCARD', spent) == 0 and f[6] ~= '1' and is_open then
+  redis.call('SREM', index, queue)
 end
-return {1, tick, expired, dropped, waiting, admitted}
+return {1, tick, #lapsed, dropped, in_line, admitted}

@@ -1,0 +1,73 @@
+//! Sold out closes the line: when every day of a festival is sold out its waiting room stops
+//! admitting and refuses new joins (waiters are told through the version their streams
+//! follow); when tickets come back it admits again, in order. Checked at once when a booking is
+//! refused as sold out or a reservation is cancelled, and by a watcher on every node once a
+//! second (so a node that sold the last ticket needs no booking to fail first).
+
+use std::time::Duration;
+
+use ticket_lock::TicketEngine;
+use tokio_util::sync::CancellationToken;
+
+use super::{Queues, festival_queue};
+
+/// Brings `festival`'s waiting room in line with its stock. Failures are logged: the watcher
+/// tries again within a second.
+pub async fn check(tickets: &dyn TicketEngine, queues: &Queues, festival: i64) {
+    let queue = festival_queue(festival);
+    let left = match tickets.inventory(festival).await {
+        Ok(inventory) => inventory.days.iter().any(|d| d.left > 0),
+        Err(ticket_lock::TicketError::NotFound) => return,
+        Err(e) => {
+            tracing::warn!(festival, error = %e, "stock not read for the sold-out check");
+            return;
+        }
+    };
+    let sold_out = match queues.engine().stats(&queue).await {
+        Ok(stats) => stats.sold_out,
+        Err(e) => {
+            tracing::warn!(festival, error = %e, "queue not read for the sold-out check");
+            return;
+        }
+    };
+    if sold_out == left {
+        match queues.engine().set_sold_out(&queue, !left).await {
+            Ok(()) if left => tracing::info!(festival, "tickets came back: admission resumes"),
+            Ok(()) => tracing::info!(festival, "sold out: the waiting room is closed"),
+            Err(e) => tracing::warn!(festival, error = %e, "sold-out state not changed"),
+        }
+    }
+}
+
+/// Checks every festival queue in use, every `interval`, until `cancel`.
+pub async fn watch(
+    tickets: std::sync::Arc<dyn TicketEngine>,
+    queues: Queues,
+    interval: Duration,
+    cancel: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let names = match queues.engine().queues().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "queues not listed for the sold-out check");
+                continue;
+            }
+        };
+        for name in names {
+            if let Some(festival) = name
+                .as_str()
+                .strip_prefix("festival")
+                .and_then(|id| id.parse().ok())
+            {
+                check(&*tickets, &queues, festival).await;
+            }
+        }
+    }
+}
