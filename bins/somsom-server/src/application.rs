@@ -14,12 +14,12 @@ use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
 use cognito_auth::sender::{CodeSender, LogSender, SmtpSender};
 use cognito_auth::{Clock, IdentityProvider, SystemClock};
 
-use crate::app::{AppState, app_with, invalid_cors_origins};
+use crate::app::{AppState, app_with};
 use crate::auth::{AdminEmails, AttemptLimits};
 use crate::backends::{self, BackendError};
 use crate::chat::Chat;
-use crate::config::Config;
 use crate::config::{AuthBackend, ChatStoreKind, PushSchedulerKind, QueueDriver};
+use crate::config::{Config, Invalid};
 use crate::connections::{ConnectionLimits, GuardedListener, Peer};
 use crate::db::{Database, DbError};
 use crate::festivals::Festivals;
@@ -48,9 +48,26 @@ use waiting_queue::{AdmissionTokens, MemoryQueue, WaitingQueue};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The configuration is inconsistent.
+    /// The configuration cannot work (found by [`Config::validate`] before anything connects).
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] Invalid),
+    /// A key or secret the configuration names could not be read or used.
+    #[error("{name}: {reason}")]
+    Secret {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An engine could not start: migrating its tables or loading its state failed.
+    #[error("{engine} could not start")]
+    Engine {
+        /// Which.
+        engine: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Database(#[from] DbError),
@@ -66,6 +83,36 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl BuildError {
+    /// The error and every cause under it, one line: what an operator reads when the server
+    /// does not start.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(e) = cause {
+            out.push_str(": ");
+            out.push_str(&e.to_string());
+            cause = e.source();
+        }
+        out
+    }
+}
+
+/// `BuildError::Engine` for `engine`, from whatever its backend said.
+fn engine_failed<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    engine: &'static str,
+) -> impl FnOnce(E) -> BuildError {
+    move |e| BuildError::Engine {
+        engine,
+        source: e.into(),
+    }
+}
+
+/// `BuildError::Secret` for the setting `name`.
+fn secret_error(name: &'static str) -> impl FnOnce(String) -> BuildError {
+    move |reason| BuildError::Secret { name, reason }
 }
 
 /// A built server, bound to its address and ready to run.
@@ -104,14 +151,9 @@ pub async fn build_with(config: Config, overrides: Overrides) -> Result<Applicat
 }
 
 async fn build_inner(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
-    let invalid = invalid_cors_origins(&config.http);
-    if !invalid.is_empty() {
-        return Err(BuildError::Config(format!(
-            "invalid CORS origins: {invalid:?}"
-        )));
-    }
+    config.validate()?;
     let proxies = crate::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
-        .map_err(|e| BuildError::Config(format!("http.trusted_proxies: {e}")))?;
+        .map_err(|e| Invalid::one(format!("http.trusted_proxies: {e}")))?;
     let db = Database::connect(&config.database_url).await?;
     db.migrate().await?;
 
@@ -137,7 +179,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         (Some(sender), _) => sender,
         (None, Some(url)) => Arc::new(
             SmtpSender::new(url, &config.smtp_from)
-                .map_err(|e| BuildError::Config(format!("smtp: {e}")))?,
+                .map_err(|e| Invalid::one(format!("smtp_url: {e}")))?,
         ),
         (None, None) => Arc::new(LogSender),
     };
@@ -151,15 +193,12 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         clock.clone(),
         ticket_lock::kst(),
     );
-    tickets
-        .migrate()
-        .await
-        .map_err(|e| BuildError::Config(format!("tickets: {e}")))?;
+    tickets.migrate().await.map_err(engine_failed("tickets"))?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins
         .apply(auth.as_ref(), &db)
         .await
-        .map_err(|e| BuildError::Config(format!("granting admin roles: {e}")))?;
+        .map_err(engine_failed("admin roles"))?;
 
     let tasks = Tasks::new();
     let queues = queues(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
@@ -259,7 +298,7 @@ async fn festivals(
     catalog
         .migrate()
         .await
-        .map_err(|e| BuildError::Config(format!("festival catalog: {e}")))?;
+        .map_err(engine_failed("festival catalog"))?;
     let store: Arc<dyn CacheStore> = match redis {
         Some(redis) => Arc::new(RedisCache::new(
             redis.clone(),
@@ -294,7 +333,7 @@ async fn queues(
     let policy = settings.policy();
     policy
         .validate()
-        .map_err(|e| BuildError::Config(format!("queue: {e}")))?;
+        .map_err(|e| Invalid::one(format!("queue: {e}")))?;
     let engine: Arc<dyn WaitingQueue> = match redis {
         Some(redis) => Arc::new(
             RedisQueue::new(redis.clone(), config.redis_key_prefix.clone())
@@ -308,7 +347,7 @@ async fn queues(
         &settings.token_secret,
         &settings.token_secret_file,
     )
-    .map_err(BuildError::Config)?;
+    .map_err(secret_error("queue.token_secret"))?;
     let secret = match configured {
         Some(secret) => secret,
         None => {
@@ -320,11 +359,12 @@ async fn queues(
             };
             db.shared_secret("queue_token_key", &fresh)
                 .await
-                .map_err(|e| BuildError::Config(format!("queue token key: {e}")))?
+                .map_err(engine_failed("queue token key"))?
         }
     };
-    let tokens = AdmissionTokens::new(secret.as_bytes()).ok_or_else(|| {
-        BuildError::Config("queue.token_secret must be at least 32 bytes".to_owned())
+    let tokens = AdmissionTokens::new(secret.as_bytes()).ok_or_else(|| BuildError::Secret {
+        name: "queue.token_secret",
+        reason: format!("at least {} bytes", waiting_queue::token::SECRET_MIN),
     })?;
     match settings.driver {
         QueueDriver::Interval => {
@@ -344,9 +384,9 @@ async fn queues(
                 .queue_name(&settings.sqs_queue)
                 .send()
                 .await
-                .map_err(|e| BuildError::Config(format!("sqs queue {}: {e}", settings.sqs_queue)))?
+                .map_err(engine_failed("queue driver (sqs)"))?
                 .queue_url
-                .ok_or_else(|| BuildError::Config("sqs returned no queue url".to_owned()))?;
+                .ok_or_else(|| engine_failed("queue driver (sqs)")("sqs returned no queue url"))?;
             let driver = SqsDriver::new(engine.clone(), client, url);
             tasks.spawn("queue-admission-sqs", move |cancel| async move {
                 driver.run(cancel.cancelled_owned(), log_tick).await;
@@ -374,12 +414,11 @@ async fn chat(
     tasks: &Tasks,
 ) -> Result<Chat, BuildError> {
     let settings = &config.chat;
-    let failed =
-        |what: &str, e: chat_relay::ChatError| BuildError::Config(format!("chat {what}: {e}"));
+    let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
     let store: Arc<dyn MessageStore> = match settings.store {
         ChatStoreKind::Sql => {
             let store = SqlChatStore::new(db.chat_pool());
-            store.migrate().await.map_err(|e| failed("store", e))?;
+            store.migrate().await.map_err(|e| failed("chat store", e))?;
             Arc::new(store)
         }
         ChatStoreKind::Dynamodb => {
@@ -388,7 +427,10 @@ async fn chat(
                 aws_sdk_dynamodb::Client::new(&sdk),
                 &settings.dynamodb_table,
             );
-            store.create_table().await.map_err(|e| failed("store", e))?;
+            store
+                .create_table()
+                .await
+                .map_err(|e| failed("chat store", e))?;
             Arc::new(store)
         }
         ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
@@ -404,12 +446,12 @@ async fn chat(
     // disk) it is filled again from there.
     for (room, user) in crate::chat::members::all(db)
         .await
-        .map_err(|e| BuildError::Config(format!("chat members: {e}")))?
+        .map_err(engine_failed("chat members"))?
     {
         presence
             .join(room, user)
             .await
-            .map_err(|e| failed("presence", e))?;
+            .map_err(|e| failed("chat presence", e))?;
     }
     let sequencer = Sequencer::new(store.clone(), presence.clone());
     let relay: Arc<dyn Relay> = match &config.kafka_brokers {
@@ -419,12 +461,12 @@ async fn chat(
                     backends::kafka_config(brokers),
                     Topics::prefixed(&settings.kafka_topic_prefix),
                 )
-                .map_err(|e| failed("relay", e))?,
+                .map_err(|e| failed("chat relay (kafka)", e))?,
             );
             relay
                 .create_topics(settings.kafka_partitions, settings.kafka_replication)
                 .await
-                .map_err(|e| failed("topics", e))?;
+                .map_err(|e| failed("chat topics (kafka)", e))?;
             if settings.run_sequencer {
                 let worker = relay.clone();
                 tasks.spawn("chat-sequencer", move |cancel| async move {
@@ -464,13 +506,6 @@ async fn chat(
         Arc::new(crate::chat::Gate::new(db.clone(), users.clone(), auth)),
     )
     .with_shutdown(shutdown.clone());
-    let pump = server.start().await.map_err(|e| failed("relay", e))?;
-    tasks.spawn("chat-delivery", move |cancel| async move {
-        tokio::select! {
-            () = pump => {}
-            () = cancel.cancelled() => {}
-        }
-    });
     Ok(Chat {
         server,
         buffers: Buffers::default(),
@@ -495,23 +530,22 @@ async fn push(
     use push_notify::{DispatcherConfig, DueSource, Scheduler};
 
     let settings = &config.push;
-    let failed =
-        |what: &str, e: push_notify::PushError| BuildError::Config(format!("push {what}: {e}"));
+    let failed = |what: &'static str, e: push_notify::PushError| engine_failed(what)(e);
     let store = Arc::new(
         push_notify::sql::SqlPush::with_clock(db.push_pool(), clock.clone())
             .with_max_devices(settings.max_devices_per_user),
     );
-    store.migrate().await.map_err(|e| failed("store", e))?;
+    store.migrate().await.map_err(|e| failed("push store", e))?;
     let planner = push_notify::Planner::parse(&settings.remind_at, &settings.time_zone)
-        .map_err(|e| failed("settings", e))?;
+        .map_err(|e| failed("push settings", e))?;
     let configured = crate::config::secret(
         "push.vapid_private_key",
         &settings.vapid_private_key,
         &settings.vapid_private_key_file,
     )
-    .map_err(BuildError::Config)?;
+    .map_err(secret_error("push.vapid_private_key"))?;
     let vapid = match configured {
-        Some(key) => VapidKey::from_base64(&key).map_err(|e| failed("vapid key", e))?,
+        Some(key) => VapidKey::from_base64(&key).map_err(|e| failed("push vapid key", e))?,
         None => {
             // Made by the first node to start, read back by every other one: browsers'
             // subscriptions are bound to it.
@@ -519,8 +553,8 @@ async fn push(
             let kept = db
                 .shared_secret("vapid_private_key", &fresh)
                 .await
-                .map_err(|e| BuildError::Config(format!("vapid key: {e}")))?;
-            VapidKey::from_base64(&kept).map_err(|e| failed("vapid key", e))?
+                .map_err(engine_failed("push vapid key"))?;
+            VapidKey::from_base64(&kept).map_err(|e| failed("push vapid key", e))?
         }
     };
     let sender: Arc<dyn push_notify::Sender> = match sender {
@@ -531,15 +565,18 @@ async fn push(
                 &settings.vapid_subject,
                 crate::push::endpoint_policy(settings),
             )
-            .map_err(|e| failed("web push", e))?
+            .map_err(|e| failed("push web push sender", e))?
             .with_clock(clock.clone());
             let mut route = Route::new().web_push(Arc::new(web_push));
             if let Some(file) = &settings.fcm_service_account_file {
-                let json = std::fs::read_to_string(file)
-                    .map_err(|e| BuildError::Config(format!("push fcm key file {file}: {e}")))?;
-                let account = ServiceAccount::from_json(&json).map_err(|e| failed("fcm key", e))?;
+                let json = std::fs::read_to_string(file).map_err(|e| BuildError::Secret {
+                    name: "push.fcm_service_account_file",
+                    reason: format!("{file}: {e}"),
+                })?;
+                let account =
+                    ServiceAccount::from_json(&json).map_err(|e| failed("push fcm key", e))?;
                 let fcm = FcmSender::new(account, &settings.fcm_endpoint)
-                    .map_err(|e| failed("fcm", e))?
+                    .map_err(|e| failed("push fcm sender", e))?
                     .with_clock(clock.clone());
                 route = route.fcm(Arc::new(fcm));
             }
@@ -555,7 +592,7 @@ async fn push(
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let topology = Topology::ensure(&sns, &sqs, &settings.sns_topic, &settings.sqs_queue)
                 .await
-                .map_err(|e| failed("sns/sqs", e))?;
+                .map_err(|e| failed("push scheduler (sns/sqs)", e))?;
             let scheduler = EventBridgeScheduler::new(
                 aws_sdk_scheduler::Client::new(&sdk),
                 sns,
@@ -567,7 +604,7 @@ async fn push(
             scheduler
                 .ensure_group()
                 .await
-                .map_err(|e| failed("schedule group", e))?;
+                .map_err(|e| failed("push scheduler (eventbridge)", e))?;
             (
                 Arc::new(scheduler),
                 Arc::new(SqsSource::new(sqs, topology.queue_url)),
@@ -647,7 +684,7 @@ pub async fn local_identity(
     store
         .migrate()
         .await
-        .map_err(|e| BuildError::Config(format!("identity store: {e}")))?;
+        .map_err(engine_failed("identity store"))?;
     let kdf_concurrency = match config.auth.password_hashes_at_once {
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
@@ -662,12 +699,16 @@ pub async fn local_identity(
         &config.auth.signing_key,
         &config.auth.signing_key_file,
     )
-    .map_err(BuildError::Config)?;
+    .map_err(secret_error("auth.signing_key"))?;
     match key {
         // From the operator: never written to the database.
         Some(pem) => {
-            let key = cognito_auth::jwt::SigningKey::from_operator_pem(&pem)
-                .map_err(|e| BuildError::Config(format!("auth.signing_key: {e}")))?;
+            let key = cognito_auth::jwt::SigningKey::from_operator_pem(&pem).map_err(|e| {
+                BuildError::Secret {
+                    name: "auth.signing_key",
+                    reason: e.to_string(),
+                }
+            })?;
             Ok(LocalIdentity::with_key(
                 Arc::new(store),
                 sender,
@@ -678,7 +719,7 @@ pub async fn local_identity(
         }
         None => LocalIdentity::new(Arc::new(store), sender, clock, local)
             .await
-            .map_err(|e| BuildError::Config(format!("identity provider: {e}"))),
+            .map_err(engine_failed("identity provider")),
     }
 }
 
@@ -693,14 +734,9 @@ async fn identity_provider(
         AuthBackend::Local => Ok(Arc::new(local_identity(config, db, sender, clock).await?)),
         AuthBackend::Cognito => {
             let settings = &config.auth.cognito;
-            if settings.user_pool_id.is_empty() || settings.client_id.is_empty() {
-                return Err(BuildError::Config(
-                    "auth.backend = cognito needs auth.cognito.user_pool_id and client_id".into(),
-                ));
-            }
             let sdk = backends::aws_config(&config.aws).await;
             let region = sdk.region().map(ToString::to_string).ok_or_else(|| {
-                BuildError::Config("auth.backend = cognito needs an AWS region".into())
+                Invalid::one("auth.backend = cognito needs an AWS region (AWS_REGION)")
             })?;
             let jwks_url = settings.jwks_url.clone().or_else(|| {
                 config.aws.endpoint_url.as_ref().map(|endpoint| {
@@ -721,7 +757,7 @@ async fn identity_provider(
             let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
             let provider = CognitoIdentity::new(client, cognito, clock)
                 .await
-                .map_err(|e| BuildError::Config(format!("cognito: {e}")))?;
+                .map_err(engine_failed("identity provider (cognito)"))?;
             Ok(Arc::new(provider))
         }
     }
@@ -773,6 +809,21 @@ impl Application {
             grace,
             session_poll,
         } = self;
+        // Workers start with serving, never for a one-off command: delivery to this node's
+        // chat sockets (subscribed before the first connection is accepted), then the rest.
+        let pump = state
+            .chat
+            .server
+            .start()
+            .await
+            .map_err(std::io::Error::other)?;
+        tasks.spawn("chat-delivery", move |cancel| async move {
+            tokio::select! {
+                () = pump => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+        tasks.start();
         let router = app_with(state.clone(), extra);
         let shutdown = state.shutdown.clone();
         let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();

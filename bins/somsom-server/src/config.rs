@@ -560,6 +560,19 @@ pub fn secret(
     }
 }
 
+/// Settings that cannot work, found by [`Config::validate`] before anything connects: every
+/// problem at once, each naming its setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct Invalid(pub Vec<String>);
+
+impl Invalid {
+    /// One problem.
+    pub fn one(problem: impl Into<String>) -> Self {
+        Self(vec![problem.into()])
+    }
+}
+
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -569,6 +582,70 @@ impl Config {
     /// Defaults, then the TOML file at `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::figment(file, Env::prefixed("SOMSOM_"), Env::raw())
+    }
+
+    /// Checks what can be checked without connecting to anything: origins, proxies, the queue
+    /// policy, secrets given twice, the reminder time and zone, the identity provider's
+    /// settings. [`crate::build`] calls it first.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut problems = Vec::new();
+        let invalid = crate::app::invalid_cors_origins(&self.http);
+        if !invalid.is_empty() {
+            problems.push(format!("http.cors_origins: not header values: {invalid:?}"));
+        }
+        if let Err(e) = crate::client_ip::TrustedProxies::parse(&self.http.trusted_proxies) {
+            problems.push(format!("http.trusted_proxies: {e}"));
+        }
+        if let Err(e) = self.queue.policy().validate() {
+            problems.push(format!("queue: {e}"));
+        }
+        if self
+            .queue
+            .token_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < waiting_queue::token::SECRET_MIN)
+        {
+            problems.push(format!(
+                "queue.token_secret: at least {} bytes",
+                waiting_queue::token::SECRET_MIN
+            ));
+        }
+        for (name, inline, file) in [
+            (
+                "queue.token_secret",
+                &self.queue.token_secret,
+                &self.queue.token_secret_file,
+            ),
+            (
+                "push.vapid_private_key",
+                &self.push.vapid_private_key,
+                &self.push.vapid_private_key_file,
+            ),
+            (
+                "auth.signing_key",
+                &self.auth.signing_key,
+                &self.auth.signing_key_file,
+            ),
+        ] {
+            if inline.is_some() && file.is_some() {
+                problems.push(format!("set {name} or {name}_file, not both"));
+            }
+        }
+        if let Err(e) = push_notify::Planner::parse(&self.push.remind_at, &self.push.time_zone) {
+            problems.push(format!("push.remind_at / push.time_zone: {e}"));
+        }
+        if self.auth.backend == AuthBackend::Cognito
+            && (self.auth.cognito.user_pool_id.is_empty() || self.auth.cognito.client_id.is_empty())
+        {
+            problems.push(
+                "auth.backend = cognito needs auth.cognito.user_pool_id and client_id".to_owned(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid(problems))
+        }
     }
 
     /// `SOMSOM_*` variables that belong to the tooling, not to the server: they are not
@@ -668,6 +745,36 @@ mod tests {
     /// (`AWS_ENDPOINT_URL`, `SOMSOM_REQUIRE_SERVICES`, ...) cannot leak in.
     fn load_in_jail(file: Option<&str>) -> Result<Config, ConfigError> {
         Config::figment(file.map(Path::new), Env::prefixed("SOMSOM_"), Env::raw())
+    }
+
+    #[test]
+    fn validation_names_every_problem_before_anything_connects() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let mut config = Config::default();
+        config.http.trusted_proxies = vec!["10.0.0.0/99".into()];
+        config.queue.batch_size = 0;
+        config.queue.token_secret = Some("short".into());
+        config.auth.signing_key = Some("pem".into());
+        config.auth.signing_key_file = Some("/run/key.pem".into());
+        config.push.time_zone = "Mars/Olympus".into();
+        config.auth.backend = AuthBackend::Cognito;
+        let Invalid(problems) = config.validate().unwrap_err();
+        let named: Vec<&str> = problems
+            .iter()
+            .map(|p| p.split([':', ' ']).next().unwrap())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                "http.trusted_proxies",
+                "queue",
+                "queue.token_secret",
+                "set",
+                "push.remind_at",
+                "auth.backend"
+            ],
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ async fn main() -> ExitCode {
 async fn build_for_command(mut config: Config) -> Result<Application, ExitCode> {
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     build(config).await.map_err(|e| {
-        eprintln!("somsom-server: {e}");
+        eprintln!("somsom-server: {}", e.report());
         ExitCode::FAILURE
     })
 }
@@ -190,7 +190,7 @@ async fn serve(config: Config) -> ExitCode {
     let app = match build(config).await {
         Ok(app) => app,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
+            tracing::error!(error = %e.report(), "cannot start");
             return ExitCode::FAILURE;
         }
     };

@@ -65,6 +65,12 @@ async fn grant_admin_command_promotes_a_confirmed_user() {
     )
     .await
     .unwrap();
+    // What a one-off command builds runs no worker: they wait for the server to serve.
+    assert!(
+        app.tasks().waiting() >= 4,
+        "the queue driver, reminder planner and dispatcher, and reconciliation are registered, not started: {}",
+        app.tasks().waiting()
+    );
     let auth = app.state().auth.clone();
     auth.sign_up(cognito_auth::SignUp {
         email: "chief@example.com".into(),

@@ -415,5 +415,5 @@ async fn a_node_does_not_start_when_its_kafka_is_unreachable() {
     let Err(error) = somsom_server::build(config).await else {
         panic!("a node without its Kafka must not start");
     };
-    assert!(error.to_string().contains("kafka"), "{error}");
+    assert!(error.report().contains("kafka"), "{}", error.report());
 }
