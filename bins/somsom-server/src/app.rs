@@ -270,7 +270,7 @@ impl AppState {
 }
 
 /// A 503 for a backend that is not available right now.
-pub fn unavailable(backend: &str, error: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(backend, %error, "backend unavailable");
+pub fn unavailable(backend: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    tracing::warn!(backend, error = %crate::error::Report(error), "backend unavailable");
     ApiError::new(ErrorCode::ServiceUnavailable).with_retry_after(1)
 }

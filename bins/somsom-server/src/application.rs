@@ -471,7 +471,7 @@ async fn chat(
                 let worker = relay.clone();
                 tasks.spawn("chat-sequencer", move |cancel| async move {
                     if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
-                        tracing::error!(error = %e, "chat sequencer stopped");
+                        tracing::error!(error = %crate::error::Report(&e), "chat sequencer stopped");
                     }
                 });
             }
@@ -871,7 +871,7 @@ impl Application {
                     .with_graceful_shutdown(cancel.cancelled_owned())
                     .await;
                 if let Err(e) = served {
-                    tracing::error!(error = %e, "metrics listener failed");
+                    tracing::error!(error = %crate::error::Report(&e), "metrics listener failed");
                 }
             });
         }
@@ -902,7 +902,7 @@ impl Application {
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            tracing::error!(error = %crate::error::Report(&e), "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
     };
@@ -913,7 +913,7 @@ pub async fn shutdown_signal() {
                 s.recv().await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                tracing::error!(error = %crate::error::Report(&e), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }

@@ -104,14 +104,14 @@ impl Listener for GuardedListener {
                 Ok((tcp, addr)) => {
                     // Chat frames and API answers are small writes that must leave at once.
                     if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                        tracing::debug!(error = %crate::error::Report(&e), "cannot set TCP_NODELAY");
                     }
                     return (GuardedIo::new(tcp, permit, self.limits), addr);
                 }
                 // Out of file descriptors or a connection reset before accept: as axum does,
                 // wait a moment rather than spin.
                 Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(error = %crate::error::Report(&e), "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }

@@ -371,6 +371,22 @@ impl FieldIssue {
     }
 }
 
+/// An error and every cause under it, on one line, for logs. The engines' errors name what
+/// failed (`sql unavailable`); what the backend said is their `source()`.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
 /// An error answered to the client. Cheap to clone; rendered in the client's language by
 /// [`json_errors`].
 #[derive(Debug, Clone)]
@@ -534,6 +550,36 @@ pub async fn not_found() -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every engine's backend failure says which backend failed, keeps what the backend said
+    /// as its source (not repeated in its own text), and is the one retryable error.
+    #[test]
+    fn every_engine_reports_a_backend_failure_the_same_way() {
+        use std::error::Error;
+        let said = || std::io::Error::other("connection refused");
+        let errors: Vec<Box<dyn Error + 'static>> = vec![
+            Box::new(ticket_lock::TicketError::unavailable("sql", said())),
+            Box::new(festival_catalog::CatalogError::unavailable("sql", said())),
+            Box::new(search_cache::CacheError::unavailable("sql", said())),
+            Box::new(push_notify::PushError::unavailable("sql", said())),
+            Box::new(waiting_queue::QueueError::unavailable("sql", said())),
+            Box::new(chat_relay::ChatError::unavailable("sql", said())),
+            Box::new(cognito_auth::AuthError::unavailable("sql", said())),
+        ];
+        for error in &errors {
+            assert_eq!(error.to_string(), "sql unavailable");
+            assert_eq!(error.source().unwrap().to_string(), "connection refused");
+            assert_eq!(
+                Report(error.as_ref()).to_string(),
+                "sql unavailable: connection refused"
+            );
+        }
+        assert!(ticket_lock::TicketError::unavailable("sql", said()).is_retryable());
+        assert!(!ticket_lock::TicketError::NotFound.is_retryable());
+        assert!(waiting_queue::QueueError::unavailable("redis", said()).is_retryable());
+        assert!(!waiting_queue::QueueError::SoldOut.is_retryable());
+        assert!(!cognito_auth::AuthError::UserNotFound.is_retryable());
+    }
 
     fn headers(accept: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

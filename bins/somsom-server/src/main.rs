@@ -198,7 +198,7 @@ async fn serve(config: Config) -> ExitCode {
     match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "server failed");
+            tracing::error!(error = %somsom_server::error::Report(&e), "server failed");
             ExitCode::FAILURE
         }
     }

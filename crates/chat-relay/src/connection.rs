@@ -430,7 +430,10 @@ impl From<ChatError> for Fault {
                 Fault::new(format!("invalid {field}: {reason}"))
             }
             other => {
-                tracing::warn!(error = %other, "chat backend failed");
+                tracing::warn!(
+                    error = &other as &dyn std::error::Error,
+                    "chat backend failed"
+                );
                 Fault::new("temporarily unavailable")
             }
         }
@@ -539,7 +542,11 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
         for (room, count) in state.entered {
             for _ in 0..count {
                 if let Err(e) = self.server.presence.exit(room, state.member.id).await {
-                    tracing::warn!(room, error = %e, "presence exit failed");
+                    tracing::warn!(
+                        room,
+                        error = &e as &dyn std::error::Error,
+                        "presence exit failed"
+                    );
                 }
             }
         }

@@ -42,8 +42,9 @@ pub enum ChatError {
     /// The relay has shut down.
     #[error("the relay is closed")]
     Closed,
-    /// A backend could not be reached or answered nonsense.
-    #[error("{backend} unavailable: {source}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`ChatError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
@@ -54,7 +55,7 @@ pub enum ChatError {
 }
 
 impl ChatError {
-    /// Wraps a backend error.
+    /// [`ChatError::Unavailable`] from whatever `backend` said.
     pub fn unavailable(
         backend: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -63,6 +64,12 @@ impl ChatError {
             backend,
             source: source.into(),
         }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 }
 

@@ -190,8 +190,9 @@ pub enum AuthError {
     /// The refresh token expired.
     #[error("the refresh token expired")]
     RefreshTokenExpired,
-    /// The backend could not be reached or failed.
-    #[error("{backend} is unavailable: {source}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`AuthError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
@@ -202,7 +203,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// Wraps a backend failure.
+    /// [`AuthError::Unavailable`] from whatever `backend` said.
     pub fn unavailable(
         backend: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -211,6 +212,12 @@ impl AuthError {
             backend,
             source: source.into(),
         }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 }
 

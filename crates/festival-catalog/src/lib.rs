@@ -35,24 +35,47 @@ pub enum CatalogError {
         /// Why, in English.
         reason: String,
     },
-    /// The backend could not be reached or failed.
-    #[error("{backend} catalog unavailable: {message}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`CatalogError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
-        /// What went wrong.
-        message: String,
+        /// What it said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 impl CatalogError {
+    /// [`CatalogError::Invalid`] for `field`.
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field,
             reason: reason.into(),
         }
     }
+
+    /// [`CatalogError::Unavailable`] from whatever `backend` said.
+    pub fn unavailable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
 }
+
+/// Results of this crate.
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 /// The festival catalog.
 ///

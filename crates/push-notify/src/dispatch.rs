@@ -176,7 +176,10 @@ impl Dispatcher {
             let idle = match self.round().await {
                 Ok(round) => round.claimed < self.config.batch,
                 Err(e) => {
-                    tracing::warn!(error = %e, "push dispatch round failed");
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "push dispatch round failed"
+                    );
                     true
                 }
             };

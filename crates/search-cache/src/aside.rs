@@ -221,10 +221,7 @@ mod tests {
     #[async_trait]
     impl CacheStore for Down {
         async fn get(&self, _: &str, _: &str) -> Result<Lookup, CacheError> {
-            Err(CacheError::Unavailable {
-                backend: "test",
-                message: "down".into(),
-            })
+            Err(CacheError::unavailable("test", "down"))
         }
         async fn put(
             &self,
@@ -237,10 +234,7 @@ mod tests {
             unreachable!("no put after a failed get")
         }
         async fn invalidate(&self, _: &str) -> Result<Generation, CacheError> {
-            Err(CacheError::Unavailable {
-                backend: "test",
-                message: "down".into(),
-            })
+            Err(CacheError::unavailable("test", "down"))
         }
     }
 

@@ -41,18 +41,42 @@ pub struct Lookup {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
-    /// The backend could not be reached or answered nonsense.
-    #[error("{backend} cache unavailable: {message}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`CacheError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
-        /// What went wrong.
-        message: String,
+        /// What it said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A TTL of zero or one too long for the backend.
     #[error("invalid TTL {0:?}")]
     InvalidTtl(Duration),
 }
+
+impl CacheError {
+    /// [`CacheError::Unavailable`] from whatever `backend` said.
+    pub fn unavailable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = CacheError> = std::result::Result<T, E>;
 
 /// Where cached bytes live. Namespaces group keys that are invalidated together; keys and
 /// namespaces are arbitrary strings.

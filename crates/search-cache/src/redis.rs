@@ -38,10 +38,7 @@ impl std::fmt::Debug for RedisCache {
 }
 
 fn unavailable(e: redis::RedisError) -> CacheError {
-    CacheError::Unavailable {
-        backend: "redis",
-        message: e.to_string(),
-    }
+    CacheError::unavailable("redis", e)
 }
 
 impl RedisCache {
@@ -76,9 +73,11 @@ impl CacheStore for RedisCache {
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(unavailable)?;
-        let generation = generation.parse().map_err(|_| CacheError::Unavailable {
-            backend: "redis",
-            message: format!("generation counter of {namespace:?} is not a number"),
+        let generation = generation.parse().map_err(|_| {
+            CacheError::unavailable(
+                "redis",
+                format!("generation counter of {namespace:?} is not a number"),
+            )
         })?;
         Ok(Lookup {
             value: value.map(Bytes::from),

@@ -59,15 +59,39 @@ pub enum TicketError {
         /// Why.
         reason: String,
     },
-    /// The backend could not be reached or failed.
-    #[error("{backend} unavailable: {message}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`TicketError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
-        /// What went wrong.
-        message: String,
+        /// What it said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
+
+impl TicketError {
+    /// [`TicketError::Unavailable`] from whatever `backend` said.
+    pub fn unavailable(
+        backend: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Unavailable {
+            backend,
+            source: source.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = TicketError> = std::result::Result<T, E>;
 
 /// Ticket stock per festival day, and the reservations made against it.
 ///

@@ -49,7 +49,10 @@ impl IntervalDriver {
             }
             match self.run_once().await {
                 Ok(ticks) => ticks.iter().for_each(|(q, t)| on_tick(q, t)),
-                Err(e) => tracing::warn!(error = %e, "waiting-queue: admission pass failed"),
+                Err(e) => tracing::warn!(
+                    error = &e as &dyn std::error::Error,
+                    "waiting-queue: admission pass failed"
+                ),
             }
         }
     }

@@ -42,19 +42,20 @@ pub enum QueueError {
     /// Nothing is left to admit people to: joining is refused until tickets come back.
     #[error("the queue is closed: sold out")]
     SoldOut,
-    /// The backend could not be reached or answered nonsense.
-    #[error("{backend} unavailable: {source}")]
+    /// The backend could not be reached or failed: worth trying again later
+    /// ([`QueueError::is_retryable`]). What it said is the [`source`](std::error::Error::source).
+    #[error("{backend} unavailable")]
     Unavailable {
         /// Which backend.
         backend: &'static str,
-        /// The underlying error.
+        /// What it said.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
 impl QueueError {
-    /// Wraps a backend error.
+    /// [`QueueError::Unavailable`] from whatever `backend` said.
     pub fn unavailable(
         backend: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -63,6 +64,12 @@ impl QueueError {
             backend,
             source: source.into(),
         }
+    }
+
+    /// Whether trying again later may succeed: the backend was unavailable. Every other error
+    /// is an answer about the request itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
     }
 }
 

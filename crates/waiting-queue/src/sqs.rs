@@ -170,7 +170,10 @@ impl SqsDriver {
         loop {
             if last_kick.is_none_or(|at| at.elapsed() >= self.kick_every) {
                 if let Err(e) = self.kick().await {
-                    tracing::warn!(error = %e, "waiting-queue: kicking stalled queues failed");
+                    tracing::warn!(
+                        error = &e as &dyn std::error::Error,
+                        "waiting-queue: kicking stalled queues failed"
+                    );
                 }
                 last_kick = Some(tokio::time::Instant::now());
             }
@@ -179,7 +182,7 @@ impl SqsDriver {
                 polled = self.poll_once() => match polled {
                     Ok(ticks) => ticks.iter().for_each(|(q, t)| on_tick(q, t)),
                     Err(e) => {
-                        tracing::warn!(error = %e, "waiting-queue: receiving tick messages failed");
+                        tracing::warn!(error = &e as &dyn std::error::Error, "waiting-queue: receiving tick messages failed");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },

@@ -110,7 +110,7 @@ impl Poller {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(queue = %self.queue, error = %e, "waiting-queue: watch poll failed")
+                    tracing::warn!(queue = %self.queue, error = &e as &dyn std::error::Error, "waiting-queue: watch poll failed")
                 }
             }
         }

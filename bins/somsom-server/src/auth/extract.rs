@@ -135,6 +135,6 @@ pub async fn user_for(
         .email
         .clone()
         .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound))?;
-    let profile = auth.profile(&email).await.map_err(auth_error)?;
+    let profile = auth.profile(&email).await?;
     rows.upsert(&profile).await.map_err(ApiError::internal)
 }

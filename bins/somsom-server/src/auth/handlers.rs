@@ -67,8 +67,7 @@ pub async fn signup(
             password: body.password,
             name: body.name,
         })
-        .await
-        .map_err(auth_error)?;
+        .await?;
     Ok(message("이메일 인증을 완료해주세요."))
 }
 
@@ -90,12 +89,9 @@ pub async fn confirm_signup(
     let profile = state
         .auth
         .confirm_sign_up(&email, &body.code, password)
-        .await
-        .map_err(auth_error)?;
+        .await?;
     if state.admins.contains(&profile.email) {
-        grant_admin(state.auth.as_ref(), &state.db, &profile.email)
-            .await
-            .map_err(auth_error)?;
+        grant_admin(state.auth.as_ref(), &state.db, &profile.email).await?;
     } else {
         state
             .users
@@ -118,11 +114,7 @@ pub async fn resend_code(
 ) -> Result<impl IntoResponse, ApiError> {
     let email = checked_email(&body.email)?;
     state.limits.check_code(&email, ip)?;
-    state
-        .auth
-        .resend_confirmation_code(&email)
-        .await
-        .map_err(auth_error)?;
+    state.auth.resend_confirmation_code(&email).await?;
     Ok(message("인증 코드를 다시 보냈습니다."))
 }
 
@@ -138,11 +130,7 @@ pub async fn forgot_password(
 ) -> Result<impl IntoResponse, ApiError> {
     let email = checked_email(&body.email)?;
     state.limits.check_code(&email, ip)?;
-    state
-        .auth
-        .forgot_password(&email)
-        .await
-        .map_err(auth_error)?;
+    state.auth.forgot_password(&email).await?;
     Ok(message(
         "가입된 이메일이라면 비밀번호 재설정 코드를 보냈습니다.",
     ))
@@ -193,7 +181,7 @@ pub async fn login(
         Err(AuthError::NotAuthorized) => state.limits.login_result(&email, ip, false),
         Err(_) => {}
     }
-    let login = signed_in.map_err(auth_error)?;
+    let login = signed_in?;
     let user = state
         .users
         .upsert(&login.user)
@@ -218,7 +206,7 @@ pub async fn signout(
     State(auth): State<Arc<dyn IdentityProvider>>,
     user: CurrentUser,
 ) -> Result<impl IntoResponse, ApiError> {
-    auth.sign_out(&user.token).await.map_err(auth_error)?;
+    auth.sign_out(&user.token).await?;
     Ok(message("로그아웃 성공"))
 }
 
@@ -260,7 +248,7 @@ pub async fn refresh_token(
         .or(from_body.username)
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::field("username", FieldIssue::Required))?;
-    let tokens = auth.refresh(&username, &token).await.map_err(auth_error)?;
+    let tokens = auth.refresh(&username, &token).await?;
     Ok(axum::Json(RefreshResponse {
         access_token: tokens.access_token,
         expires_in: tokens.expires_in,

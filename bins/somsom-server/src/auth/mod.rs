@@ -83,6 +83,12 @@ fn weak_password(field: &str, rule: &str) -> ApiError {
     )
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        auth_error(e)
+    }
+}
+
 /// Maps the identity provider's errors onto the API's codes.
 pub fn auth_error(e: AuthError) -> ApiError {
     match e {
@@ -126,6 +132,6 @@ pub fn auth_error(e: AuthError) -> ApiError {
         AuthError::TokenExpired => ApiError::new(ErrorCode::AccessTokenExpired),
         AuthError::InvalidRefreshToken => ApiError::new(ErrorCode::InvalidRefreshToken),
         AuthError::RefreshTokenExpired => ApiError::new(ErrorCode::RefreshTokenExpired),
-        other => crate::app::unavailable("identity provider", other),
+        other => crate::app::unavailable("identity provider", &other),
     }
 }

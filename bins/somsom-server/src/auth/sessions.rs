@@ -39,11 +39,15 @@ pub async fn follow(
                             chat.disconnect_user(user.id, "your session ended (signed out)");
                         }
                         Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot look up a signed-out user"),
+                        Err(e) => {
+                            tracing::warn!(error = %crate::error::Report(&e), "cannot look up a signed-out user")
+                        }
                     }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot poll revoked sessions"),
+            Err(e) => {
+                tracing::warn!(error = %crate::error::Report(&e), "cannot poll revoked sessions")
+            }
         }
         if purged.elapsed() >= PURGE_EVERY {
             purged = tokio::time::Instant::now();
@@ -53,7 +57,9 @@ pub async fn follow(
                     purged = n,
                     "removed unconfirmed accounts past their lifetime"
                 ),
-                Err(e) => tracing::warn!(error = %e, "cannot purge unconfirmed accounts"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::Report(&e), "cannot purge unconfirmed accounts")
+                }
             }
         }
     }

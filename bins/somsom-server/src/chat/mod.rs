@@ -103,10 +103,16 @@ impl Gatekeeper for Gate {
                 "join chat room {room} before entering it"
             ))),
             Err(e) => {
-                tracing::warn!(error = %e, "membership check failed");
+                tracing::warn!(error = %crate::error::Report(&e), "membership check failed");
                 Err(Refusal::new("temporarily unavailable"))
             }
         }
+    }
+}
+
+impl From<chat_relay::ChatError> for ApiError {
+    fn from(e: chat_relay::ChatError) -> Self {
+        chat_error(e)
     }
 }
 
@@ -119,7 +125,7 @@ fn chat_error(e: chat_relay::ChatError) -> ApiError {
                 en: reason,
             },
         ),
-        other => crate::app::unavailable("chat", other),
+        other => crate::app::unavailable("chat", &other),
     }
 }
 
@@ -149,11 +155,7 @@ pub async fn join(
     members::join(&db, room, user.user.id, now)
         .await
         .map_err(ApiError::internal)?;
-    chat.server
-        .presence()
-        .join(room, user.user.id)
-        .await
-        .map_err(chat_error)?;
+    chat.server.presence().join(room, user.user.id).await?;
     Ok(Json(room))
 }
 
@@ -191,8 +193,7 @@ pub async fn history(
         .server
         .store()
         .history(room, query.last_evaluated_send_time, limit)
-        .await
-        .map_err(chat_error)?;
+        .await?;
     Ok(Json(MessageList {
         title,
         messages: page.messages.into_iter().map(MessageDto::from).collect(),
@@ -213,12 +214,7 @@ pub async fn rooms_of(
     let counts = members::counts(db, &rooms)
         .await
         .map_err(ApiError::internal)?;
-    let unread = chat
-        .server
-        .presence()
-        .unread(user, &rooms)
-        .await
-        .map_err(chat_error)?;
+    let unread = chat.server.presence().unread(user, &rooms).await?;
     let mut items = Vec::with_capacity(rooms.len());
     for (room, unread) in rooms.into_iter().zip(unread) {
         // A festival deleted from the catalog takes its room with it.
@@ -319,7 +315,7 @@ pub async fn follow_leaves(
                 }
                 seen.retain(|_, at| *at >= since);
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read chat leaves"),
+            Err(e) => tracing::warn!(error = %crate::error::Report(&e), "cannot read chat leaves"),
         }
     }
 }

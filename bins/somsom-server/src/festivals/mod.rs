@@ -36,6 +36,12 @@ pub struct Festivals {
     pub clock: Arc<dyn cognito_auth::Clock>,
 }
 
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        catalog_error(e)
+    }
+}
+
 /// Maps catalog errors onto the API's codes.
 pub fn catalog_error(e: CatalogError) -> ApiError {
     match e {
@@ -47,7 +53,7 @@ pub fn catalog_error(e: CatalogError) -> ApiError {
                 en: reason,
             },
         ),
-        other => crate::app::unavailable("catalog", other),
+        other => crate::app::unavailable("catalog", &other),
     }
 }
 
@@ -128,7 +134,7 @@ pub async fn update(
 ) -> Result<Json<FestivalDetail>, ApiError> {
     user.require_admin()?;
     let sale = if body.touches_sale() {
-        let current = festivals.catalog.get(id).await.map_err(catalog_error)?;
+        let current = festivals.catalog.get(id).await?;
         Some(body.sale(current.sale))
     } else {
         None
@@ -187,7 +193,7 @@ pub(crate) async fn invalidate_search(festivals: &Festivals) {
     if let Some(cache) = &festivals.search_cache
         && let Err(error) = cache.invalidate(SEARCH_NAMESPACE).await
     {
-        tracing::warn!(%error, "search cache not invalidated");
+        tracing::warn!(error = %crate::error::Report(&error), "search cache not invalidated");
     }
 }
 
@@ -199,9 +205,8 @@ pub async fn list(
     State(festivals): State<Festivals>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<FestivalPreviewList>, ApiError> {
-    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
-        .map_err(catalog_error)?;
-    let page = festivals.catalog.list(page).await.map_err(catalog_error)?;
+    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))?;
+    let page = festivals.catalog.list(page).await?;
     Ok(Json(FestivalPreviewList::new(page, festivals.clock.now())))
 }
 
@@ -215,7 +220,7 @@ pub async fn detail(
     State(tickets): State<Arc<dyn ticket_lock::TicketEngine>>,
     Path(id): Path<i64>,
 ) -> Result<Json<FestivalDetail>, ApiError> {
-    let festival = festivals.catalog.get(id).await.map_err(catalog_error)?;
+    let festival = festivals.catalog.get(id).await?;
     let inventory = inventory_of(&*tickets, id).await?;
     Ok(Json(
         FestivalDetail::new(festival, festivals.clock.now()).with_inventory(inventory),
@@ -233,9 +238,8 @@ pub async fn search(
     let raw = query
         .keyword
         .ok_or_else(|| ApiError::field("keyword", FieldIssue::Required))?;
-    let keyword = Keyword::parse(&raw).map_err(catalog_error)?;
-    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))
-        .map_err(catalog_error)?;
+    let keyword = Keyword::parse(&raw)?;
+    let page = PageRequest::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))?;
     let key = format!("{}::{}::{}", keyword.as_str(), page.last_id(), page.limit());
     let (catalog, now) = (festivals.catalog.clone(), festivals.clock.now());
     let load = || async move {
@@ -245,7 +249,6 @@ pub async fn search(
     let list = match &festivals.search_cache {
         Some(cache) => cache.get_or_load(SEARCH_NAMESPACE, &key, load).await,
         None => load().await,
-    }
-    .map_err(catalog_error)?;
+    }?;
     Ok(Json(list.refreshed(now)))
 }

@@ -65,7 +65,7 @@ fn token_issue(e: push_notify::PushError) -> ApiError {
                 en: reason,
             },
         ),
-        other => crate::app::unavailable("push", other),
+        other => crate::app::unavailable("push", &other),
     }
 }
 
@@ -177,7 +177,7 @@ pub async fn list(
         .ledger
         .recent(user.user.id, limit as usize)
         .await
-        .map_err(|e| crate::app::unavailable("push", e))?;
+        .map_err(|e| crate::app::unavailable("push", &e))?;
     Ok(Json(
         items.into_iter().map(NotificationItem::from).collect(),
     ))
@@ -196,10 +196,7 @@ impl Recheck for HeldCheck {
                 .0
                 .held(key.user, key.festival, key.date)
                 .await
-                .map_err(|e| push_notify::PushError::Unavailable {
-                    backend: "tickets",
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| push_notify::PushError::unavailable("tickets", e))?;
             if held == 0 {
                 unwanted.insert(*key);
             }

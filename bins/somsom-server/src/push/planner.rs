@@ -133,7 +133,7 @@ impl PlanContext {
         let pending = match self.scheduler.pending_keys(&booked).await {
             Ok(pending) => pending,
             Err(e) => {
-                tracing::warn!(error = %e, "reminder plan not read; planning each booking");
+                tracing::warn!(error = %crate::error::Report(&e), "reminder plan not read; planning each booking");
                 std::collections::HashSet::new()
             }
         };

@@ -5,11 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 
-use super::{PolicyRequest, QueueStatsResponse, Queues, parse_queue, queue_error};
+use super::{PolicyRequest, QueueStatsResponse, Queues, parse_queue};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, FieldIssue};
 use crate::extract::{Json as JsonBody, Path, Query};
-use crate::festivals::{Festivals, catalog_error};
+use crate::festivals::Festivals;
 
 async fn stats_of(
     queues: &Queues,
@@ -17,13 +17,9 @@ async fn stats_of(
     raw: &str,
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
     let (queue, festival) = parse_queue(raw)?;
-    let festival = festivals
-        .catalog
-        .get(festival)
-        .await
-        .map_err(catalog_error)?;
+    let festival = festivals.catalog.get(festival).await?;
     queues.forget(&queue).await;
-    let stats = queues.engine.stats(&queue).await.map_err(queue_error)?;
+    let stats = queues.engine.stats(&queue).await?;
     Ok(Json(QueueStatsResponse::new(
         &queue,
         &stats,
@@ -61,11 +57,7 @@ pub async fn set_policy(
     user.require_admin()?;
     let (name, _) = parse_queue(&queue)?;
     let policy = body.apply(queues.defaults());
-    queues
-        .engine
-        .configure(&name, Some(policy))
-        .await
-        .map_err(queue_error)?;
+    queues.engine.configure(&name, Some(policy)).await?;
     stats_of(&queues, &festivals, &queue).await
 }
 
@@ -82,11 +74,7 @@ pub async fn reset_policy(
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
     user.require_admin()?;
     let (name, _) = parse_queue(&queue)?;
-    queues
-        .engine
-        .configure(&name, None)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.configure(&name, None).await?;
     stats_of(&queues, &festivals, &queue).await
 }
 
@@ -99,11 +87,7 @@ async fn set_paused(
 ) -> Result<Json<QueueStatsResponse>, ApiError> {
     user.require_admin()?;
     let (name, _) = parse_queue(queue)?;
-    queues
-        .engine
-        .set_paused(&name, paused)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.set_paused(&name, paused).await?;
     stats_of(queues, festivals, queue).await
 }
 
@@ -166,10 +150,6 @@ pub async fn admit(
         ));
     }
     let (name, _) = parse_queue(&queue)?;
-    queues
-        .engine
-        .admit(&name, query.count)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.admit(&name, query.count).await?;
     stats_of(&queues, &festivals, &queue).await
 }

@@ -27,9 +27,9 @@ use tokio_util::sync::CancellationToken;
 use waiting_queue::{Place, QueueName};
 
 use super::dto::QueueEvent;
-use super::{Queues, parse_queue, queue_error};
+use super::{Queues, parse_queue};
 use crate::app::AppState;
-use crate::auth::{Caller, auth_error};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
 
@@ -59,18 +59,14 @@ pub async fn events(
     if parts.extensions.get::<Authenticated>().is_none()
         && let Some(token) = query.access_token
     {
-        let claims = state.auth.verify(&token).await.map_err(auth_error)?;
+        let claims = state.auth.verify(&token).await?;
         parts.extensions.insert(Authenticated { claims, token });
     }
     let user = Caller::from_request_parts(&mut parts, &state).await?;
     let key = user.email;
     let queues = state.queues.clone();
     // Fail now, with a status, if the backend is down.
-    queues
-        .engine
-        .place(&queue, &key)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.place(&queue, &key).await?;
     let stream = Feed::new(queues, queue, key, state.shutdown.clone())
         .events()
         .map(|(name, body)| Ok(event(name, &body)));
@@ -204,7 +200,7 @@ impl Feed {
                 Ok(Some(event)) => return Some(event),
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(queue = %self.queue, error = %e, "queue event stream ended");
+                    tracing::warn!(queue = %self.queue, error = %crate::error::Report(&e), "queue event stream ended");
                     return None;
                 }
             }

@@ -25,7 +25,7 @@ use waiting_queue::{
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorCode, FieldIssue};
 use crate::extract::Path;
-use crate::festivals::{Festivals, catalog_error};
+use crate::festivals::Festivals;
 
 pub use admin::{admit, pause, reset_policy, resume, set_policy, stats};
 pub use dto::{
@@ -169,7 +169,7 @@ impl Queues {
             .await
             .map_err(|e| match &*e {
                 QueueError::SoldOut => QueueError::SoldOut,
-                other => QueueError::unavailable("waiting queue", other.to_string()),
+                _ => QueueError::unavailable("waiting queue", e.clone()),
             })
     }
 
@@ -239,6 +239,12 @@ fn own_place(
     Ok((queue, festival, own_key(user, email)?))
 }
 
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        queue_error(e)
+    }
+}
+
 pub(crate) fn queue_error(e: QueueError) -> ApiError {
     queue_error_ref(&e)
 }
@@ -282,18 +288,11 @@ pub async fn waiting_room(
 ) -> Result<Response, ApiError> {
     let (queue, festival, key) = own_place(&user, &queue, &email)?;
     // Only real festivals get queues: nobody can make the server hold arbitrary ones.
-    let festival = festivals
-        .catalog
-        .get(festival)
-        .await
-        .map_err(catalog_error)?;
+    let festival = festivals.catalog.get(festival).await?;
     if festival.sale.state(queues.clock.now()) == festival_catalog::SaleState::Closed {
         return Err(ApiError::new(ErrorCode::SaleClosed));
     }
-    let standing = queues
-        .standing(&queue, &key, true)
-        .await
-        .map_err(queue_error)?;
+    let standing = queues.standing(&queue, &key, true).await?;
     let token = match standing.place {
         Some(Place::Admitted(admission)) => Some(queues.token_header(&queue, &key, &admission)),
         _ => None,
@@ -323,10 +322,7 @@ pub async fn rank(
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Json<RankResponse>, ApiError> {
     let (queue, _, key) = own_place(&user, &queue, &email)?;
-    let standing = queues
-        .standing(&queue, &key, false)
-        .await
-        .map_err(queue_error)?;
+    let standing = queues.standing(&queue, &key, false).await?;
     Ok(Json(RankResponse {
         rank: standing
             .rank()
@@ -352,11 +348,7 @@ pub async fn allowed(
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (queue, _, key) = own_place(&user, &queue, &email)?;
-    let admission = queues
-        .engine
-        .admission(&queue, &key)
-        .await
-        .map_err(queue_error)?;
+    let admission = queues.engine.admission(&queue, &key).await?;
     let token = admission.map(|a| queues.token_header(&queue, &key, &a));
     Ok(with_token(
         Json(AllowedResponse {
@@ -378,11 +370,7 @@ pub async fn leave(
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
     let (queue, _, key) = own_place(&user, &queue, &email)?;
-    queues
-        .engine
-        .leave(&queue, &key)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.leave(&queue, &key).await?;
     Ok(())
 }
 
@@ -399,11 +387,7 @@ pub async fn leave_proceed(
     Path((queue, email)): Path<(String, String)>,
 ) -> Result<(), ApiError> {
     let (queue, _, key) = own_place(&user, &queue, &email)?;
-    queues
-        .engine
-        .finish(&queue, &key)
-        .await
-        .map_err(queue_error)?;
+    queues.engine.finish(&queue, &key).await?;
     Ok(())
 }
 

@@ -19,14 +19,14 @@ pub async fn check(tickets: &dyn TicketEngine, queues: &Queues, festival: i64) {
         Ok(inventory) => inventory.days.iter().any(|d| d.left > 0),
         Err(ticket_lock::TicketError::NotFound) => return,
         Err(e) => {
-            tracing::warn!(festival, error = %e, "stock not read for the sold-out check");
+            tracing::warn!(festival, error = %crate::error::Report(&e), "stock not read for the sold-out check");
             return;
         }
     };
     let sold_out = match queues.engine().stats(&queue).await {
         Ok(stats) => stats.sold_out,
         Err(e) => {
-            tracing::warn!(festival, error = %e, "queue not read for the sold-out check");
+            tracing::warn!(festival, error = %crate::error::Report(&e), "queue not read for the sold-out check");
             return;
         }
     };
@@ -34,7 +34,9 @@ pub async fn check(tickets: &dyn TicketEngine, queues: &Queues, festival: i64) {
         match queues.engine().set_sold_out(&queue, !left).await {
             Ok(()) if left => tracing::info!(festival, "tickets came back: admission resumes"),
             Ok(()) => tracing::info!(festival, "sold out: the waiting room is closed"),
-            Err(e) => tracing::warn!(festival, error = %e, "sold-out state not changed"),
+            Err(e) => {
+                tracing::warn!(festival, error = %crate::error::Report(&e), "sold-out state not changed")
+            }
         }
     }
 }
@@ -56,7 +58,7 @@ pub async fn watch(
         let names = match queues.engine().queues().await {
             Ok(names) => names,
             Err(e) => {
-                tracing::warn!(error = %e, "queues not listed for the sold-out check");
+                tracing::warn!(error = %crate::error::Report(&e), "queues not listed for the sold-out check");
                 continue;
             }
         };

@@ -26,6 +26,12 @@ pub use dto::{
 /// The header that makes a booking safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+impl From<TicketError> for ApiError {
+    fn from(e: TicketError) -> Self {
+        ticket_error(e)
+    }
+}
+
 /// Maps ticket errors onto the API's codes.
 pub fn ticket_error(e: TicketError) -> ApiError {
     match e {
@@ -50,7 +56,7 @@ pub fn ticket_error(e: TicketError) -> ApiError {
                 en: reason,
             },
         ),
-        other => crate::app::unavailable("tickets", other),
+        other => crate::app::unavailable("tickets", &other),
     }
 }
 
@@ -122,12 +128,8 @@ pub async fn list(
     user: CurrentUser,
     Query(query): Query<ReservationQuery>,
 ) -> Result<Json<ReservationList>, ApiError> {
-    let window =
-        Window::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10)).map_err(ticket_error)?;
-    let page = tickets
-        .reservations(user.user.id, window)
-        .await
-        .map_err(ticket_error)?;
+    let window = Window::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))?;
+    let page = tickets.reservations(user.user.id, window).await?;
     let items = with_festivals(&festivals, &page.reservations).await?;
     Ok(Json(ReservationList {
         reservations: items,
@@ -188,9 +190,8 @@ pub async fn me(
         .date_naive();
     // Upcoming: active, from today on; the newest 100 bookings are scanned.
     let page = tickets
-        .reservations(user.user.id, Window::new(0, 100).map_err(ticket_error)?)
-        .await
-        .map_err(ticket_error)?;
+        .reservations(user.user.id, Window::new(0, 100)?)
+        .await?;
     let mut upcoming: Vec<_> = page
         .reservations
         .into_iter()

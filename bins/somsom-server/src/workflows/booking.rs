@@ -171,7 +171,7 @@ impl BookingDesk {
                         .release(&queue, &request.email, admission)
                         .await
                 {
-                    tracing::warn!(error = %e, "an admission of a refused booking was not given back");
+                    tracing::warn!(error = %crate::error::Report(&e), "an admission of a refused booking was not given back");
                 }
                 if matches!(refused, TicketError::SoldOut { .. }) {
                     crate::queues::sold_out::check(&*self.tickets, &self.queues, request.festival)

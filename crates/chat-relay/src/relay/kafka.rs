@@ -137,7 +137,10 @@ fn received(message: KafkaResult<BorrowedMessage<'_>>) -> Received {
             })
         }
         Err(e) => {
-            tracing::warn!(error = %e, "chat sequencer receive failed");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "chat sequencer receive failed"
+            );
             None
         }
     }
@@ -433,9 +436,17 @@ impl KafkaRelay {
             match lookup.await {
                 Ok(Ok(offset)) => return Some(offset),
                 Ok(Err(e)) => {
-                    tracing::warn!(partition, error = %e, "committed offset not read; retrying");
+                    tracing::warn!(
+                        partition,
+                        error = &e as &dyn std::error::Error,
+                        "committed offset not read; retrying"
+                    );
                 }
-                Err(e) => tracing::warn!(partition, error = %e, "committed offset lookup failed"),
+                Err(e) => tracing::warn!(
+                    partition,
+                    error = &e as &dyn std::error::Error,
+                    "committed offset lookup failed"
+                ),
             }
             tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -455,8 +466,16 @@ impl KafkaRelay {
         // A failed seek is tried again at the partition's next record (see `Progress`).
         match sought {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(partition, error = %e, "chat sequencer seek failed"),
-            Err(e) => tracing::warn!(partition, error = %e, "chat sequencer seek failed"),
+            Ok(Err(e)) => tracing::warn!(
+                partition,
+                error = &e as &dyn std::error::Error,
+                "chat sequencer seek failed"
+            ),
+            Err(e) => tracing::warn!(
+                partition,
+                error = &e as &dyn std::error::Error,
+                "chat sequencer seek failed"
+            ),
         }
     }
 
@@ -468,11 +487,18 @@ impl KafkaRelay {
             if let Err(e) =
                 offsets.add_partition_offset(&self.topics.ingest, partition, Offset::Offset(next))
             {
-                tracing::warn!(partition, error = %e, "offset not recorded");
+                tracing::warn!(
+                    partition,
+                    error = &e as &dyn std::error::Error,
+                    "offset not recorded"
+                );
             }
         }
         if let Err(e) = consumer.commit(&offsets, CommitMode::Sync) {
-            tracing::warn!(error = %e, "chat sequencer commit failed; the batch may be repeated");
+            tracing::warn!(
+                error = &e as &dyn std::error::Error,
+                "chat sequencer commit failed; the batch may be repeated"
+            );
         }
     }
 
@@ -499,7 +525,7 @@ impl KafkaRelay {
                             break None;
                         }
                         Err(e) => {
-                            tracing::warn!(room = draft.chat_room_id, error = %e, "storing a chat message failed; retrying");
+                            tracing::warn!(room = draft.chat_room_id, error = &e as &dyn std::error::Error, "storing a chat message failed; retrying");
                             tokio::select! {
                                 () = shutdown.cancelled() => return false,
                                 () = tokio::time::sleep(backoff) => {}
@@ -514,7 +540,7 @@ impl KafkaRelay {
                     .send(&self.topics.delivery, delivery.message.chat_room_id, &payload)
                     .await
                 {
-                    tracing::warn!(error = %e, "publishing a chat delivery failed; retrying");
+                    tracing::warn!(error = &e as &dyn std::error::Error, "publishing a chat delivery failed; retrying");
                     tokio::select! {
                         () = shutdown.cancelled() => return false,
                         () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -591,7 +617,10 @@ impl Relay for KafkaRelay {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "chat delivery receive failed");
+                        tracing::warn!(
+                            error = &e as &dyn std::error::Error,
+                            "chat delivery receive failed"
+                        );
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }

@@ -73,7 +73,11 @@ impl Sequencer {
         let unread = match self.presence.count_message(message.chat_room_id).await {
             Ok(unread) => unread,
             Err(e) => {
-                tracing::warn!(room = message.chat_room_id, error = %e, "unread counts not updated");
+                tracing::warn!(
+                    room = message.chat_room_id,
+                    error = &e as &dyn std::error::Error,
+                    "unread counts not updated"
+                );
                 Vec::new()
             }
         };

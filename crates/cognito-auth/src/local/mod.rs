@@ -193,7 +193,10 @@ impl Kdf {
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a password-hash thread");
+                tracing::error!(
+                    error = &e as &dyn std::error::Error,
+                    "cannot start a password-hash thread"
+                );
             }
         }
         Self {

@@ -121,10 +121,7 @@ impl Prepared {
 }
 
 fn unavailable(e: sqlx::Error) -> CatalogError {
-    CatalogError::Unavailable {
-        backend: "sql",
-        message: e.to_string(),
-    }
+    CatalogError::unavailable("sql", e)
 }
 
 /// MySQL/MariaDB may pick a transaction as a deadlock victim when gram counts of concurrent
@@ -161,10 +158,7 @@ impl SqlCatalog {
                 m.run(pool).await
             }
         };
-        result.map_err(|e| CatalogError::Unavailable {
-            backend: "sql",
-            message: format!("migration failed: {e}"),
-        })
+        result.map_err(|e| CatalogError::unavailable("sql migrations", e))
     }
 
     fn now(&self) -> i64 {
@@ -200,10 +194,9 @@ impl Catalog for SqlCatalog {
     async fn create(&self, festival: NewFestival) -> Result<Festival, CatalogError> {
         let prepared = [Prepared::new(festival)?];
         let mut created = self.insert(&prepared).await?;
-        created.pop().ok_or_else(|| CatalogError::Unavailable {
-            backend: "sql",
-            message: "insert returned no id".into(),
-        })
+        created
+            .pop()
+            .ok_or_else(|| CatalogError::unavailable("sql", "insert returned no id"))
     }
 
     async fn create_many(

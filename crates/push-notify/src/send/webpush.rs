@@ -297,16 +297,19 @@ impl WebPushSender {
 #[async_trait]
 impl Sender for WebPushSender {
     async fn send(&self, device: &Device, message: &Message) -> SendOutcome {
-        let request = match Subscription::parse(&device.token)
-            .and_then(|sub| self.request(&sub, message))
-        {
-            Ok(r) => r,
-            // A subscription we cannot use will never work: deactivate it.
-            Err(e) => {
-                tracing::warn!(user = device.user, error = %e, "unusable web push subscription");
-                return SendOutcome::Gone;
-            }
-        };
+        let request =
+            match Subscription::parse(&device.token).and_then(|sub| self.request(&sub, message)) {
+                Ok(r) => r,
+                // A subscription we cannot use will never work: deactivate it.
+                Err(e) => {
+                    tracing::warn!(
+                        user = device.user,
+                        error = &e as &dyn std::error::Error,
+                        "unusable web push subscription"
+                    );
+                    return SendOutcome::Gone;
+                }
+            };
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return transport("webpush", &e),

@@ -90,10 +90,7 @@ pub(crate) enum Outcome {
 }
 
 fn unavailable(e: sqlx::Error) -> TicketError {
-    TicketError::Unavailable {
-        backend: "sql",
-        message: e.to_string(),
-    }
+    TicketError::unavailable("sql", e)
 }
 
 /// A deadlock victim (MySQL) or a lost race on the idempotency key: run the transaction again.
@@ -144,10 +141,7 @@ impl SqlTickets {
                 m.run(pool).await
             }
         };
-        result.map_err(|e| TicketError::Unavailable {
-            backend: "sql",
-            message: format!("migration failed: {e}"),
-        })
+        result.map_err(|e| TicketError::unavailable("sql migrations", e))
     }
 }
 
@@ -230,10 +224,7 @@ impl SqlTickets {
                 Err(e) => {
                     let message = e.to_string();
                     for (_, reply) in group {
-                        let _ = reply.send(Err(TicketError::Unavailable {
-                            backend: "sql",
-                            message: message.clone(),
-                        }));
+                        let _ = reply.send(Err(TicketError::unavailable("sql", message.clone())));
                     }
                 }
             }
@@ -312,10 +303,10 @@ impl TicketEngine for SqlTickets {
                 // Lost an idempotency-key race: the next attempt finds the winner's booking.
                 Ok(None) if attempt < ATTEMPTS => continue,
                 Ok(None) => {
-                    return Err(TicketError::Unavailable {
-                        backend: "sql",
-                        message: "idempotency key kept conflicting".into(),
-                    });
+                    return Err(TicketError::unavailable(
+                        "sql",
+                        "idempotency key kept conflicting",
+                    ));
                 }
                 Ok(Some(outcome)) => return booked(outcome),
             }
