@@ -537,7 +537,8 @@ async fn push(
     );
     store.migrate().await.map_err(|e| failed("push store", e))?;
     let planner = push_notify::Planner::parse(&settings.remind_at, &settings.time_zone)
-        .map_err(|e| failed("push settings", e))?;
+        .map_err(|e| failed("push settings", e))?
+        .with_text(settings.reminder_text.clone());
     let configured = crate::config::secret(
         "push.vapid_private_key",
         &settings.vapid_private_key,

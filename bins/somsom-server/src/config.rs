@@ -71,6 +71,8 @@ pub struct PushSettings {
     pub remind_at: String,
     /// The festivals' time zone (IANA name).
     pub time_zone: String,
+    /// The reminder's text; `{name}` and `{date}` are filled in.
+    pub reminder_text: String,
     /// Where reminders are planned: `sql` (the server's database, polled by every node) or
     /// `eventbridge` (one EventBridge Scheduler schedule each, firing into SNS → SQS).
     pub scheduler: PushSchedulerKind,
@@ -123,6 +125,8 @@ impl Default for PushSettings {
         Self {
             remind_at: "09:00".to_owned(),
             time_zone: "Asia/Seoul".to_owned(),
+            // The seed's text.
+            reminder_text: "{date} 에 {name}이 시작됩니다.".to_owned(),
             scheduler: PushSchedulerKind::Sql,
             fcm_service_account_file: None,
             fcm_endpoint: "https://fcm.googleapis.com".to_owned(),

@@ -5,22 +5,28 @@ use chrono_tz::Tz;
 
 use crate::{Reminder, ReminderKey};
 
-/// Plans "your festival starts tomorrow" reminders: the day before the festival day at a local
+/// Plans "your event starts tomorrow" reminders: the day before the event's day at a local
 /// time, or at once when the booking is made after that moment but before the day begins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planner {
     /// The local time of day the reminder goes out, on the day before.
     pub at: NaiveTime,
-    /// The festival's time zone.
+    /// The events' time zone.
     pub zone: Tz,
+    /// The reminder's text: `{name}` and `{date}` (`YYYY-MM-DD`) are filled in.
+    pub text: String,
 }
 
+/// The default reminder text.
+pub const DEFAULT_TEXT: &str = "{name} starts on {date}.";
+
 impl Default for Planner {
-    /// 09:00 in Asia/Seoul.
+    /// 09:00 UTC, [`DEFAULT_TEXT`].
     fn default() -> Self {
         Self {
             at: NaiveTime::from_hms_opt(9, 0, 0).expect("a valid time"),
-            zone: chrono_tz::Asia::Seoul,
+            zone: chrono_tz::UTC,
+            text: DEFAULT_TEXT.to_owned(),
         }
     }
 }
@@ -36,7 +42,17 @@ impl Planner {
             field: "time_zone",
             reason: format!("{zone:?}: {e}"),
         })?;
-        Ok(Self { at, zone })
+        Ok(Self {
+            at,
+            zone,
+            text: DEFAULT_TEXT.to_owned(),
+        })
+    }
+
+    /// The same planner with another text (`{name}` and `{date}` are filled in).
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = text.into();
+        self
     }
 
     /// The reminder for `key` of the festival `name`, as planned at `now`; `None` once the
@@ -52,8 +68,10 @@ impl Planner {
             key,
             due,
             title: name.to_owned(),
-            // The seed's text: "<date> 에 <name>이 시작됩니다."
-            body: format!("{} 에 {}이 시작됩니다.", key.date.format("%Y-%m-%d"), name),
+            body: self
+                .text
+                .replace("{date}", &key.date.format("%Y-%m-%d").to_string())
+                .replace("{name}", name),
         })
     }
 
@@ -88,9 +106,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn seoul() -> Planner {
+        Planner::parse("09:00", "Asia/Seoul").unwrap()
+    }
+
     #[test]
     fn the_day_before_at_nine_in_seoul() {
-        let r = Planner::default()
+        let r = seoul()
+            .with_text("{date} 에 {name}이 시작됩니다.")
             .reminder(key("2026-12-24"), "Jazz", utc("2026-12-01T00:00:00Z"))
             .unwrap();
         // 09:00 KST on the 23rd is 00:00 UTC.
@@ -100,8 +123,17 @@ mod tests {
     }
 
     #[test]
+    fn the_default_is_nine_utc_in_english() {
+        let r = Planner::default()
+            .reminder(key("2026-12-24"), "Jazz", utc("2026-12-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(r.due, utc("2026-12-23T09:00:00Z"));
+        assert_eq!(r.body, "Jazz starts on 2026-12-24.");
+    }
+
+    #[test]
     fn at_once_inside_the_window_and_never_once_the_day_began() {
-        let p = Planner::default();
+        let p = seoul();
         // 10:00 KST on the eve: after the reminder time, before the day.
         let now = utc("2026-12-23T01:00:00Z");
         assert_eq!(p.reminder(key("2026-12-24"), "Jazz", now).unwrap().due, now);
@@ -117,6 +149,7 @@ mod tests {
         let p = Planner {
             at: NaiveTime::from_hms_opt(18, 30, 0).unwrap(),
             zone: chrono_tz::Europe::Berlin,
+            ..Planner::default()
         };
         // Berlin is UTC+1 in December.
         let r = p
@@ -136,10 +169,7 @@ mod tests {
 
     #[test]
     fn settings_parse() {
-        assert_eq!(
-            Planner::parse("09:00", "Asia/Seoul").unwrap(),
-            Planner::default()
-        );
+        assert_eq!(Planner::parse("09:00", "UTC").unwrap(), Planner::default());
         assert!(Planner::parse("9am", "Asia/Seoul").is_err());
         assert!(Planner::parse("09:00", "Mars/Olympus").is_err());
     }
