@@ -59,6 +59,7 @@ pub async fn run_all(factory: &Factory) {
     version_moves_when_ranks_improve(factory).await;
     concurrent_joins_get_every_rank_once(factory, 10_000).await;
     the_pre_queue_opens_in_lottery_order(factory).await;
+    the_first_tick_after_the_opening_admits_at_once(factory).await;
     joins_racing_the_opening_land_on_one_side_only(factory).await;
     the_seed_is_drawn_once_and_an_opening_cannot_move(factory).await;
     admissions_are_used_once(factory).await;
@@ -136,6 +137,37 @@ pub async fn the_pre_queue_opens_in_lottery_order(factory: &Factory) {
     clock.advance(TimeDelta::seconds(1));
     let admitted = e.tick(&queue, TickRule::Due).await.unwrap().admitted;
     assert_eq!(admitted, order[..7], "admission follows the lottery");
+}
+
+/// The opening starts a fresh interval: the first tick at or after it admits a batch at once,
+/// however recently the queue ticked before (ticks before the opening admit nobody), and from
+/// then on admission is once per interval again.
+pub async fn the_first_tick_after_the_opening_admits_at_once(factory: &Factory) {
+    let (e, clock) = engine(factory).await;
+    let queue = q("drop-now");
+    e.configure(&queue, Some(policy(3))).await.unwrap();
+    e.schedule(&queue, Some(at(&clock, 10))).await.unwrap();
+    for i in 0..5 {
+        e.join(&queue, &format!("u{i}")).await.unwrap();
+    }
+    clock.advance(TimeDelta::milliseconds(9_900));
+    let before = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(before.admitted.is_empty(), "not open yet");
+    clock.advance(TimeDelta::milliseconds(100));
+    let opening = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert_eq!(
+        opening.admitted.len(),
+        3,
+        "admitted at the opening, not an interval after the last tick"
+    );
+    clock.advance(TimeDelta::milliseconds(100));
+    let next = e.tick(&queue, TickRule::Due).await.unwrap();
+    assert!(next.admitted.is_empty(), "then once per interval");
+    clock.advance(TimeDelta::milliseconds(900));
+    assert_eq!(
+        e.tick(&queue, TickRule::Due).await.unwrap().admitted.len(),
+        2
+    );
 }
 
 /// Joins racing the opening each land on exactly one side: everyone told "pre-queue" ends up

@@ -480,8 +480,10 @@ impl WaitingQueue for MemoryQueue {
         line.open_if_due(now);
         let policy = line.policy(&self.default_policy);
         let due = match rule {
+            // The opening starts a fresh interval: the ticks before it admitted nobody.
             TickRule::Due => line.last_tick_ms.is_none_or(|last| {
                 now - last >= i64::try_from(policy.interval.as_millis()).unwrap_or(i64::MAX)
+                    || line.opened_at.is_some_and(|opened| last < opened)
             }),
             TickRule::Sequence(n) => line.tick + 1 == n,
         };

@@ -4,10 +4,13 @@
 local mode, n = ARGV[9], tonumber(ARGV[10])
 local is_open = open()
 local batch, interval, max_active, ttl, idle = policy()
-local f = redis.call('HMGET', meta, 'tick', 'last_tick', 'paused', 'sold_out', 'burst', 'configured')
+local f = redis.call('HMGET', meta, 'tick', 'last_tick', 'paused', 'sold_out', 'burst', 'configured',
+  'opened_at')
 local tick = tonumber(f[1] or '0')
 
-if (mode == 'due' and f[2] and now - tonumber(f[2]) < interval)
+-- The opening starts a fresh interval: the ticks before it admitted nobody.
+local fresh = f[7] and f[2] and tonumber(f[2]) < tonumber(f[7])
+if (mode == 'due' and f[2] and now - tonumber(f[2]) < interval and not fresh)
   or (mode == 'seq' and tick + 1 ~= n) then
   return {0, tick, 0, 0, waiting(is_open), {}}
 end
