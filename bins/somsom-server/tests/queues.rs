@@ -613,17 +613,6 @@ async fn ranks_and_admission_are_pushed_over_the_chat_stomp_connection() {
 
     let ctx = start(|c| c.queue.watch_poll_ms = 20).await;
     let (admin, users, id, q) = three_waiting(&ctx).await;
-    let ws = ctx.server.url("/ws-chat").replacen("http://", "ws://", 1);
-    let connect = |token: &str| {
-        let (ws, auth) = (ws.clone(), format!("Bearer {token}"));
-        async move {
-            let (client, connected) = Client::connect(&ws, &[("Authorization", &auth)])
-                .await
-                .unwrap();
-            assert_eq!(connected.command, Command::Connected, "{connected:?}");
-            client
-        }
-    };
     async fn next(client: &mut Client) -> Value {
         let frame = tokio::time::timeout(Duration::from_secs(30), client.next_frame())
             .await
@@ -636,7 +625,7 @@ async fn ranks_and_admission_are_pushed_over_the_chat_stomp_connection() {
     }
 
     // c's own place, on c's connection: the destination names the queue, never the user.
-    let mut c = connect(&users[2]).await;
+    let mut c = ctx.stomp(&users[2]).await;
     c.subscribe("rank", &format!("/user/queue/rank/festival{id}"), &[])
         .await
         .unwrap();
@@ -671,7 +660,7 @@ async fn ranks_and_admission_are_pushed_over_the_chat_stomp_connection() {
     assert_eq!(book(&ctx, &users[2], id, Some(token)).await.0, 200);
 
     // A malformed queue name is refused with an ERROR frame.
-    let mut b = connect(&users[1]).await;
+    let mut b = ctx.stomp(&users[1]).await;
     b.subscribe("rank", "/user/queue/rank/festivalX", &[])
         .await
         .unwrap();

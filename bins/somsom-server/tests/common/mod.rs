@@ -236,6 +236,22 @@ impl Ctx {
         self.get_admission(&path, token).await
     }
 
+    /// A STOMP client connected to `/ws-chat` with `token` (CONNECTED checked).
+    pub async fn stomp(&self, token: &str) -> chat_relay::client::Client {
+        let url = self.server.url("/ws-chat").replacen("http://", "ws://", 1);
+        let auth = format!("Bearer {token}");
+        let (client, connected) =
+            chat_relay::client::Client::connect(&url, &[("Authorization", &auth)])
+                .await
+                .unwrap();
+        assert_eq!(
+            connected.command,
+            chat_relay::stomp::Command::Connected,
+            "{connected:?}"
+        );
+        client
+    }
+
     /// A GET that also returns the `Admission-Token` header.
     pub async fn get_admission(&self, path: &str, token: &str) -> (u16, Value, Option<String>) {
         let res = self

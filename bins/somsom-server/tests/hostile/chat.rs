@@ -24,16 +24,6 @@ async fn festival(ctx: &Ctx, admin: &str) -> i64 {
     created["id"].as_i64().unwrap()
 }
 
-async fn stomp(ctx: &Ctx, token: &str) -> Client {
-    let url = ctx.server.url("/ws-chat").replacen("http://", "ws://", 1);
-    let auth = format!("Bearer {token}");
-    let (client, connected) = Client::connect(&url, &[("Authorization", &auth)])
-        .await
-        .unwrap();
-    assert_eq!(connected.command, Command::Connected, "{connected:?}");
-    client
-}
-
 /// The ERROR frame that ends a connection (skipping anything before it).
 async fn closing_error(client: &mut Client) -> Frame {
     loop {
@@ -80,7 +70,7 @@ async fn sockets_close_when_their_session_ends_or_their_user_leaves_on_another_n
     let topic = format!("/topic/chat/chatRoomId{room}");
     let mut on_b = Vec::new();
     for token in [&leaver, &quitter, &stayer] {
-        let mut client = stomp(&b, token).await;
+        let mut client = b.stomp(token).await;
         client
             .subscribe("0", &topic, &[("receipt", "in")])
             .await
@@ -158,7 +148,7 @@ async fn a_connection_cannot_subscribe_or_send_without_limit() {
     join(&ctx, &user, room).await;
     let topic = format!("/topic/chat/chatRoomId{room}");
 
-    let mut subscriber = stomp(&ctx, &user).await;
+    let mut subscriber = ctx.stomp(&user).await;
     for i in 0..6 {
         subscriber
             .subscribe(&i.to_string(), &topic, &[])
@@ -168,7 +158,7 @@ async fn a_connection_cannot_subscribe_or_send_without_limit() {
     let error = closing_error(&mut subscriber).await;
     assert_eq!(error.header("message"), Some("too many subscriptions"));
 
-    let mut flooder = stomp(&ctx, &user).await;
+    let mut flooder = ctx.stomp(&user).await;
     for i in 0..50 {
         let sent = flooder
             .send_json(
