@@ -29,7 +29,6 @@ pub mod workflows;
 mod application;
 
 pub use app::{AppState, app, app_with};
-pub use application::{
-    Application, BuildError, Overrides, build, build_with, local_identity, shutdown_signal,
-};
+pub use application::{Application, BuildError, Overrides, build, build_with, shutdown_signal};
+pub use auth::build::local_identity;
 pub use config::Config;

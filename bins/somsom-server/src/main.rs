@@ -172,7 +172,9 @@ async fn grant_admin(config: Config, email: &str) -> ExitCode {
         Err(code) => return code,
     };
     let state = app.state();
-    match somsom_server::auth::grant_admin(state.auth.as_ref(), &state.db, email).await {
+    match somsom_server::workflows::accounts::grant_admin(state.auth.as_ref(), &state.db, email)
+        .await
+    {
         Ok(user) => {
             eprintln!("{} (users.id {}) is now an admin", user.email, user.id);
             ExitCode::SUCCESS

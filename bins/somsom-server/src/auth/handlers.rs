@@ -13,11 +13,12 @@ use super::dto::{
     ConfirmRequest, ForgotPasswordRequest, LoginRequest, LoginResponse, Message, RefreshRequest,
     RefreshResponse, ResendRequest, ResetPasswordRequest, SignUpRequest,
 };
-use super::{CurrentUser, auth_error, grant_admin};
+use super::{CurrentUser, auth_error};
 use crate::app::AppState;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ErrorBody, ErrorCode, FieldIssue};
 use crate::extract::{Json, Query};
+use crate::workflows::accounts::grant_admin;
 
 fn message(text: &'static str) -> axum::Json<Message> {
     axum::Json(Message { message: text })

@@ -2,6 +2,7 @@
 //! `handlers` (the routes), `dto` (their bodies), `extract` (who is calling), `limits` (attempt
 //! limits no caller can grow), `users` (the seed's `users` table).
 
+pub mod build;
 mod dto;
 mod extract;
 mod handlers;
@@ -12,7 +13,7 @@ pub mod users;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use cognito_auth::{AuthError, IdentityProvider, Role};
+use cognito_auth::{AuthError, IdentityProvider};
 
 use crate::db::Database;
 use crate::error::{ApiError, ErrorCode, FieldIssue};
@@ -50,7 +51,7 @@ impl AdminEmails {
         for email in self.0.iter() {
             match auth.profile(email).await {
                 Ok(profile) if profile.confirmed => {
-                    grant_admin(auth, db, &profile.email).await?;
+                    crate::workflows::accounts::grant_admin(auth, db, &profile.email).await?;
                 }
                 Ok(_) | Err(AuthError::UserNotFound) => {}
                 Err(e) => return Err(e),
@@ -58,19 +59,6 @@ impl AdminEmails {
         }
         Ok(())
     }
-}
-
-/// Makes `email` an admin in the identity provider and in `users`.
-pub async fn grant_admin(
-    auth: &dyn IdentityProvider,
-    db: &Database,
-    email: &str,
-) -> Result<User, AuthError> {
-    auth.set_role(email, Role::Admin).await?;
-    let profile = auth.profile(email).await?;
-    users::upsert(db, &profile)
-        .await
-        .map_err(|e| AuthError::unavailable("database", e))
 }
 
 fn weak_password(field: &str, rule: &str) -> ApiError {

@@ -4,6 +4,7 @@
 //! `chat_room_members` (the source of truth for "joined"), mirrored into the chat engine's
 //! presence so unread counts know whom to count. Only members read history, subscribe or send.
 
+pub(crate) mod build;
 mod dto;
 pub mod members;
 
@@ -17,7 +18,6 @@ use chat_relay::stomp::Frame;
 use chat_relay::websocket::Buffers;
 use chat_relay::{ChatServer, Gatekeeper, Member, Refusal, RoomId, Session};
 use cognito_auth::IdentityProvider;
-use festival_catalog::CatalogError;
 
 use crate::auth::CurrentUser;
 use crate::db::Database;
@@ -131,11 +131,7 @@ fn chat_error(e: chat_relay::ChatError) -> ApiError {
 
 /// The room's name, or `CHATROOM_NOT_FOUND` (the seed's 400).
 async fn room_title(festivals: &Festivals, room: RoomId) -> Result<String, ApiError> {
-    match festivals.catalog.get(room).await {
-        Ok(festival) => Ok(festival.name),
-        Err(CatalogError::NotFound(_)) => Err(ApiError::new(ErrorCode::ChatroomNotFound)),
-        Err(e) => Err(crate::festivals::catalog_error(e)),
-    }
+    Ok(crate::workflows::chat::room_title(festivals, room).await?)
 }
 
 /// Joins a festival's chat room (idempotent); answers the room id as a bare number.
@@ -150,12 +146,7 @@ pub async fn join(
     user: CurrentUser,
     Path(room): Path<i64>,
 ) -> Result<Json<i64>, ApiError> {
-    room_title(&festivals, room).await?;
-    let now = chrono::Utc::now().timestamp_millis();
-    members::join(&db, room, user.user.id, now)
-        .await
-        .map_err(ApiError::internal)?;
-    chat.server.presence().join(room, user.user.id).await?;
+    crate::workflows::chat::join(&festivals, &db, &chat.server, user.user.id, room).await?;
     Ok(Json(room))
 }
 
@@ -255,27 +246,15 @@ pub async fn leave(
     user: CurrentUser,
     Query(query): Query<LeaveQuery>,
 ) -> Result<(), ApiError> {
-    let room = query.chat_room_id;
-    room_title(&festivals, room).await?;
-    let now = chrono::Utc::now().timestamp_millis();
-    if !members::leave(&db, room, user.user.id, now)
-        .await
-        .map_err(ApiError::internal)?
-    {
-        return Err(ApiError::new(ErrorCode::UserChatroomNotFound));
-    }
-    // This node's sockets at once; the others' when they next read the leaves.
-    chat.server
-        .leave_room(user.user.id, room, &left_message(room));
-    chat.server
-        .presence()
-        .leave(room, user.user.id)
-        .await
-        .map_err(chat_error)
-}
-
-fn left_message(room: RoomId) -> String {
-    format!("you left chat room {room}")
+    crate::workflows::chat::leave(
+        &festivals,
+        &db,
+        &chat.server,
+        user.user.id,
+        query.chat_room_id,
+    )
+    .await?;
+    Ok(())
 }
 
 /// How far back each read of the leaves goes again (a leave committed late, or stamped by a
@@ -287,10 +266,12 @@ const LEAVE_OVERLAP_MS: i64 = 5_000;
 pub async fn follow_leaves(
     db: Database,
     chat: ChatServer,
+    clock: Arc<dyn cognito_auth::Clock>,
     interval: std::time::Duration,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    let mut newest = chrono::Utc::now().timestamp_millis();
+    // Leaves are stamped with the app's clock (see `workflows::chat`), so read them by it.
+    let mut newest = clock.now().timestamp_millis();
     let mut seen = std::collections::HashMap::<i64, i64>::new();
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -299,7 +280,7 @@ pub async fn follow_leaves(
             () = cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = clock.now().timestamp_millis();
         let since = newest - LEAVE_OVERLAP_MS;
         match members::leaves_since(&db, since, now - 3_600_000).await {
             Ok(leaves) => {
@@ -309,7 +290,7 @@ pub async fn follow_leaves(
                         chat.leave_room(
                             leave.user_id,
                             leave.chat_room_id,
-                            &left_message(leave.chat_room_id),
+                            &crate::workflows::chat::left_message(leave.chat_room_id),
                         );
                     }
                 }

@@ -1,6 +1,7 @@
 //! Festivals: the seed's create, list, detail and search routes over the catalog engine, with
 //! search answers cached (and the cache invalidated on every change).
 
+pub(crate) mod build;
 mod dto;
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@
 //! and plans what is missing; a reminder whose reservations were cancelled behind the plan's
 //! back is dropped at delivery ([`HeldCheck`]).
 
+pub(crate) mod build;
 mod dto;
 mod planner;
 

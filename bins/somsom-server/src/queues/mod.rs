@@ -5,6 +5,7 @@
 //! keyed by their (normalised) e-mail, as the seed's was.
 
 pub mod admin;
+pub(crate) mod build;
 mod dto;
 pub mod events;
 pub mod sold_out;

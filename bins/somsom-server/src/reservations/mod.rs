@@ -185,7 +185,9 @@ pub async fn me(
     State(chat): State<crate::chat::Chat>,
     user: CurrentUser,
 ) -> Result<Json<MyPage>, ApiError> {
-    let today = chrono::Utc::now()
+    let today = festivals
+        .clock
+        .now()
         .with_timezone(&ticket_lock::kst())
         .date_naive();
     // Upcoming: active, from today on; the newest 100 bookings are scanned.

@@ -1,12 +1,16 @@
 //! What SomSom does across engines, as functions that return domain errors: booking and
-//! cancelling ([`booking`]), creating and changing festivals ([`festival`]). The HTTP handlers
+//! cancelling ([`booking`]), creating and changing festivals ([`festival`]), joining and leaving
+//! chat rooms ([`chat`]), granting the admin role ([`accounts`]). The HTTP handlers
 //! and the command line call these and only translate; nothing here knows about HTTP but the
 //! mapping of its errors onto the API's codes, kept beside them.
 
+pub mod accounts;
 pub mod booking;
+pub mod chat;
 pub mod festival;
 
 pub use booking::{BookingDesk, BookingError, BookingRequest};
+pub use chat::MembershipError;
 pub use festival::FestivalError;
 
 use crate::error::{ApiError, ErrorCode};
@@ -37,6 +41,18 @@ impl From<FestivalError> for ApiError {
             FestivalError::Catalog(e) => crate::festivals::catalog_error(e),
             FestivalError::Tickets(e) => crate::reservations::ticket_error(e),
             FestivalError::Queue(e) => crate::queues::queue_error(e),
+        }
+    }
+}
+
+impl From<MembershipError> for ApiError {
+    fn from(e: MembershipError) -> Self {
+        match e {
+            MembershipError::RoomNotFound(_) => ApiError::new(ErrorCode::ChatroomNotFound),
+            MembershipError::NotJoined(_) => ApiError::new(ErrorCode::UserChatroomNotFound),
+            MembershipError::Catalog(e) => crate::festivals::catalog_error(e),
+            MembershipError::Database(e) => crate::app::unavailable("database", &e),
+            MembershipError::Chat(e) => e.into(),
         }
     }
 }

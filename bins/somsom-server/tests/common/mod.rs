@@ -213,7 +213,7 @@ impl Ctx {
     pub async fn admin_token(&self, email: &str) -> String {
         self.confirmed(email).await;
         let state = self.state.clone();
-        somsom_server::auth::grant_admin(state.auth.as_ref(), &state.db, email)
+        somsom_server::workflows::accounts::grant_admin(state.auth.as_ref(), &state.db, email)
             .await
             .unwrap();
         self.login(email).await["accessToken"]

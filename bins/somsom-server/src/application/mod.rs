@@ -1,0 +1,238 @@
+//! The composition root: [`build`] connects what the configuration names, in order, using
+//! each feature's own builder (`festivals::build`, `queues::build`, `chat::build`,
+//! `push::build`, `auth::build`), and hands the result to [`Application::run_until`] (in
+//! `run`). Nothing else in the server constructs an engine.
+
+mod error;
+mod run;
+
+pub use error::BuildError;
+pub(crate) use error::{engine_failed, secret_error};
+pub use run::shutdown_signal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use cognito_auth::sender::{CodeSender, LogSender, SmtpSender};
+use cognito_auth::{Clock, SystemClock};
+use ticket_lock::sql::SqlTickets;
+
+use crate::app::AppState;
+use crate::auth::{AdminEmails, AttemptLimits};
+use crate::backends::{self, BackendError};
+use crate::config::{Config, Invalid};
+use crate::db::Database;
+use crate::metrics::Metrics;
+use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
+use crate::tasks::Tasks;
+
+/// A built server, bound to its address and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    /// `/metrics` on an address of its own, when configured.
+    metrics_listener: Option<TcpListener>,
+    state: AppState,
+    extra: Router<AppState>,
+    tasks: Tasks,
+    grace: Duration,
+    /// How often revoked sessions are polled.
+    session_poll: Duration,
+}
+
+/// Pieces an embedding program or a test supplies instead of the configured ones.
+#[derive(Default)]
+pub struct Overrides {
+    /// Delivers confirmation codes (default: the log).
+    pub code_sender: Option<Arc<dyn CodeSender>>,
+    /// The clock of the engines (default: the system clock); tests move a manual one.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Sends push notifications (default: FCM and Web Push as configured, else the log).
+    pub push_sender: Option<Arc<dyn push_notify::Sender>>,
+}
+
+/// Connects every configured backend, applies migrations and binds the listen address.
+pub async fn build(config: Config) -> Result<Application, BuildError> {
+    build_with(config, Overrides::default()).await
+}
+
+/// [`build`] with some pieces supplied by the caller.
+pub async fn build_with(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
+    // Building holds every backend's setup at once: on the heap, not in the caller's future.
+    Box::pin(build_inner(config, overrides)).await
+}
+
+async fn build_inner(config: Config, overrides: Overrides) -> Result<Application, BuildError> {
+    config.validate()?;
+    let proxies = crate::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
+        .map_err(|e| Invalid::one(format!("http.trusted_proxies: {e}")))?;
+    let db = Database::connect(&config.database_url).await?;
+    db.migrate().await?;
+
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseCheck(db.clone()))];
+    let redis = match &config.redis_url {
+        Some(url) => Some(backends::redis(url).await?),
+        None => None,
+    };
+    if let Some(redis) = &redis {
+        checks.push(Arc::new(RedisCheck(redis.clone())));
+    }
+    if let Some(brokers) = &config.kafka_brokers {
+        let check = KafkaCheck::new(&backends::kafka_config(brokers)).map_err(|source| {
+            BackendError::Kafka {
+                brokers: brokers.clone(),
+                source,
+            }
+        })?;
+        checks.push(Arc::new(check));
+    }
+
+    let sender: Arc<dyn CodeSender> = match (overrides.code_sender, &config.smtp_url) {
+        (Some(sender), _) => sender,
+        (None, Some(url)) => Arc::new(
+            SmtpSender::new(url, &config.smtp_from)
+                .map_err(|e| Invalid::one(format!("smtp_url: {e}")))?,
+        ),
+        (None, None) => Arc::new(LogSender),
+    };
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let auth = crate::auth::build::identity_provider(&config, &db, sender, clock.clone()).await?;
+    let mut metrics = Metrics::new();
+    let festivals =
+        crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
+            .await?;
+    let tickets = SqlTickets::with_clock(
+        db.ticket_pool(),
+        config.tickets.strategy,
+        clock.clone(),
+        ticket_lock::kst(),
+    );
+    tickets.migrate().await.map_err(engine_failed("tickets"))?;
+    let admins = AdminEmails::new(&config.admin_emails);
+    admins
+        .apply(auth.as_ref(), &db)
+        .await
+        .map_err(engine_failed("admin roles"))?;
+
+    let tasks = Tasks::new();
+    let queues =
+        crate::queues::build::build(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
+    let shutdown = CancellationToken::new();
+    let users = crate::auth::UserRows::new(db.clone());
+    let mut chat = crate::chat::build::build(
+        &config,
+        &db,
+        &users,
+        redis.as_ref(),
+        auth.clone(),
+        &shutdown,
+        &tasks,
+    )
+    .await?;
+    // Waiting-room ranks over the chat's STOMP connection, beside the SSE stream.
+    chat.server = chat
+        .server
+        .with_feeds(Arc::new(crate::queues::events::RankFeeds::new(
+            queues.clone(),
+            db.clone(),
+            shutdown.clone(),
+        )));
+
+    let tickets: Arc<dyn ticket_lock::TicketEngine> = Arc::new(tickets);
+    let push = crate::push::build::build(
+        &config,
+        &db,
+        tickets.clone(),
+        festivals.catalog.clone(),
+        clock.clone(),
+        overrides.push_sender,
+        &tasks,
+    )
+    .await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| BuildError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let metrics_listener = match config.http.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| BuildError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    let desk = crate::workflows::BookingDesk {
+        catalog: festivals.catalog.clone(),
+        tickets: tickets.clone(),
+        queues: queues.clone(),
+        planning: push.planning.clone(),
+        clock: clock.clone(),
+    };
+    let state = AppState {
+        desk,
+        users: users.clone(),
+        db,
+        readiness: Readiness::new(checks),
+        metrics: Arc::new(metrics),
+        http: Arc::new(config.http.clone()),
+        shutdown,
+        auth,
+        limits: Arc::new(AttemptLimits::new(&config.auth, clock.clone())),
+        proxies,
+        admins,
+        festivals,
+        tickets,
+        ticket_defaults: config.tickets.clone(),
+        queues,
+        chat,
+        push,
+    };
+    Ok(Application {
+        listener,
+        metrics_listener,
+        state,
+        extra: Router::new(),
+        tasks,
+        grace: Duration::from_secs(config.shutdown_grace_secs),
+        session_poll: Duration::from_secs(config.auth.session_cache_secs.max(1)),
+    })
+}
+
+impl Application {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// The address `/metrics` is served on when `http.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The state handed to handlers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The owner of background tasks; they are cancelled and awaited at shutdown.
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// Adds routes of the embedding program; they get the same middleware and `/api` twin.
+    pub fn with_routes(mut self, routes: Router<AppState>) -> Self {
+        self.extra = self.extra.merge(routes);
+        self
+    }
+}

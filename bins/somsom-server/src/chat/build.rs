@@ -1,0 +1,132 @@
+//! Building the chat engine from configuration: its store, presence, relay and limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_relay::presence::redis::RedisPresence;
+use chat_relay::relay::kafka::{KafkaRelay, Topics};
+use chat_relay::store::dynamodb::DynamoStore;
+use chat_relay::store::sql::SqlStore as SqlChatStore;
+use chat_relay::websocket::Buffers;
+use chat_relay::{
+    ChatConfig, ChatServer, MemoryPresence, MemoryRelay, MessageStore, Presence, Relay, Sequencer,
+};
+use cognito_auth::IdentityProvider;
+use tokio_util::sync::CancellationToken;
+
+use super::Chat;
+use crate::application::{BuildError, engine_failed};
+use crate::backends;
+use crate::config::{ChatStoreKind, Config};
+use crate::db::Database;
+use crate::tasks::Tasks;
+
+/// The chat engine: messages in the configured store, presence in Redis when configured, the
+/// relay on Kafka when configured (with this node's share of the storing consumer group).
+pub(crate) async fn build(
+    config: &Config,
+    db: &Database,
+    users: &crate::auth::UserRows,
+    redis: Option<&redis::aio::ConnectionManager>,
+    auth: Arc<dyn IdentityProvider>,
+    shutdown: &CancellationToken,
+    tasks: &Tasks,
+) -> Result<Chat, BuildError> {
+    let settings = &config.chat;
+    let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
+    let store: Arc<dyn MessageStore> = match settings.store {
+        ChatStoreKind::Sql => {
+            let store = SqlChatStore::new(db.chat_pool());
+            store.migrate().await.map_err(|e| failed("chat store", e))?;
+            Arc::new(store)
+        }
+        ChatStoreKind::Dynamodb => {
+            let sdk = backends::aws_config(&config.aws).await;
+            let store = DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &settings.dynamodb_table,
+            );
+            store
+                .create_table()
+                .await
+                .map_err(|e| failed("chat store", e))?;
+            Arc::new(store)
+        }
+        ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
+    };
+    let presence: Arc<dyn Presence> = match redis {
+        Some(redis) => Arc::new(RedisPresence::new(
+            redis.clone(),
+            config.redis_key_prefix.clone(),
+        )),
+        None => Arc::new(MemoryPresence::new()),
+    };
+    // Presence mirrors the members table; after a restart (or a Redis that keeps nothing on
+    // disk) it is filled again from there.
+    for (room, user) in crate::chat::members::all(db)
+        .await
+        .map_err(engine_failed("chat members"))?
+    {
+        presence
+            .join(room, user)
+            .await
+            .map_err(|e| failed("chat presence", e))?;
+    }
+    let sequencer = Sequencer::new(store.clone(), presence.clone());
+    let relay: Arc<dyn Relay> = match &config.kafka_brokers {
+        Some(brokers) => {
+            let relay = Arc::new(
+                KafkaRelay::new(
+                    backends::kafka_config(brokers),
+                    Topics::prefixed(&settings.kafka_topic_prefix),
+                )
+                .map_err(|e| failed("chat relay (kafka)", e))?,
+            );
+            relay
+                .create_topics(settings.kafka_partitions, settings.kafka_replication)
+                .await
+                .map_err(|e| failed("chat topics (kafka)", e))?;
+            if settings.run_sequencer {
+                let worker = relay.clone();
+                tasks.spawn("chat-sequencer", move |cancel| async move {
+                    if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
+                        tracing::error!(error = %crate::error::Report(&e), "chat sequencer stopped");
+                    }
+                });
+            }
+            relay
+        }
+        None => Arc::new(MemoryRelay::new(sequencer)),
+    };
+    let chat_config = ChatConfig {
+        limits: chat_relay::stomp::Limits {
+            max_frame_bytes: settings.max_frame_bytes,
+            ..Default::default()
+        },
+        heartbeat_ms: (settings.heartbeat_send_ms, settings.heartbeat_receive_ms),
+        outbound_capacity: settings.outbound_capacity,
+        sends_in_flight: settings.sends_in_flight,
+        server_name: concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned(),
+        max_subscriptions: settings.max_subscriptions.max(1),
+        max_connections_per_user: settings.max_connections_per_user.max(1),
+        send_rate: (settings.send_rate_per_second > 0.0).then_some(chat_relay::SendRate {
+            per_second: settings.send_rate_per_second,
+            burst: settings.send_burst.max(1),
+        }),
+        max_replay: settings.max_replay.max(1),
+        write_timeout: Duration::from_secs(settings.write_timeout_secs.max(1)),
+        ..ChatConfig::default()
+    };
+    let server = ChatServer::new(
+        chat_config,
+        relay,
+        store,
+        presence,
+        Arc::new(crate::chat::Gate::new(db.clone(), users.clone(), auth)),
+    )
+    .with_shutdown(shutdown.clone());
+    Ok(Chat {
+        server,
+        buffers: Buffers::default(),
+    })
+}
