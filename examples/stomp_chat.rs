@@ -8,8 +8,8 @@
 //! ```
 //!
 //! With stomp.py: `stomp.WSStompConnection([("127.0.0.1", 8083)], ws_path="/ws")`, connect with
-//! `username="ana"`, subscribe to `/topic/chat/chatRoomId1`, send `{"chatRoomId": 1,
-//! "content": "hi"}` to `/publish/chat.send`.
+//! `username="ana"`, subscribe to `/topic/rooms/1`, send `{"chatRoomId": 1,
+//! "content": "hi"}` to `/app/send`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,13 +104,13 @@ async fn main() {
     let (mut bo, _) = Client::connect(&url, &[("login", "bo")]).await.unwrap();
     for client in [&mut ana, &mut bo] {
         client
-            .subscribe("0", "/topic/chat/chatRoomId1", &[("receipt", "in")])
+            .subscribe("0", "/topic/rooms/1", &[("receipt", "in")])
             .await
             .unwrap();
         client.next_frame().await.unwrap();
     }
     ana.send_json(
-        "/publish/chat.send",
+        "/app/send",
         &json!({"chatRoomId": 1, "content": "안녕, bo!"}),
         &[],
     )

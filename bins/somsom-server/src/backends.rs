@@ -3,10 +3,6 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-
-use crate::config::AwsSettings;
-
 /// Why a configured backend could not be set up at start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -21,6 +17,7 @@ pub enum BackendError {
         source: redis::RedisError,
     },
     /// The Kafka client could not be created.
+    #[cfg(feature = "kafka")]
     #[error("kafka brokers {brokers}: {source}")]
     Kafka {
         /// The broker list.
@@ -48,8 +45,9 @@ pub async fn redis(url: &str) -> Result<redis::aio::ConnectionManager, BackendEr
 }
 
 /// The librdkafka settings shared by every Kafka client of the server.
-pub fn kafka_config(brokers: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
+#[cfg(feature = "kafka")]
+pub fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
         .set("socket.timeout.ms", "10000")
@@ -59,7 +57,8 @@ pub fn kafka_config(brokers: &str) -> ClientConfig {
 
 /// The AWS SDK configuration: the standard chain (credentials, region, `AWS_ENDPOINT_URL`), with
 /// the region and endpoint of `settings` taking precedence when set.
-pub async fn aws_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+#[cfg(feature = "aws")]
+pub async fn aws_config(settings: &crate::config::AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));

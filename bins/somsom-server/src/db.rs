@@ -38,10 +38,29 @@ pub enum DbError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// The URL of a database that lives in this process's memory and ends with it (tests, demos).
+pub const MEMORY: &str = "sqlite::memory:";
+
 impl Database {
-    /// Opens a pool for `url`. A SQLite file (and its directory) is created when missing.
+    /// Opens a pool for `url` ([`MEMORY`]: in this process, kept nowhere). A SQLite file (and its directory) is created when missing.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
-        if url.starts_with("sqlite:") {
+        if url == MEMORY {
+            // One connection, kept for the pool's life: an in-memory SQLite database is private
+            // to its connection and gone when it closes.
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(DbError::Connect)?
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await
+                .map_err(DbError::Connect)?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(DbError::Connect)?
                 .create_if_missing(true)
@@ -180,7 +199,9 @@ impl Database {
     }
 }
 
-/// A migrator that leaves the versions of other crates' migrations in the shared table alone.
+/// The server's migrator, in sqlx's own table. The engines keep theirs in tables of their own
+/// (`owned_migrations`); versions they recorded here before are moved out when they migrate, and
+/// a node of an older release must still start beside them, so unknown versions are ignored.
 fn shared(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     migrator.set_ignore_missing(true);
     migrator

@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use axum::Json;
 use axum::extract::State;
 use http::StatusCode;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
 
 use crate::db::Database;
@@ -214,8 +213,10 @@ impl ReadinessCheck for RedisCheck {
 }
 
 /// The Kafka cluster answers a metadata request.
-pub struct KafkaCheck(Arc<BaseConsumer>);
+#[cfg(feature = "kafka")]
+pub struct KafkaCheck(Arc<rdkafka::consumer::BaseConsumer>);
 
+#[cfg(feature = "kafka")]
 impl KafkaCheck {
     /// A metadata-only client for `config` (librdkafka connects lazily).
     pub fn new(config: &rdkafka::ClientConfig) -> Result<Self, rdkafka::error::KafkaError> {
@@ -223,12 +224,14 @@ impl KafkaCheck {
     }
 }
 
+#[cfg(feature = "kafka")]
 #[async_trait]
 impl ReadinessCheck for KafkaCheck {
     fn name(&self) -> &'static str {
         "kafka"
     }
     async fn check(&self) -> Result<(), String> {
+        use rdkafka::consumer::Consumer;
         let consumer = self.0.clone();
         // librdkafka's metadata call blocks its thread.
         tokio::task::spawn_blocking(move || {

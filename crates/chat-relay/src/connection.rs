@@ -44,24 +44,43 @@ use crate::{
 /// How long the last words (an ERROR frame, the close) may take to a peer that is not reading.
 const FAREWELL: Duration = Duration::from_secs(5);
 
-/// Destinations the server understands.
+/// Destinations the server understands. The defaults are neutral; an application speaking an
+/// existing protocol sets its own with [`Destinations::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Destinations {
-    /// Where clients SEND messages (the seed's `/publish/chat.send`).
+    /// Where clients SEND messages.
     pub send: String,
-    /// A room's topic is this prefix and the room id (the seed's `/topic/chat/chatRoomId`).
+    /// A room's topic is this prefix and the room id.
     pub room_prefix: String,
     /// Where a client subscribes to its own unread counts.
     pub unread: String,
 }
 
-impl Default for Destinations {
-    fn default() -> Self {
+impl Destinations {
+    /// Destinations named by the application.
+    pub fn new(
+        send: impl Into<String>,
+        room_prefix: impl Into<String>,
+        unread: impl Into<String>,
+    ) -> Self {
         Self {
-            send: "/publish/chat.send".into(),
-            room_prefix: "/topic/chat/chatRoomId".into(),
-            unread: "/user/queue/unread".into(),
+            send: send.into(),
+            room_prefix: room_prefix.into(),
+            unread: unread.into(),
         }
+    }
+
+    /// The topic of `room`.
+    pub fn room(&self, room: RoomId) -> String {
+        format!("{}{room}", self.room_prefix)
+    }
+}
+
+impl Default for Destinations {
+    /// `/app/send`, `/topic/rooms/{id}`, `/user/queue/unread`.
+    fn default() -> Self {
+        Self::new("/app/send", "/topic/rooms/", "/user/queue/unread")
     }
 }
 

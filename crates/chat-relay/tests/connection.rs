@@ -115,7 +115,7 @@ impl Conn {
     }
 
     fn say(&mut self, room: RoomId, content: &str, receipt: Option<&str>) {
-        let mut frame = Frame::new(Command::Send).with("destination", "/publish/chat.send");
+        let mut frame = Frame::new(Command::Send).with("destination", "/app/send");
         if let Some(receipt) = receipt {
             frame = frame.with("receipt", receipt);
         }
@@ -164,7 +164,7 @@ impl Conn {
     }
 }
 
-const ROOM: &str = "/topic/chat/chatRoomId";
+const ROOM: &str = "/topic/rooms/";
 
 #[tokio::test]
 async fn connected_agrees_version_and_heartbeats() {
@@ -225,19 +225,19 @@ async fn refusals_end_with_an_error_frame() {
         ),
         (
             Frame::new(Command::Send)
-                .with("destination", "/publish/chat.send")
+                .with("destination", "/app/send")
                 .with_body("{"),
             "invalid message body",
         ),
         (
             Frame::new(Command::Send)
-                .with("destination", "/publish/chat.send")
+                .with("destination", "/app/send")
                 .with_body(r#"{"chatRoomId": 1, "content": "   "}"#),
             "invalid content: must not be empty",
         ),
         (
             Frame::new(Command::Send)
-                .with("destination", "/publish/chat.send")
+                .with("destination", "/app/send")
                 .with_body(r#"{"chatRoomId": 100, "content": "hi"}"#),
             "not a member of 100",
         ),

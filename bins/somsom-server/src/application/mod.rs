@@ -24,11 +24,11 @@ use ticket_lock::sql::SqlTickets;
 
 use crate::app::AppState;
 use crate::auth::{AdminEmails, AttemptLimits};
-use crate::backends::{self, BackendError};
+use crate::backends;
 use crate::config::{Config, Invalid};
 use crate::db::Database;
 use crate::metrics::Metrics;
-use crate::readiness::{DatabaseCheck, KafkaCheck, Readiness, ReadinessCheck, RedisCheck};
+use crate::readiness::{DatabaseCheck, Readiness, ReadinessCheck, RedisCheck};
 use crate::tasks::Tasks;
 
 /// A built server, bound to its address and ready to run.
@@ -81,13 +81,14 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     if let Some(redis) = &redis {
         checks.push(Arc::new(RedisCheck(redis.clone())));
     }
+    #[cfg(feature = "kafka")]
     if let Some(brokers) = &config.kafka_brokers {
-        let check = KafkaCheck::new(&backends::kafka_config(brokers)).map_err(|source| {
-            BackendError::Kafka {
+        let check = crate::readiness::KafkaCheck::new(&backends::kafka_config(brokers)).map_err(
+            |source| backends::BackendError::Kafka {
                 brokers: brokers.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         checks.push(Arc::new(check));
     }
 
@@ -228,6 +229,13 @@ impl Application {
     /// The owner of background tasks; they are cancelled and awaited at shutdown.
     pub fn tasks(&self) -> &Tasks {
         &self.tasks
+    }
+
+    /// The whole router with its middleware, as served (without the connection guard): drive it
+    /// with `tower::ServiceExt::oneshot` to test without a socket. Background workers do not run
+    /// unless [`Application::run_until`] does.
+    pub fn router(&self) -> Router {
+        crate::app::app_with(self.state.clone(), self.extra.clone())
     }
 
     /// Adds routes of the embedding program; they get the same middleware and `/api` twin.

@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
 use cognito_auth::local::{LocalConfig, LocalIdentity, SqlStore};
 use cognito_auth::sender::CodeSender;
 use cognito_auth::{Clock, IdentityProvider};
 
 use crate::application::{BuildError, engine_failed, secret_error};
-use crate::backends;
+
 use crate::config::{AuthBackend, Config, Invalid};
 use crate::db::Database;
 
@@ -74,33 +73,50 @@ pub(crate) async fn identity_provider(
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     match config.auth.backend {
         AuthBackend::Local => Ok(Arc::new(local_identity(config, db, sender, clock).await?)),
-        AuthBackend::Cognito => {
-            let settings = &config.auth.cognito;
-            let sdk = backends::aws_config(&config.aws).await;
-            let region = sdk.region().map(ToString::to_string).ok_or_else(|| {
-                Invalid::one("auth.backend = cognito needs an AWS region (AWS_REGION)")
-            })?;
-            let jwks_url = settings.jwks_url.clone().or_else(|| {
-                config.aws.endpoint_url.as_ref().map(|endpoint| {
-                    format!(
-                        "{}/{}/.well-known/jwks.json",
-                        endpoint.trim_end_matches('/'),
-                        settings.user_pool_id
-                    )
-                })
-            });
-            let cognito = CognitoConfig {
-                region,
-                user_pool_id: settings.user_pool_id.clone(),
-                client_id: settings.client_id.clone(),
-                client_secret: settings.client_secret.clone(),
-                jwks_url,
-            };
-            let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-            let provider = CognitoIdentity::new(client, cognito, clock)
-                .await
-                .map_err(engine_failed("identity provider (cognito)"))?;
-            Ok(Arc::new(provider))
-        }
+        AuthBackend::Cognito => cognito(config, clock).await,
     }
+}
+
+/// Cognito's user pool, through the AWS SDK.
+#[cfg(feature = "aws")]
+async fn cognito(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn IdentityProvider>, BuildError> {
+    use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
+    let settings = &config.auth.cognito;
+    let sdk = crate::backends::aws_config(&config.aws).await;
+    let region = sdk
+        .region()
+        .map(ToString::to_string)
+        .ok_or_else(|| Invalid::one("auth.backend = cognito needs an AWS region (AWS_REGION)"))?;
+    let jwks_url = settings.jwks_url.clone().or_else(|| {
+        config.aws.endpoint_url.as_ref().map(|endpoint| {
+            format!(
+                "{}/{}/.well-known/jwks.json",
+                endpoint.trim_end_matches('/'),
+                settings.user_pool_id
+            )
+        })
+    });
+    let cognito = CognitoConfig {
+        region,
+        user_pool_id: settings.user_pool_id.clone(),
+        client_id: settings.client_id.clone(),
+        client_secret: settings.client_secret.clone(),
+        jwks_url,
+    };
+    let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
+    let provider = CognitoIdentity::new(client, cognito, clock)
+        .await
+        .map_err(engine_failed("identity provider (cognito)"))?;
+    Ok(Arc::new(provider))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn cognito(
+    _config: &Config,
+    _clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn IdentityProvider>, BuildError> {
+    Err(Invalid::not_built("auth.backend = cognito", "aws").into())
 }

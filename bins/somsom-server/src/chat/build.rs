@@ -4,8 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_relay::presence::redis::RedisPresence;
-use chat_relay::relay::kafka::{KafkaRelay, Topics};
-use chat_relay::store::dynamodb::DynamoStore;
 use chat_relay::store::sql::SqlStore as SqlChatStore;
 use chat_relay::websocket::Buffers;
 use chat_relay::{
@@ -16,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Chat;
 use crate::application::{BuildError, engine_failed};
-use crate::backends;
+
 use crate::config::{ChatStoreKind, Config};
 use crate::db::Database;
 use crate::tasks::Tasks;
@@ -40,18 +38,7 @@ pub(crate) async fn build(
             store.migrate().await.map_err(|e| failed("chat store", e))?;
             Arc::new(store)
         }
-        ChatStoreKind::Dynamodb => {
-            let sdk = backends::aws_config(&config.aws).await;
-            let store = DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&sdk),
-                &settings.dynamodb_table,
-            );
-            store
-                .create_table()
-                .await
-                .map_err(|e| failed("chat store", e))?;
-            Arc::new(store)
-        }
+        ChatStoreKind::Dynamodb => dynamodb_store(config).await?,
         ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
     };
     let presence: Arc<dyn Presence> = match redis {
@@ -74,31 +61,16 @@ pub(crate) async fn build(
     }
     let sequencer = Sequencer::new(store.clone(), presence.clone());
     let relay: Arc<dyn Relay> = match &config.kafka_brokers {
-        Some(brokers) => {
-            let relay = Arc::new(
-                KafkaRelay::new(
-                    backends::kafka_config(brokers),
-                    Topics::prefixed(&settings.kafka_topic_prefix),
-                )
-                .map_err(|e| failed("chat relay (kafka)", e))?,
-            );
-            relay
-                .create_topics(settings.kafka_partitions, settings.kafka_replication)
-                .await
-                .map_err(|e| failed("chat topics (kafka)", e))?;
-            if settings.run_sequencer {
-                let worker = relay.clone();
-                tasks.spawn("chat-sequencer", move |cancel| async move {
-                    if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
-                        tracing::error!(error = %crate::error::Report(&e), "chat sequencer stopped");
-                    }
-                });
-            }
-            relay
-        }
+        Some(brokers) => kafka_relay(config, brokers, sequencer, tasks).await?,
         None => Arc::new(MemoryRelay::new(sequencer)),
     };
     let chat_config = ChatConfig {
+        // The original service's destinations, which its clients use.
+        destinations: chat_relay::Destinations::new(
+            "/publish/chat.send",
+            "/topic/chat/chatRoomId",
+            "/user/queue/unread",
+        ),
         limits: chat_relay::stomp::Limits {
             max_frame_bytes: settings.max_frame_bytes,
             ..Default::default()
@@ -129,4 +101,70 @@ pub(crate) async fn build(
         server,
         buffers: Buffers::default(),
     })
+}
+
+/// Messages kept in a DynamoDB table (created when missing).
+#[cfg(feature = "aws")]
+async fn dynamodb_store(config: &Config) -> Result<Arc<dyn MessageStore>, BuildError> {
+    use chat_relay::store::dynamodb::DynamoStore;
+    let settings = &config.chat;
+    let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
+    let sdk = crate::backends::aws_config(&config.aws).await;
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &settings.dynamodb_table,
+    );
+    store
+        .create_table()
+        .await
+        .map_err(|e| failed("chat store", e))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn dynamodb_store(_config: &Config) -> Result<Arc<dyn MessageStore>, BuildError> {
+    Err(crate::config::Invalid::not_built("chat.store = dynamodb", "aws").into())
+}
+
+/// The relay between nodes on Kafka, and this node's share of the storing consumer group.
+#[cfg(feature = "kafka")]
+async fn kafka_relay(
+    config: &Config,
+    brokers: &str,
+    sequencer: Sequencer,
+    tasks: &Tasks,
+) -> Result<Arc<dyn Relay>, BuildError> {
+    use chat_relay::relay::kafka::{KafkaRelay, Topics};
+    let settings = &config.chat;
+    let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
+    let relay = Arc::new(
+        KafkaRelay::new(
+            crate::backends::kafka_config(brokers),
+            Topics::prefixed(&settings.kafka_topic_prefix),
+        )
+        .map_err(|e| failed("chat relay (kafka)", e))?,
+    );
+    relay
+        .create_topics(settings.kafka_partitions, settings.kafka_replication)
+        .await
+        .map_err(|e| failed("chat topics (kafka)", e))?;
+    if settings.run_sequencer {
+        let worker = relay.clone();
+        tasks.spawn("chat-sequencer", move |cancel| async move {
+            if let Err(e) = worker.run_sequencer(sequencer, cancel).await {
+                tracing::error!(error = %crate::error::Report(&e), "chat sequencer stopped");
+            }
+        });
+    }
+    Ok(relay)
+}
+
+#[cfg(not(feature = "kafka"))]
+async fn kafka_relay(
+    _config: &Config,
+    _brokers: &str,
+    _sequencer: Sequencer,
+    _tasks: &Tasks,
+) -> Result<Arc<dyn Relay>, BuildError> {
+    Err(crate::config::Invalid::not_built("kafka_brokers", "kafka").into())
 }

@@ -117,6 +117,13 @@ impl Invalid {
     pub fn one(problem: impl Into<String>) -> Self {
         Self(vec![problem.into()])
     }
+
+    /// `setting` asks for a backend this build left out.
+    pub fn not_built(setting: &str, feature: &str) -> Self {
+        Self::one(format!(
+            "{setting} needs a server built with the `{feature}` feature"
+        ))
+    }
 }
 
 /// A configuration that could not be loaded.
@@ -125,6 +132,20 @@ impl Invalid {
 pub struct ConfigError(#[from] Box<figment::Error>);
 
 impl Config {
+    /// The embedded default kept entirely in this process: every table in an in-memory SQLite
+    /// database ([`crate::db::MEMORY`]), chat messages in memory, the listener on a free
+    /// loopback port. Nothing is written anywhere and nothing outside is needed: for tests that
+    /// drive [`crate::Application::router`] without a socket, and for demos.
+    pub fn in_memory() -> Self {
+        let mut config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: crate::db::MEMORY.to_owned(),
+            ..Config::default()
+        };
+        config.chat.store = ChatStoreKind::Memory;
+        config
+    }
+
     /// Defaults, then the TOML file at `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::figment(file, Env::prefixed("SOMSOM_"), Env::raw())
@@ -187,11 +208,35 @@ impl Config {
                 "auth.backend = cognito needs auth.cognito.user_pool_id and client_id".to_owned(),
             );
         }
+        problems.extend(self.unbuilt().into_iter().flat_map(|e| e.0));
         if problems.is_empty() {
             Ok(())
         } else {
             Err(Invalid(problems))
         }
+    }
+
+    /// Settings that name a backend this build does not have (see the crate's features).
+    fn unbuilt(&self) -> Vec<Invalid> {
+        let mut missing = Vec::new();
+        if !cfg!(feature = "kafka") && self.kafka_brokers.is_some() {
+            missing.push(Invalid::not_built("kafka_brokers", "kafka"));
+        }
+        if !cfg!(feature = "aws") {
+            if self.auth.backend == AuthBackend::Cognito {
+                missing.push(Invalid::not_built("auth.backend = cognito", "aws"));
+            }
+            if self.queue.driver == QueueDriver::Sqs {
+                missing.push(Invalid::not_built("queue.driver = sqs", "aws"));
+            }
+            if self.chat.store == ChatStoreKind::Dynamodb {
+                missing.push(Invalid::not_built("chat.store = dynamodb", "aws"));
+            }
+            if self.push.scheduler == PushSchedulerKind::Eventbridge {
+                missing.push(Invalid::not_built("push.scheduler = eventbridge", "aws"));
+            }
+        }
+        missing
     }
 
     /// `SOMSOM_*` variables that belong to the tooling, not to the server: they are not

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cognito_auth::Clock;
 
 use crate::application::{BuildError, engine_failed, secret_error};
-use crate::backends;
+
 use crate::config::{Config, PushSchedulerKind};
 use crate::db::Database;
 use crate::tasks::Tasks;
@@ -86,31 +86,7 @@ pub(crate) async fn build(
     };
     let (scheduler, source): (Arc<dyn Scheduler>, Arc<dyn DueSource>) = match settings.scheduler {
         PushSchedulerKind::Sql => (store.clone(), store.clone()),
-        PushSchedulerKind::Eventbridge => {
-            use push_notify::aws::{EventBridgeScheduler, SqsSource, Topology};
-            let sdk = backends::aws_config(&config.aws).await;
-            let sns = aws_sdk_sns::Client::new(&sdk);
-            let sqs = aws_sdk_sqs::Client::new(&sdk);
-            let topology = Topology::ensure(&sns, &sqs, &settings.sns_topic, &settings.sqs_queue)
-                .await
-                .map_err(|e| failed("push scheduler (sns/sqs)", e))?;
-            let scheduler = EventBridgeScheduler::new(
-                aws_sdk_scheduler::Client::new(&sdk),
-                sns,
-                &settings.schedule_group,
-                &topology.topic_arn,
-                &settings.scheduler_role_arn,
-            )
-            .with_clock(clock.clone());
-            scheduler
-                .ensure_group()
-                .await
-                .map_err(|e| failed("push scheduler (eventbridge)", e))?;
-            (
-                Arc::new(scheduler),
-                Arc::new(SqsSource::new(sqs, topology.queue_url)),
-            )
-        }
+        PushSchedulerKind::Eventbridge => eventbridge(config, clock.clone()).await?,
     };
     let dispatcher = push_notify::Dispatcher::new(source, store.clone(), store.clone(), sender)
         .with_clock(clock.clone())
@@ -162,4 +138,57 @@ pub(crate) async fn build(
         vapid_public_key: vapid.public_base64(),
         endpoint_policy: crate::push::endpoint_policy(settings),
     })
+}
+
+/// The plan on EventBridge Scheduler, due reminders arriving through SNS on an SQS queue.
+#[cfg(feature = "aws")]
+async fn eventbridge(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<
+    (
+        Arc<dyn push_notify::Scheduler>,
+        Arc<dyn push_notify::DueSource>,
+    ),
+    BuildError,
+> {
+    let settings = &config.push;
+    let failed = |what: &'static str, e: push_notify::PushError| engine_failed(what)(e);
+    use push_notify::aws::{EventBridgeScheduler, SqsSource, Topology};
+    let sdk = crate::backends::aws_config(&config.aws).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let topology = Topology::ensure(&sns, &sqs, &settings.sns_topic, &settings.sqs_queue)
+        .await
+        .map_err(|e| failed("push scheduler (sns/sqs)", e))?;
+    let scheduler = EventBridgeScheduler::new(
+        aws_sdk_scheduler::Client::new(&sdk),
+        sns,
+        &settings.schedule_group,
+        &topology.topic_arn,
+        &settings.scheduler_role_arn,
+    )
+    .with_clock(clock);
+    scheduler
+        .ensure_group()
+        .await
+        .map_err(|e| failed("push scheduler (eventbridge)", e))?;
+    Ok((
+        Arc::new(scheduler),
+        Arc::new(SqsSource::new(sqs, topology.queue_url)),
+    ))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn eventbridge(
+    _config: &Config,
+    _clock: Arc<dyn Clock>,
+) -> Result<
+    (
+        Arc<dyn push_notify::Scheduler>,
+        Arc<dyn push_notify::DueSource>,
+    ),
+    BuildError,
+> {
+    Err(crate::config::Invalid::not_built("push.scheduler = eventbridge", "aws").into())
 }

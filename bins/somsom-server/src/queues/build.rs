@@ -7,12 +7,11 @@ use std::time::Duration;
 use cognito_auth::Clock;
 use waiting_queue::driver::IntervalDriver;
 use waiting_queue::redis::RedisQueue;
-use waiting_queue::sqs::SqsDriver;
 use waiting_queue::{AdmissionTokens, MemoryQueue, WaitingQueue};
 
 use super::Queues;
 use crate::application::{BuildError, engine_failed, secret_error};
-use crate::backends;
+
 use crate::config::{Config, Invalid, QueueDriver};
 use crate::db::Database;
 use crate::tasks::Tasks;
@@ -73,22 +72,7 @@ pub(crate) async fn build(
                 driver.run(cancel.cancelled_owned(), log_tick).await;
             });
         }
-        QueueDriver::Sqs => {
-            let sdk = backends::aws_config(&config.aws).await;
-            let client = aws_sdk_sqs::Client::new(&sdk);
-            let url = client
-                .create_queue()
-                .queue_name(&settings.sqs_queue)
-                .send()
-                .await
-                .map_err(engine_failed("queue driver (sqs)"))?
-                .queue_url
-                .ok_or_else(|| engine_failed("queue driver (sqs)")("sqs returned no queue url"))?;
-            let driver = SqsDriver::new(engine.clone(), client, url);
-            tasks.spawn("queue-admission-sqs", move |cancel| async move {
-                driver.run(cancel.cancelled_owned(), log_tick).await;
-            });
-        }
+        QueueDriver::Sqs => sqs_driver(config, engine.clone(), tasks).await?,
     }
     Ok(Queues::new(
         engine,
@@ -104,4 +88,39 @@ fn log_tick(queue: &waiting_queue::QueueName, tick: &waiting_queue::Tick) {
         tracing::debug!(%queue, tick = tick.tick, admitted = tick.admitted.len(), expired = tick.expired,
             dropped = tick.dropped, waiting = tick.waiting, "queue tick");
     }
+}
+
+/// Admission driven by an SQS queue's messages.
+#[cfg(feature = "aws")]
+async fn sqs_driver(
+    config: &Config,
+    engine: Arc<dyn WaitingQueue>,
+    tasks: &Tasks,
+) -> Result<(), BuildError> {
+    use waiting_queue::sqs::SqsDriver;
+    let settings = &config.queue;
+    let sdk = crate::backends::aws_config(&config.aws).await;
+    let client = aws_sdk_sqs::Client::new(&sdk);
+    let url = client
+        .create_queue()
+        .queue_name(&settings.sqs_queue)
+        .send()
+        .await
+        .map_err(engine_failed("queue driver (sqs)"))?
+        .queue_url
+        .ok_or_else(|| engine_failed("queue driver (sqs)")("sqs returned no queue url"))?;
+    let driver = SqsDriver::new(engine, client, url);
+    tasks.spawn("queue-admission-sqs", move |cancel| async move {
+        driver.run(cancel.cancelled_owned(), log_tick).await;
+    });
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+async fn sqs_driver(
+    _config: &Config,
+    _engine: Arc<dyn WaitingQueue>,
+    _tasks: &Tasks,
+) -> Result<(), BuildError> {
+    Err(Invalid::not_built("queue.driver = sqs", "aws").into())
 }

@@ -13,6 +13,10 @@ use sqlx::{MySqlPool, Row, SqlitePool};
 use super::{LatestCache, MessageStore, check_limit};
 use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
 
+/// Where this crate records its applied migrations: a table of its own, so a host application's
+/// migrations (and other libraries') on the same database never meet its versions.
+pub const MIGRATIONS_TABLE: &str = "_chat_relay_migrations";
+
 /// Which database.
 #[derive(Debug, Clone)]
 pub enum SqlPool {
@@ -99,18 +103,24 @@ impl SqlStore {
         }
     }
 
-    /// Creates the table if needed (other crates' migration versions are left alone).
+    /// Creates the table if needed, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<()> {
         let result = match &self.pool {
             SqlPool::Sqlite(pool) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::sqlite(
+                    pool,
+                    sqlx::migrate!("./migrations/sqlite"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
             SqlPool::MySql(pool) => {
-                let mut m = sqlx::migrate!("./migrations/mysql");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::mysql(
+                    pool,
+                    sqlx::migrate!("./migrations/mysql"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
         };
         result.map_err(unavailable)

@@ -9,6 +9,10 @@ use super::store::{
 };
 use crate::Role;
 
+/// Where this crate records its applied migrations: a table of its own, so a host application's
+/// migrations (and other libraries') on the same database never meet its versions.
+pub const MIGRATIONS_TABLE: &str = "_cognito_auth_migrations";
+
 /// An account store over a SQL pool. Create it, then [`migrate`](Self::migrate) once at start.
 #[derive(Debug, Clone)]
 pub enum SqlStore {
@@ -112,19 +116,24 @@ macro_rules! bind_mutable {
 }
 
 impl SqlStore {
-    /// Creates the tables if they are missing. Other crates' migrations in the same database are
-    /// left alone.
+    /// Creates the tables if they are missing, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let run = match self {
             SqlStore::Sqlite(pool) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::sqlite(
+                    pool,
+                    sqlx::migrate!("./migrations/sqlite"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
             SqlStore::MySql(pool) => {
-                let mut m = sqlx::migrate!("./migrations/mysql");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::mysql(
+                    pool,
+                    sqlx::migrate!("./migrations/mysql"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
         };
         run.map_err(|e| StoreError::Backend(e.to_string()))

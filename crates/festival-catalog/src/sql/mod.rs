@@ -24,6 +24,10 @@ use crate::{
     PageRequest, Sale, fold, grams,
 };
 
+/// Where this crate records its applied migrations: a table of its own, so a host application's
+/// migrations (and other libraries') on the same database never meet its versions.
+pub const MIGRATIONS_TABLE: &str = "_festival_catalog_migrations";
+
 /// Which database.
 #[derive(Debug, Clone)]
 pub enum SqlPool {
@@ -143,19 +147,24 @@ impl SqlCatalog {
         Self { pool, clock }
     }
 
-    /// Creates or updates the tables. The migrator ignores other crates' versions, so the
-    /// catalog can share a database (and its migrations table) with them.
+    /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<(), CatalogError> {
         let result = match &self.pool {
             SqlPool::Sqlite(pool) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::sqlite(
+                    pool,
+                    sqlx::migrate!("./migrations/sqlite"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
             SqlPool::MySql(pool) => {
-                let mut m = sqlx::migrate!("./migrations/mysql");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::mysql(
+                    pool,
+                    sqlx::migrate!("./migrations/mysql"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
         };
         result.map_err(|e| CatalogError::unavailable("sql migrations", e))

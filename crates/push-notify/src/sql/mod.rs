@@ -23,6 +23,10 @@ use crate::{
     PushError, Reminder, ReminderKey, Result, Scheduler, UserId,
 };
 
+/// Where this crate records its applied migrations: a table of its own, so a host application's
+/// migrations (and other libraries') on the same database never meet its versions.
+pub const MIGRATIONS_TABLE: &str = "_push_notify_migrations";
+
 /// Which database.
 #[derive(Debug, Clone)]
 pub enum SqlPool {
@@ -120,18 +124,24 @@ impl SqlPush {
         self
     }
 
-    /// Creates or updates the tables (other crates' migration versions are left alone).
+    /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<()> {
         let result = match &self.pool {
             SqlPool::Sqlite(pool) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::sqlite(
+                    pool,
+                    sqlx::migrate!("./migrations/sqlite"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
             SqlPool::MySql(pool) => {
-                let mut m = sqlx::migrate!("./migrations/mysql");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::mysql(
+                    pool,
+                    sqlx::migrate!("./migrations/mysql"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
         };
         result.map_err(|e| PushError::unavailable("sql", format!("migration failed: {e}")))

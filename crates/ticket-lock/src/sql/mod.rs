@@ -34,6 +34,10 @@ use crate::{
     ReservationPage, TicketEngine, TicketError, UserId, Window,
 };
 
+/// Where this crate records its applied migrations: a table of its own, so a host application's
+/// migrations (and other libraries') on the same database never meet its versions.
+pub const MIGRATIONS_TABLE: &str = "_ticket_lock_migrations";
+
 /// Which database.
 #[derive(Debug, Clone)]
 pub enum SqlPool {
@@ -127,18 +131,24 @@ impl SqlTickets {
         }
     }
 
-    /// Creates or updates the tables (other crates' migration versions are left alone).
+    /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<(), TicketError> {
         let result = match &self.pool {
             SqlPool::Sqlite(pool) => {
-                let mut m = sqlx::migrate!("./migrations/sqlite");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::sqlite(
+                    pool,
+                    sqlx::migrate!("./migrations/sqlite"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
             SqlPool::MySql(pool) => {
-                let mut m = sqlx::migrate!("./migrations/mysql");
-                m.set_ignore_missing(true);
-                m.run(pool).await
+                owned_migrations::mysql(
+                    pool,
+                    sqlx::migrate!("./migrations/mysql"),
+                    MIGRATIONS_TABLE,
+                )
+                .await
             }
         };
         result.map_err(|e| TicketError::unavailable("sql migrations", e))

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::StreamExt;
 use serde_json::json;
 
+use super::memory_kib;
 use crate::common::{ServerProcess, start};
-use crate::memory_kib;
 
 /// A syntactically valid address of about 200 characters, different for every `i`.
 fn long_email(i: usize) -> String {
@@ -154,7 +154,7 @@ async fn five_hundred_sign_ups_at_once_are_limited_and_hashed_a_few_at_a_time() 
             for i in 0..500 {
                 let mut request = http.post(format!("{base}/signup")).json(&json!({
                     "email": format!("crowd{i}-{forwarded}@example.com"),
-                    "password": crate::PASSWORD,
+                    "password": super::PASSWORD,
                     "name": "crowd",
                 }));
                 if forwarded {

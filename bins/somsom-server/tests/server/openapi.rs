@@ -1,5 +1,5 @@
 //! `docs/openapi.json` is the served document, byte for byte. Regenerate it with
-//! `SOMSOM_UPDATE_DOCS=1 cargo test -p somsom-server --test openapi`.
+//! `SOMSOM_UPDATE_DOCS=1 cargo test -p somsom-server --test server openapi`.
 
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ fn checked_in_openapi_document_is_current() {
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         checked_in == generated,
-        "docs/openapi.json is stale: run SOMSOM_UPDATE_DOCS=1 cargo test -p somsom-server --test openapi"
+        "docs/openapi.json is stale: run SOMSOM_UPDATE_DOCS=1 cargo test -p somsom-server --test server openapi"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     for path in [

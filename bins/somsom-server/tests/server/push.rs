@@ -2,7 +2,7 @@
 //! reservations (once per user and day, none after a cancellation), sent when due to every
 //! active device, listed at `/notifications`; at once inside the window; repaired at start.
 
-mod common;
+use crate::common;
 
 use std::future::Future;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! connects and round-trips one value. Without the service's variable a test skips loudly; under
 //! `SOMSOM_REQUIRE_SERVICES=1` it fails.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

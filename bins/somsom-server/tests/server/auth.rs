@@ -1,7 +1,7 @@
 //! The auth routes over a real socket: every route, every error code, bad input, bearer checks,
 //! rate limits and admin grants.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 use somsom_server::Config;

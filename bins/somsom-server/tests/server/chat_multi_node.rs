@@ -6,7 +6,7 @@
 //! while the messages flow, so partitions change owners mid-stream (twice at least): the case
 //! that lost drafts on tansu until the sequencer checked each partition's offsets.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;

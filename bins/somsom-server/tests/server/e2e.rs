@@ -2,7 +2,7 @@
 //! readiness, error bodies, metrics, the API document, and a graceful shutdown that finishes an
 //! in-flight request.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,9 +1,6 @@
 //! The hostile-client suite: what an internet-facing ticket drop meets on its first day, one
 //! file per theme. Every test here fails without the defence it names.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod accounts;
 mod chat;
 mod drop;

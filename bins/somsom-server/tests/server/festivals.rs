@@ -1,7 +1,7 @@
 //! The festival routes over a real socket: admin-only create (JSON, form and query forms),
 //! listing and search with the seed's shapes and cursor, cache invalidation, and bad input.
 
-mod common;
+use crate::common;
 
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Reservations over a real socket: booking with quantity and Idempotency-Key, the detail's
 //! remaining tickets, listing, cancelling, my page, every refusal, and concurrent buyers.
 
-mod common;
+use crate::common;
 
 use reqwest::Method;
 use serde_json::{Value, json};

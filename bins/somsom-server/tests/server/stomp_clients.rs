@@ -3,7 +3,7 @@
 //! subscribes, sends, and receives both its own message and one sent by a Rust client, with the
 //! sender named by the server.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

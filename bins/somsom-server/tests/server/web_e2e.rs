@@ -4,7 +4,7 @@
 //! cancel; the admin page; accessibility checks), and saves screenshots of every page at phone
 //! and desktop widths under the target directory (`e2e-screenshots`).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

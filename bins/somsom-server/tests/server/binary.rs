@@ -2,7 +2,7 @@
 //! directory. It must serve `/healthz`, create its SQLite file under `./data/`, and exit cleanly
 //! on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! and the only repeats are sends the dead process had made but not yet recorded — each with the
 //! same collapse key, which FCM turns into a replacement, not a second notification.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! `/ws-chat` with the server's own client: tokens, membership, server-set senders, unread
 //! counts pushed live and shown in the room list, and resuming after a dropped connection.
 
-mod common;
+use crate::common;
 
 use chat_relay::client::Client;
 use chat_relay::stomp::Command;

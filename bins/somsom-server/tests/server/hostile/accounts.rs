@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::PASSWORD;
+use super::PASSWORD;
 use crate::common::{Ctx, start};
 
 async fn sign_up(ctx: &Ctx, email: &str, password: &str) -> (u16, Value) {

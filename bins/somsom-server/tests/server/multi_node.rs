@@ -1,7 +1,7 @@
 //! Two server nodes on one MariaDB and one Redis, as when scaled out: one catalog, one search
 //! cache whose invalidations both see at once, one ticket stock that is never oversold.
 
-mod common;
+use crate::common;
 
 use reqwest::Method;
 use serde_json::{Value, json};

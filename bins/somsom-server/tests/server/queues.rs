@@ -2,7 +2,7 @@
 //! admission token that gated bookings need, rank events pushed over SSE, admin controls, and
 //! the driver admitting in batches.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
