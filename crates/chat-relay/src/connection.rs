@@ -33,13 +33,11 @@ use tokio_util::sync::CancellationToken;
 mod sending;
 
 use self::sending::{Sending, Sent};
-use crate::hub::{Outbox, Push};
+use crate::hub::{Hub, Outbox, Push};
 use crate::relay::Relay;
 use crate::stomp::{self, Command, Frame, Limits, ParseError, Wire};
 use crate::store::PAGE_MAX;
-use crate::{
-    ChatError, Clock, Draft, Hub, Member, MessageStore, Presence, RoomId, SystemClock, UserId,
-};
+use crate::{ChatError, Clock, Draft, Member, MessageStore, Presence, RoomId, SystemClock, UserId};
 
 /// How long the last words (an ERROR frame, the close) may take to a peer that is not reading.
 const FAREWELL: Duration = Duration::from_secs(5);
@@ -305,9 +303,14 @@ impl ChatServer {
         self
     }
 
-    /// The local hub.
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
+    /// This node's connections and deliveries so far.
+    pub fn stats(&self) -> crate::HubStats {
+        self.hub.stats()
+    }
+
+    /// How many connections `user` has open on this node.
+    pub fn connections_of(&self, user: UserId) -> usize {
+        self.hub.connections_of(user)
     }
 
     /// The message store.
@@ -877,6 +880,8 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
             Command::Connected | Command::Message | Command::Receipt | Command::Error => {
                 Err(Fault::new(format!("{} is a server frame", frame.command)))
             }
+            // A command a later STOMP version adds.
+            _ => Err(Fault::new(format!("{} is not supported", frame.command))),
         }
         .map_err(|fault| fault.about(&frame))?;
         Ok(self.receipt(frame.header("receipt"), flow).await)
@@ -1055,7 +1060,6 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
             let body = serde_json::to_vec(&message).expect("a message serialises");
             let push = Push::Message {
                 subscription: subscription.clone(),
-                room,
                 send_time: message.send_time,
                 body: body.into(),
             };

@@ -33,8 +33,6 @@ pub enum Push {
     Message {
         /// The subscription it is for.
         subscription: Arc<str>,
-        /// The message's room.
-        room: RoomId,
         /// The message's `sendTime`.
         send_time: i64,
         /// The message as JSON.
@@ -282,6 +280,7 @@ impl Hub {
     }
 
     /// Room subscriptions on this node.
+    #[cfg(test)]
     pub fn subscribers(&self, room: RoomId) -> usize {
         self.rooms
             .read()
@@ -319,7 +318,6 @@ impl Hub {
             for subscriber in list.values() {
                 let push = Push::Message {
                     subscription: subscriber.subscription.clone(),
-                    room,
                     send_time: message.send_time,
                     body: body.clone(),
                 };

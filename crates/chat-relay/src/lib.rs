@@ -4,12 +4,13 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod connection;
-pub mod hub;
+mod hub;
 mod model;
 pub mod presence;
 pub mod relay;
-pub mod stomp;
 pub mod store;
+/// STOMP 1.2 frames, codec and negotiation: the [`stomp_codec`] crate.
+pub use stomp_codec as stomp;
 
 #[cfg(feature = "axum")]
 pub mod websocket;
@@ -22,7 +23,7 @@ pub use connection::{
     SendRate, Session,
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
-pub use hub::Hub;
+pub use hub::HubStats;
 pub use model::{Appended, CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
 pub use presence::{MemoryPresence, Presence};
 pub use relay::{MemoryRelay, Relay, Sequencer};

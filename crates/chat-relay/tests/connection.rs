@@ -385,7 +385,7 @@ async fn a_client_that_does_not_read_is_disconnected() {
         }
     }
     assert!(saw_error, "closed with an ERROR frame");
-    assert!(chat.hub().stats().overflowed > 0);
+    assert!(chat.stats().overflowed > 0);
 }
 
 #[tokio::test]
@@ -810,7 +810,7 @@ async fn connections_per_user_are_capped_on_a_node() {
     let _bob = Conn::connected(&chat, "bob:2").await;
     drop(first);
     within("a free place", async {
-        while chat.hub().connections_of(1) >= 2 {
+        while chat.connections_of(1) >= 2 {
             tokio::task::yield_now().await;
         }
     })
@@ -927,7 +927,7 @@ async fn a_reader_that_stopped_reading_is_closed_after_the_write_timeout() {
     );
     // Paused time moves only while every task waits: sleep, do not spin.
     within("the stuck connection's end", async {
-        while chat.hub().stats().connections > 1 {
+        while chat.stats().connections > 1 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
@@ -1032,6 +1032,6 @@ async fn a_client_that_never_reads_its_connected_frame_does_not_keep_its_place()
             .with("login", "alice:1"),
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(chat.hub().connections_of(1), 0, "its place was given back");
+    assert_eq!(chat.connections_of(1), 0, "its place was given back");
     let _again = Conn::connected(&chat, "alice:1").await;
 }

@@ -10,7 +10,7 @@ use crate::db::DbError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// The configuration cannot work (found by [`Config::validate`] before anything connects).
+    /// The configuration cannot work (found by [`Config::validate`](crate::config::Config::validate) before anything connects).
     #[error("invalid configuration: {0}")]
     Config(#[from] Invalid),
     /// A key or secret the configuration names could not be read or used.

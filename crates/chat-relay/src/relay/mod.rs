@@ -7,7 +7,7 @@
 //!    members; one sequencer handles a room at a time, so a room's `sendTime`s increase in the
 //!    order messages are delivered;
 //! 3. every node receives the resulting [`Delivery`] from [`Relay::subscribe`] and hands it to
-//!    its local subscribers (the [`Hub`](crate::Hub)).
+//!    its local subscribers (the node's hub).
 //!
 //! Delivering only what is stored is what lets a reconnecting client resume exactly: everything
 //! it missed is in the store, and everything it has not missed arrives live after it.

@@ -11,7 +11,7 @@ use crate::Role;
 
 /// Where this crate records its applied migrations: a table of its own, so a host application's
 /// migrations (and other libraries') on the same database never meet its versions.
-pub const MIGRATIONS_TABLE: &str = "_cognito_auth_migrations";
+pub(crate) const MIGRATIONS_TABLE: &str = "_cognito_auth_migrations";
 
 /// An account store over a SQL pool. Create it, then [`migrate`](Self::migrate) once at start.
 #[derive(Debug, Clone)]
@@ -116,7 +116,8 @@ macro_rules! bind_mutable {
 }
 
 impl SqlStore {
-    /// Creates the tables if they are missing, recording the versions in [`MIGRATIONS_TABLE`].
+    /// Creates the tables if they are missing, recording the versions in its own table
+    /// (`_cognito_auth_migrations`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let run = match self {
             SqlStore::Sqlite(pool) => {

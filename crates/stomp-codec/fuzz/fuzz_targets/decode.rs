@@ -2,7 +2,7 @@
 //! more than its limit, and every frame it accepts survives encoding and decoding again.
 #![no_main]
 
-use chat_relay::stomp::{Decoder, Limits, Wire, decode_all, to_bytes};
+use stomp_codec::{Decoder, Limits, Wire, decode_all, to_bytes};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,5 @@
-//! STOMP 1.2 (and 1.1): frames, the wire codec, and version and heart-beat negotiation.
-//!
-//! This module knows nothing about chat; [`crate::connection`] speaks it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc = include_str!("../README.md")]
 
 mod codec;
 mod frame;
