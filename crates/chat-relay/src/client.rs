@@ -68,7 +68,7 @@ impl Client {
             connect = connect.with("accept-version", "1.2,1.1");
         }
         if connect.header("host").is_none() {
-            connect = connect.with("host", "somsom");
+            connect = connect.with("host", "chat");
         }
         client.send_frame(&connect).await?;
         let answer = client

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A chat room (in SomSom, equal to its festival's id).
+/// A chat room, named by the application (e.g. the id of the event it belongs to).
 pub type RoomId = i64;
 /// A user.
 pub type UserId = i64;
@@ -111,7 +111,7 @@ impl Appended {
     }
 }
 
-/// A stored message, in the seed's JSON shape. `sendTime` (epoch milliseconds, assigned by the
+/// A stored message, in its JSON shape (camelCase names). `sendTime` (epoch milliseconds, assigned by the
 /// server) is unique within its room and is the message's identity there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,7 +128,7 @@ pub struct ChatMessage {
     pub send_time: i64,
 }
 
-/// One page of a room's history, newest first, with the seed's cursor: `last_evaluated_send_time`
+/// One page of a room's history, newest first, with a keyset cursor: `last_evaluated_send_time`
 /// is set when the page is full (pass it back as `before` for older messages) and `None` when
 /// the page came back short.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -134,12 +134,12 @@ impl SigningKey {
     }
 }
 
-/// The claims SomSom puts in (and Cognito puts in) an access token. Unknown claims are ignored.
+/// The claims the local provider (and Cognito) put in an access token. Unknown claims are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
     /// Subject: the stable user handle.
     pub sub: String,
-    /// The user handle again, under the name the seed reads.
+    /// The user handle again, under the name some clients read.
     pub username: String,
     /// Issuer.
     pub iss: String,
@@ -157,10 +157,10 @@ pub struct AccessTokenClaims {
     /// The refresh-token family (sign-in session) this token belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// E-mail (SomSom's tokens only).
+    /// E-mail (the local provider's tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
-    /// Display name (SomSom's tokens only).
+    /// Display name (the local provider's tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Groups; `ADMIN` makes the role admin (Cognito's claim name).

@@ -54,24 +54,29 @@ impl CodeSender for LogSender {
     }
 }
 
-/// The e-mail for a code: subject and plain-text body, Korean first, then English, with the
-/// code on a line of its own in both.
-pub fn code_email(to: &Recipient, code: &str, purpose: CodePurpose) -> (String, String) {
+/// The e-mail for a code from `product` (the service's name, as its users know it): subject and
+/// plain-text body, Korean first, then English, with the code on a line of its own in both.
+pub fn code_email(
+    to: &Recipient,
+    code: &str,
+    purpose: CodePurpose,
+    product: &str,
+) -> (String, String) {
     match purpose {
-        CodePurpose::SignUp => confirmation_email(to, code),
-        CodePurpose::PasswordReset => reset_email(to, code),
+        CodePurpose::SignUp => confirmation_email(to, code, product),
+        CodePurpose::PasswordReset => reset_email(to, code, product),
     }
 }
 
-fn reset_email(to: &Recipient, code: &str) -> (String, String) {
-    let subject = "[SomSom] 비밀번호 재설정 코드 / Your password reset code".to_owned();
+fn reset_email(to: &Recipient, code: &str, product: &str) -> (String, String) {
+    let subject = format!("[{product}] 비밀번호 재설정 코드 / Your password reset code");
     let body = format!(
         "안녕하세요, {name}님.\n\n\
          비밀번호를 새로 정하려면 아래 코드를 입력해주세요. 코드는 1시간 동안 유효하며, \
          비밀번호를 바꾸면 모든 기기에서 로그아웃됩니다.\n\n\
          {code}\n\n\
          Hello {name},\n\n\
-         Enter this code to choose a new SomSom password. It is valid for one hour; changing the \
+         Enter this code to choose a new {product} password. It is valid for one hour; changing the \
          password signs you out everywhere.\n\n\
          {code}\n\n\
          요청하지 않으셨다면 이 메일을 무시해주세요. 비밀번호는 바뀌지 않습니다. / \
@@ -81,14 +86,14 @@ fn reset_email(to: &Recipient, code: &str) -> (String, String) {
     (subject, body)
 }
 
-fn confirmation_email(to: &Recipient, code: &str) -> (String, String) {
-    let subject = "[SomSom] 이메일 인증 코드 / Your confirmation code".to_owned();
+fn confirmation_email(to: &Recipient, code: &str, product: &str) -> (String, String) {
+    let subject = format!("[{product}] 이메일 인증 코드 / Your confirmation code");
     let body = format!(
         "안녕하세요, {name}님.\n\n\
-         SomSom 회원가입을 마치려면 아래 인증 코드를 입력해주세요. 코드는 24시간 동안 유효합니다.\n\n\
+         {product} 회원가입을 마치려면 아래 인증 코드를 입력해주세요. 코드는 24시간 동안 유효합니다.\n\n\
          {code}\n\n\
          Hello {name},\n\n\
-         Enter this code to finish signing up to SomSom. It is valid for 24 hours.\n\n\
+         Enter this code to finish signing up to {product}. It is valid for 24 hours.\n\n\
          {code}\n\n\
          요청하지 않으셨다면 이 메일을 무시해주세요. / If you did not sign up, ignore this e-mail.\n",
         name = to.name,
@@ -117,7 +122,8 @@ impl std::fmt::Debug for SmtpSender {
 
 #[cfg(feature = "smtp")]
 impl SmtpSender {
-    /// A sender for the server at `url`, writing from `from` (e.g. `SomSom <no-reply@example.com>`).
+    /// A sender for the server at `url`, writing from `from` (e.g. `Festa <no-reply@example.com>`).
+    /// The display name of `from` names the service in the mail (else its address does).
     pub fn new(url: &str, from: &str) -> Result<Self, AuthError> {
         let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
             .map_err(|e| AuthError::unavailable("smtp", e))?
@@ -140,7 +146,13 @@ impl CodeSender for SmtpSender {
         purpose: CodePurpose,
     ) -> Result<(), AuthError> {
         use lettre::AsyncTransport;
-        let (subject, body) = code_email(to, code, purpose);
+        let product = self
+            .from
+            .name
+            .as_deref()
+            .unwrap_or(&self.from.email.to_string())
+            .to_owned();
+        let (subject, body) = code_email(to, code, purpose, &product);
         let mailbox = lettre::message::Mailbox::new(
             Some(to.name.clone()),
             to.email

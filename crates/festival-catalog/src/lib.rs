@@ -80,7 +80,7 @@ pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
 
 /// The festival catalog.
 ///
-/// Listing and search page with the seed's cursor: `last_id` 0 for the first page, then the
+/// Listing and search page with a keyset cursor: `last_id` 0 for the first page, then the
 /// `last_id` of the previous [`Page`]; newest (highest id) first.
 #[async_trait]
 pub trait Catalog: Send + Sync + std::fmt::Debug {
@@ -110,7 +110,7 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: FestivalId) -> Result<Festival, CatalogError>;
 
     /// All festivals, newest first. A `last_id` that names no festival is
-    /// [`CatalogError::NotFound`], as in the seed.
+    /// [`CatalogError::NotFound`].
     async fn list(&self, page: PageRequest) -> Result<Page, CatalogError>;
 
     /// Festivals whose name or description contains the keyword, ignoring case (both sides go

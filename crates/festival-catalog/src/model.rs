@@ -318,7 +318,7 @@ impl PageRequest {
     }
 
     /// Builds the page from up to `limit + 1` festivals read in order: the extra one only says
-    /// that there is a next page (the seed's method).
+    /// that there is a next page.
     pub fn page(&self, mut festivals: Vec<Festival>) -> Page {
         let limit = self.limit as usize;
         let has_next = festivals.len() > limit;

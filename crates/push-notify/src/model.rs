@@ -14,7 +14,7 @@ pub type UserId = i64;
 /// with endpoint and keys) up to ~1 KiB; this leaves room without letting a client store blobs.
 pub const TOKEN_MAX: usize = 4096;
 
-/// What kind of device a token belongs to (the seed's `DeviceType`).
+/// What kind of device a token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum DeviceType {

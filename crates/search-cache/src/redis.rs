@@ -42,7 +42,7 @@ fn unavailable(e: redis::RedisError) -> CacheError {
 }
 
 impl RedisCache {
-    /// A cache over `connection` whose keys all start with `prefix` (e.g. `somsom:cache:`).
+    /// A cache over `connection` whose keys all start with `prefix` (e.g. `myapp:cache:`).
     pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
             connection,

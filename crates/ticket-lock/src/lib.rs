@@ -147,7 +147,7 @@ pub trait TicketEngine: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<Vec<Reservation>, TicketError>;
 
-    /// The user's reservations, newest first, with the seed's cursor (`last_id` 0: first page).
+    /// The user's reservations, newest first, with a keyset cursor (`last_id` 0: first page).
     async fn reservations(
         &self,
         user: UserId,

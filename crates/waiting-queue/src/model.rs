@@ -16,7 +16,7 @@ pub const USER_MAX: usize = 256;
 /// A queue's name: 1 to 100 ASCII letters, digits, `_`, `-` or `.`.
 ///
 /// The restriction keeps names safe inside Redis keys (`users:queue:{name}:wait`), log lines and
-/// URLs; the seed's own scan split keys on `:`, which a name therefore may not contain.
+/// URLs; a scan splits keys on `:`, which a name therefore may not contain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueName(String);
 
@@ -75,14 +75,14 @@ pub(crate) fn check_user(user: &str) -> Result<(), QueueError> {
 /// How a queue admits people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
-    /// How many are admitted per tick (the seed's 10).
+    /// How many are admitted per tick.
     pub batch_size: u32,
     /// Time between ticks.
     #[serde(with = "millis")]
     pub interval: Duration,
     /// At most this many admitted users at once (admissions not yet finished or expired).
     pub max_active: Option<u32>,
-    /// How long an admission lasts if the user does not finish (the seed's never ended).
+    /// How long an admission lasts if the user does not finish.
     #[serde(with = "millis")]
     pub admitted_ttl: Duration,
     /// Waiters not heard from (join or rank) for this long are dropped at the next tick.

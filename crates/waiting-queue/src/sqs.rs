@@ -1,4 +1,4 @@
-//! The seed's admission design, made exact: admission ticks travel through an SQS queue.
+//! Admission ticks that travel through an SQS queue.
 //!
 //! Each message names a queue and a tick number. Whoever receives tick `n` applies it with
 //! [`TickRule::Sequence`]`(n)` and, only if it applied, sends tick `n + 1` with the policy's

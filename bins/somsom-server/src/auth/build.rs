@@ -30,11 +30,13 @@ pub async fn local_identity(
         0 => std::thread::available_parallelism().map_or(2, usize::from),
         n => n,
     };
-    let local = LocalConfig::new(config.auth.issuer.clone())
+    let mut local = LocalConfig::new(config.auth.issuer.clone())
         .with_session_cache(chrono::Duration::seconds(
             i64::try_from(config.auth.session_cache_secs).unwrap_or(i64::MAX),
         ))
         .with_kdf_limits(kdf_concurrency, config.auth.password_hashes_waiting);
+    // Tokens already issued carry this audience; nodes of every release must agree on it.
+    local.client_id = "somsom-web".into();
     let key = crate::config::secret(
         "auth.signing_key",
         &config.auth.signing_key,

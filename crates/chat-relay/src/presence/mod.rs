@@ -1,7 +1,7 @@
 //! Who belongs to a room, who is in it right now, and unread counts for the rest.
 //!
-//! Membership mirrors the application's own record of who joined a room (the seed kept it in
-//! both MySQL and a Redis set); presence counts open subscriptions per user, so a user with two
+//! Membership mirrors the application's own record of who joined a room (kept by the application in its
+//! own database); presence counts open subscriptions per user, so a user with two
 //! tabs stays present until both leave; a member who is not present gets one more unread message
 //! per stored message, and their count resets when they enter.
 

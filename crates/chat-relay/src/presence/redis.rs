@@ -1,9 +1,9 @@
-//! Redis (feature `redis`), in the seed's key layout with a per-deployment prefix:
+//! Redis (feature `redis`), in this key layout under a per-deployment prefix:
 //!
 //! - `{prefix}chatRoom:participants:{room}`: SET of member ids;
-//! - `{prefix}chatRoom:activeUsers:{room}`: HASH member id → open subscriptions (the seed kept a
-//!   SET, which lost a second tab's presence when the first closed); expires an hour after the
-//!   last entry, as the seed's did, so a crashed node's users do not stay present for ever;
+//! - `{prefix}chatRoom:activeUsers:{room}`: HASH member id → open subscriptions (a plain SET would lose a
+//!   second tab's presence when the first closed); expires an hour after the
+//!   last entry, so a crashed node's users do not stay present for ever;
 //! - `{prefix}chatRoom:unreadCount`: HASH `"{room}:{user}"` → count.
 //!
 //! Counting a message is one Lua script, so members entering meanwhile are either counted or
@@ -65,7 +65,7 @@ fn unavailable(e: redis::RedisError) -> ChatError {
 }
 
 impl RedisPresence {
-    /// Presence under `prefix` (empty for the seed's exact keys).
+    /// Presence under `prefix` (may be empty).
     pub fn new(redis: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
             redis,

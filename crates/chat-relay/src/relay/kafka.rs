@@ -1,8 +1,8 @@
 //! Kafka (feature `kafka`, rdkafka).
 //!
-//! - Drafts go to the ingest topic (the seed's `chat-topic`) keyed `chatRoomId{N}`, so one room's
+//! - Drafts go to the ingest topic (`chat-topic` by default) keyed `chatRoomId{N}`, so one room's
 //!   drafts share a partition and keep their order.
-//! - [`KafkaRelay::run_sequencer`] consumes the ingest topic in one consumer group (the seed's
+//! - [`KafkaRelay::run_sequencer`] consumes the ingest topic in one consumer group (the
 //!   storing group), stores and counts each draft, publishes the [`Delivery`] to the delivery
 //!   topic under the same key, and commits only after the broker has the deliveries: a crash
 //!   repeats work, it never skips a draft.
@@ -34,7 +34,7 @@ use crate::{ChatError, Draft, Result, RoomId};
 /// Topic and group names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
-    /// Where drafts go (the seed's `chat-topic`).
+    /// Where drafts go (`chat-topic` by default).
     pub ingest: String,
     /// Where stored messages go to every node.
     pub delivery: String,
@@ -243,7 +243,7 @@ fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ChatEr
     ChatError::unavailable("kafka", e)
 }
 
-/// The record key of a room (the seed's).
+/// The record key of a room.
 pub fn room_key(room: RoomId) -> String {
     format!("chatRoomId{room}")
 }

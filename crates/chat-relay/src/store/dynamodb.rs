@@ -1,4 +1,4 @@
-//! DynamoDB (feature `dynamodb`), in the seed's table layout: table `Message`, partition key
+//! DynamoDB (feature `dynamodb`), in this table layout: table `Message`, partition key
 //! `chatRoomId` (N), sort key `sendTime` (N), attributes `content` (S), `senderId` (N) and
 //! `senderName` (S).
 //!
@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 use super::{LatestCache, MessageStore, check_limit};
 use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
 
-/// The seed's table name.
+/// The default table name.
 pub const DEFAULT_TABLE: &str = "Message";
 
 const ATTEMPTS: usize = 16;
@@ -78,7 +78,7 @@ impl DynamoStore {
         }
     }
 
-    /// Creates the table (on-demand billing) unless it exists. The seed created it by hand.
+    /// Creates the table (on-demand billing) unless it exists.
     pub async fn create_table(&self) -> Result<()> {
         let exists = self
             .client

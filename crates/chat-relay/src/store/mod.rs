@@ -1,9 +1,9 @@
-//! Where messages are kept: history newest first with the seed's cursor, and the messages after a
+//! Where messages are kept: history newest first with a keyset cursor, and the messages after a
 //! given one for a reconnecting client.
 //!
 //! A store assigns `sendTime` when it appends ([`Draft::send_time_after`]): unique within a room,
-//! never overwriting (the seed used the client's clock as the DynamoDB sort key, so two messages
-//! in the same millisecond replaced each other). Appends to one room are expected from one
+//! never overwriting (a client's clock as the sort key would let two messages
+//! in the same millisecond replace each other). Appends to one room are expected from one
 //! writer at a time (the [`Sequencer`](crate::Sequencer)); backends still refuse to overwrite
 //! and retry with a later time if two writers meet; and a draft with a `seq` (its position in
 //! the relay's log) is stored at most once, so a draft handled by two sequencers (during a

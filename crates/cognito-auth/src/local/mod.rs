@@ -89,8 +89,8 @@ pub struct LocalConfig {
 impl Default for LocalConfig {
     fn default() -> Self {
         Self {
-            issuer: "somsom".into(),
-            client_id: "somsom-web".into(),
+            issuer: "local".into(),
+            client_id: "web".into(),
             access_ttl: Duration::hours(1),
             refresh_ttl: Duration::days(30),
             code_ttl: Duration::hours(24),

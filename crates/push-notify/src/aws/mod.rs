@@ -1,4 +1,4 @@
-//! The AWS path (feature `aws`), the seed's design made exact: each reminder is a one-time
+//! The AWS path (feature `aws`): each reminder is a one-time
 //! EventBridge Scheduler schedule that publishes the reminder to an SNS topic; an SQS queue
 //! subscribed to the topic (raw delivery) is the [`DueSource`](crate::DueSource) the
 //! dispatchers of every node drain.

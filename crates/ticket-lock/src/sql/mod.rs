@@ -5,7 +5,7 @@
 //! writers of a day's reservations hold that row lock, so the per-user cap is as atomic as the
 //! stock. Two ways to take it ([`Strategy`]):
 //!
-//! - `RowLock`: the seed's `SELECT … FOR UPDATE`, then `UPDATE`;
+//! - `RowLock`: `SELECT … FOR UPDATE`, then `UPDATE`;
 //! - `ConditionalUpdate`: `UPDATE … SET remaining = remaining - q WHERE remaining >= q` first (no
 //!   separate read), undone by the rollback when a later check refuses.
 //!
@@ -51,7 +51,7 @@ pub enum SqlPool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
-    /// `SELECT … FOR UPDATE`, check, `UPDATE` (the seed's way).
+    /// `SELECT … FOR UPDATE`, check, `UPDATE`.
     #[default]
     RowLock,
     /// One conditional `UPDATE` that checks and takes the stock.

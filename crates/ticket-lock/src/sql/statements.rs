@@ -391,7 +391,7 @@ macro_rules! dialect {
             /// Books several bookings of one festival day in one transaction: the day's row is
             /// locked once (`SELECT … FOR UPDATE`), each booking is checked in turn (seeing the
             /// ones before it), the accepted ones are inserted, the stock is taken once, and one
-            /// commit (one log flush) covers them all. With one booking this is the seed's
+            /// commit (one log flush) covers them all. With one booking this is the plain
             /// row-lock booking. `None` for a booking whose key an earlier booking of the same
             /// group uses: the caller books it again on its own and finds that one.
             pub(crate) async fn reserve_batch(

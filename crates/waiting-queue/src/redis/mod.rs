@@ -3,9 +3,9 @@
 //!
 //! | key | type | content |
 //! |---|---|---|
-//! | `…:wait` | ZSET | waiting users, scored by arrival number (the seed scored by second, so ties reordered) |
+//! | `…:wait` | ZSET | waiting users, scored by arrival number (not by time: ties would reorder) |
 //! | `…:pre` | ZSET | the pre-queue, scored by lottery number ([`crate::lottery`]): first in line once open |
-//! | `…:proceed` | ZSET | live admissions, scored by expiry in ms (the seed's never expired) |
+//! | `…:proceed` | ZSET | live admissions, scored by expiry in ms |
 //! | `…:spent` | ZSET | used admissions, by expiry, kept to tell a replay |
 //! | `…:adm` | HASH | user → number of their admission |
 //! | `…:seen` | ZSET | waiting users by last sign of life in ms, for idle drops |
@@ -13,8 +13,8 @@
 //! | `…:admits` | LIST | recent admissions as `ms:count`, for the admission rate |
 //! | `{prefix}users:queues` | SET | queue names a driver should tick |
 //!
-//! With an empty prefix `wait` and `proceed` are exactly the seed's keys. The keys of one queue are
-//! used together in scripts, so this needs one Redis primary (not a cluster), as the seed did.
+//! With an empty prefix the keys are `users:queue:{queue}:wait` and `…:proceed`. The keys of one queue are
+//! used together in scripts, so this needs one Redis primary (not a cluster).
 //! The opening is decided inside a script (the first one to run at or after `opens_at`), so the
 //! pre-queue's order is fixed once for every node; it needs no shuffle at the opening, because
 //! each member was placed by their lottery number as they joined.
@@ -110,7 +110,7 @@ fn to_time(ms: i64) -> DateTime<Utc> {
 }
 
 impl RedisQueue {
-    /// Queues under `{prefix}users:queue:` (an empty prefix gives the seed's keys), timed by the
+    /// Queues under `{prefix}users:queue:` (the prefix may be empty), timed by the
     /// system clock.
     pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
         Self {
