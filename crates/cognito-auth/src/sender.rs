@@ -149,9 +149,8 @@ impl CodeSender for SmtpSender {
         let product = self
             .from
             .name
-            .as_deref()
-            .unwrap_or(&self.from.email.to_string())
-            .to_owned();
+            .clone()
+            .unwrap_or_else(|| self.from.email.to_string());
         let (subject, body) = code_email(to, code, purpose, &product);
         let mailbox = lettre::message::Mailbox::new(
             Some(to.name.clone()),
