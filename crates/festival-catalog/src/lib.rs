@@ -5,7 +5,7 @@ mod keyword;
 pub mod memory;
 mod model;
 
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub mod sql;
 
 #[cfg(any(test, feature = "testing"))]

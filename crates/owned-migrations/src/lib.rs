@@ -1,12 +1,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc = include_str!("../README.md")]
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 use sqlx::migrate::{Migrate, MigrateError, Migrator};
 
 /// sqlx's record table, which the host application's own migrations use.
 pub const SHARED_TABLE: &str = "_sqlx_migrations";
 
 /// A record table name must be a plain identifier: it is written into SQL.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn check_table(table: &str) -> Result<(), MigrateError> {
     let plain = !table.is_empty()
         && table != SHARED_TABLE
@@ -23,6 +25,7 @@ fn check_table(table: &str) -> Result<(), MigrateError> {
 }
 
 /// `SELECT`/`DELETE` condition matching the migrator's versions (integers, so written inline).
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn versions(migrator: &Migrator) -> String {
     let list: Vec<String> = migrator.iter().map(|m| m.version.to_string()).collect();
     if list.is_empty() {

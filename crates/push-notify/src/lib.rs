@@ -7,7 +7,7 @@ mod model;
 pub mod plan;
 pub mod send;
 
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub mod sql;
 
 #[cfg(feature = "aws")]

@@ -4,7 +4,7 @@
 pub mod memory;
 mod model;
 
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub mod sql;
 
 #[cfg(any(test, feature = "testing"))]

@@ -12,7 +12,7 @@
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 mod memory;
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub mod sql;
 
 pub use memory::MemoryStore;
@@ -51,11 +51,11 @@ pub(crate) fn check_limit(limit: usize) -> Result<()> {
 }
 
 /// The latest `sendTime` a store wrote per room, so that an append usually needs no read.
-#[cfg(any(feature = "sql", feature = "dynamodb"))]
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
 #[derive(Debug, Default)]
 pub(crate) struct LatestCache(std::sync::Mutex<std::collections::HashMap<RoomId, i64>>);
 
-#[cfg(any(feature = "sql", feature = "dynamodb"))]
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "dynamodb"))]
 impl LatestCache {
     pub(crate) fn get(&self, room: RoomId) -> Option<i64> {
         self.0.lock().expect("poisoned").get(&room).copied()

@@ -8,7 +8,11 @@
 //! again; a taken `seq` (unique per room) means the draft was stored before.
 
 use async_trait::async_trait;
-use sqlx::{MySqlPool, Row, SqlitePool};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+use sqlx::Row;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use super::{LatestCache, MessageStore, check_limit};
 use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
@@ -21,8 +25,10 @@ pub const MIGRATIONS_TABLE: &str = "_chat_relay_migrations";
 #[derive(Debug, Clone)]
 pub enum SqlPool {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
@@ -73,7 +79,9 @@ macro_rules! impl_row {
         }
     };
 }
+#[cfg(feature = "sqlite")]
 impl_row!(sqlx::sqlite::SqliteRow);
+#[cfg(feature = "mysql")]
 impl_row!(sqlx::mysql::MySqlRow);
 
 const INSERT: &str = "INSERT INTO chat_messages (chat_room_id, send_time, seq, sender_id, sender_name, content) \
@@ -88,7 +96,9 @@ const AFTER: &str = "SELECT chat_room_id, send_time, sender_id, sender_name, con
 macro_rules! on_pool {
     ($pool:expr, |$p:ident| $body:expr) => {
         match $pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite($p) => $body,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql($p) => $body,
         }
     };
@@ -106,6 +116,7 @@ impl SqlStore {
     /// Creates the table if needed, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<()> {
         let result = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 owned_migrations::sqlite(
                     pool,
@@ -114,6 +125,7 @@ impl SqlStore {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 owned_migrations::mysql(
                     pool,

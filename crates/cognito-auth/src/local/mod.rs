@@ -20,7 +20,7 @@
 
 mod memory;
 mod revocations;
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
 pub mod store;
 
@@ -36,7 +36,7 @@ use tokio::sync::Semaphore;
 
 pub use memory::MemoryStore;
 use revocations::Revocations;
-#[cfg(feature = "sql")]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub use sql::SqlStore;
 use store::{Account, AccountStore, RefreshRecord};
 

@@ -2,7 +2,10 @@
 //! every node using the same database.
 
 use async_trait::async_trait;
-use sqlx::{MySqlPool, SqlitePool};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use super::store::{
     Account, AccountStore, RefreshLookup, RefreshRecord, RevokedSession, StoreError,
@@ -17,8 +20,10 @@ pub(crate) const MIGRATIONS_TABLE: &str = "_cognito_auth_migrations";
 #[derive(Debug, Clone)]
 pub enum SqlStore {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
@@ -27,7 +32,9 @@ pub enum SqlStore {
 macro_rules! on_pool {
     ($self:expr, $pool:ident => $body:expr) => {
         match $self {
+            #[cfg(feature = "sqlite")]
             SqlStore::Sqlite($pool) => $body,
+            #[cfg(feature = "mysql")]
             SqlStore::MySql($pool) => $body,
         }
     };
@@ -120,6 +127,7 @@ impl SqlStore {
     /// (`_cognito_auth_migrations`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let run = match self {
+            #[cfg(feature = "sqlite")]
             SqlStore::Sqlite(pool) => {
                 owned_migrations::sqlite(
                     pool,
@@ -128,6 +136,7 @@ impl SqlStore {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlStore::MySql(pool) => {
                 owned_migrations::mysql(
                     pool,
@@ -210,9 +219,11 @@ impl AccountStore for SqlStore {
 
     async fn insert_refresh(&self, r: &RefreshRecord) -> Result<(), StoreError> {
         let family_sql = match self {
+            #[cfg(feature = "sqlite")]
             SqlStore::Sqlite(_) => {
                 "INSERT OR IGNORE INTO auth_sessions (family, username) VALUES (?, ?)"
             }
+            #[cfg(feature = "mysql")]
             SqlStore::MySql(_) => {
                 "INSERT IGNORE INTO auth_sessions (family, username) VALUES (?, ?)"
             }
@@ -297,9 +308,11 @@ impl AccountStore for SqlStore {
         // Two nodes starting together may both generate a key; the first insert wins and both
         // read it back.
         let sql = match self {
+            #[cfg(feature = "sqlite")]
             SqlStore::Sqlite(_) => {
                 "INSERT OR IGNORE INTO auth_signing_keys (id, kid, pem) VALUES (1, ?, ?)"
             }
+            #[cfg(feature = "mysql")]
             SqlStore::MySql(_) => {
                 "INSERT IGNORE INTO auth_signing_keys (id, kid, pem) VALUES (1, ?, ?)"
             }

@@ -16,7 +16,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use engine_clock::{Clock, SystemClock};
-use sqlx::{MySqlPool, SqlitePool};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use crate::memory::truncate_to_millis;
 use crate::{
@@ -32,8 +35,10 @@ pub const MIGRATIONS_TABLE: &str = "_festival_catalog_migrations";
 #[derive(Debug, Clone)]
 pub enum SqlPool {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
@@ -150,6 +155,7 @@ impl SqlCatalog {
     /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<(), CatalogError> {
         let result = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 owned_migrations::sqlite(
                     pool,
@@ -158,6 +164,7 @@ impl SqlCatalog {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 owned_migrations::mysql(
                     pool,
@@ -180,7 +187,9 @@ impl SqlCatalog {
         loop {
             attempt += 1;
             let result = match &self.pool {
+                #[cfg(feature = "sqlite")]
                 SqlPool::Sqlite(pool) => statements::sqlite::insert(pool, prepared, now).await,
+                #[cfg(feature = "mysql")]
                 SqlPool::MySql(pool) => statements::mysql::insert(pool, prepared, now).await,
             };
             match result {
@@ -235,7 +244,9 @@ impl Catalog for SqlCatalog {
         loop {
             attempt += 1;
             let result = match &self.pool {
+                #[cfg(feature = "sqlite")]
                 SqlPool::Sqlite(pool) => statements::sqlite::update(pool, id, &changes, now).await,
+                #[cfg(feature = "mysql")]
                 SqlPool::MySql(pool) => statements::mysql::update(pool, id, &changes, now).await,
             };
             match result {
@@ -249,7 +260,9 @@ impl Catalog for SqlCatalog {
 
     async fn get(&self, id: FestivalId) -> Result<Festival, CatalogError> {
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::get(pool, id).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::get(pool, id).await,
         }
         .map_err(unavailable)?
@@ -263,7 +276,9 @@ impl Catalog for SqlCatalog {
         }
         let limit = i64::from(page.limit()) + 1;
         let rows = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::list(pool, page.id_bound(), limit).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::list(pool, page.id_bound(), limit).await,
         }
         .map_err(unavailable)?;
@@ -274,6 +289,7 @@ impl Catalog for SqlCatalog {
         let required = keyword.required_grams();
         let limit = i64::from(page.limit()) + 1;
         let rows = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 statements::sqlite::search(
                     pool,
@@ -284,6 +300,7 @@ impl Catalog for SqlCatalog {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 statements::mysql::search(pool, &required, keyword.as_str(), page.id_bound(), limit)
                     .await
@@ -295,7 +312,9 @@ impl Catalog for SqlCatalog {
 
     async fn count(&self) -> Result<u64, CatalogError> {
         let n = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::count(pool).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::count(pool).await,
         }
         .map_err(unavailable)?;

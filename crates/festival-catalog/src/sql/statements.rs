@@ -246,12 +246,14 @@ fn tally_postings<'a>(postings: &[(&'a str, FestivalId)]) -> BTreeMap<&'a str, i
     counts
 }
 
+#[cfg(feature = "sqlite")]
 dialect!(
     sqlite,
     sqlx::Sqlite,
     "ON CONFLICT (gram) DO UPDATE SET festivals = festivals + excluded.festivals",
     |result| result.last_insert_rowid()
 );
+#[cfg(feature = "mysql")]
 dialect!(
     mysql,
     sqlx::MySql,

@@ -16,7 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use engine_clock::{Clock, SystemClock};
-use sqlx::{MySqlPool, SqlitePool};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use crate::{
     Begin, Claimed, DeliveryId, Device, DeviceRegistry, DueSource, Finish, Ledger, Notification,
@@ -31,8 +34,10 @@ pub const MIGRATIONS_TABLE: &str = "_push_notify_migrations";
 #[derive(Debug, Clone)]
 pub enum SqlPool {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
@@ -76,10 +81,12 @@ fn millis(d: Duration) -> i64 {
 macro_rules! on_pool {
     ($self:ident, |$m:ident, $p:ident| $body:expr) => {
         match &$self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite($p) => {
                 use statements::sqlite as $m;
                 $body
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql($p) => {
                 use statements::mysql as $m;
                 $body
@@ -127,6 +134,7 @@ impl SqlPush {
     /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<()> {
         let result = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 owned_migrations::sqlite(
                     pool,
@@ -135,6 +143,7 @@ impl SqlPush {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 owned_migrations::mysql(
                     pool,

@@ -439,6 +439,7 @@ macro_rules! dialect {
     };
 }
 
+#[cfg(feature = "sqlite")]
 dialect!(
     sqlite,
     sqlx::Sqlite,
@@ -449,6 +450,7 @@ dialect!(
     upsert_device: "ON CONFLICT (token_hash) DO UPDATE SET user_id = excluded.user_id, \
         device_type = excluded.device_type, active = 1, updated_at = excluded.updated_at"
 );
+#[cfg(feature = "mysql")]
 dialect!(
     mysql,
     sqlx::MySql,

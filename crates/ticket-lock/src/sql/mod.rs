@@ -24,7 +24,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::FixedOffset;
 use engine_clock::{Clock, SystemClock};
-use sqlx::{MySqlPool, SqlitePool};
+#[cfg(feature = "mysql")]
+use sqlx::MySqlPool;
+#[cfg(feature = "sqlite")]
+use sqlx::SqlitePool;
 
 use crate::model::{kst, millis, today};
 use chrono::NaiveDate;
@@ -42,8 +45,10 @@ pub const MIGRATIONS_TABLE: &str = "_ticket_lock_migrations";
 #[derive(Debug, Clone)]
 pub enum SqlPool {
     /// SQLite.
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
     /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
     MySql(MySqlPool),
 }
 
@@ -134,6 +139,7 @@ impl SqlTickets {
     /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].
     pub async fn migrate(&self) -> Result<(), TicketError> {
         let result = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 owned_migrations::sqlite(
                     pool,
@@ -142,6 +148,7 @@ impl SqlTickets {
                 )
                 .await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 owned_migrations::mysql(
                     pool,
@@ -213,9 +220,11 @@ impl SqlTickets {
             let result = loop {
                 attempt += 1;
                 let result = match &self.pool {
+                    #[cfg(feature = "sqlite")]
                     SqlPool::Sqlite(pool) => {
                         statements::sqlite::reserve_batch(pool, &bookings, now, today).await
                     }
+                    #[cfg(feature = "mysql")]
                     SqlPool::MySql(pool) => {
                         statements::mysql::reserve_batch(pool, &bookings, now, today).await
                     }
@@ -247,7 +256,9 @@ impl TicketEngine for SqlTickets {
     async fn create_inventory(&self, new: NewInventory) -> Result<Inventory, TicketError> {
         new.validate()?;
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::create_inventory(pool, &new).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::create_inventory(pool, &new).await,
         }
         .map_err(unavailable)?;
@@ -256,7 +267,9 @@ impl TicketEngine for SqlTickets {
 
     async fn inventory(&self, festival: i64) -> Result<Inventory, TicketError> {
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::inventory(pool, festival).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::inventory(pool, festival).await,
         }
         .map_err(unavailable)?
@@ -280,16 +293,19 @@ impl TicketEngine for SqlTickets {
         loop {
             attempt += 1;
             let result = match (&self.pool, self.strategy) {
+                #[cfg(feature = "sqlite")]
                 (SqlPool::Sqlite(pool), Strategy::ConditionalUpdate) => {
                     statements::sqlite::reserve_conditional(pool, &booking, now, today)
                         .await
                         .map(Some)
                 }
+                #[cfg(feature = "mysql")]
                 (SqlPool::MySql(pool), Strategy::ConditionalUpdate) => {
                     statements::mysql::reserve_conditional(pool, &booking, now, today)
                         .await
                         .map(Some)
                 }
+                #[cfg(feature = "sqlite")]
                 (SqlPool::Sqlite(pool), _) => statements::sqlite::reserve_batch(
                     pool,
                     std::slice::from_ref(&booking),
@@ -298,6 +314,7 @@ impl TicketEngine for SqlTickets {
                 )
                 .await
                 .map(|mut outcomes| outcomes.pop().flatten()),
+                #[cfg(feature = "mysql")]
                 (SqlPool::MySql(pool), _) => statements::mysql::reserve_batch(
                     pool,
                     std::slice::from_ref(&booking),
@@ -330,9 +347,11 @@ impl TicketEngine for SqlTickets {
         loop {
             attempt += 1;
             let result = match &self.pool {
+                #[cfg(feature = "sqlite")]
                 SqlPool::Sqlite(pool) => {
                     statements::sqlite::cancel(pool, user, id, now, today).await
                 }
+                #[cfg(feature = "mysql")]
                 SqlPool::MySql(pool) => statements::mysql::cancel(pool, user, id, now, today).await,
             };
             match result {
@@ -349,7 +368,9 @@ impl TicketEngine for SqlTickets {
         key: &str,
     ) -> Result<Option<Reservation>, TicketError> {
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::reservation_by_key(pool, user, key).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::reservation_by_key(pool, user, key).await,
         }
         .map_err(unavailable)
@@ -361,7 +382,9 @@ impl TicketEngine for SqlTickets {
         id: ReservationId,
     ) -> Result<Reservation, TicketError> {
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::reservation(pool, user, id).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::reservation(pool, user, id).await,
         }
         .map_err(unavailable)?
@@ -375,7 +398,9 @@ impl TicketEngine for SqlTickets {
         date: NaiveDate,
     ) -> Result<u32, TicketError> {
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::held(pool, user, festival, date).await,
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::held(pool, user, festival, date).await,
         }
         .map_err(unavailable)
@@ -389,9 +414,11 @@ impl TicketEngine for SqlTickets {
     ) -> Result<Vec<Reservation>, TicketError> {
         let limit = i64::from(limit);
         match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 statements::sqlite::active_from(pool, from, after, limit).await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => statements::mysql::active_from(pool, from, after, limit).await,
         }
         .map_err(unavailable)
@@ -404,9 +431,11 @@ impl TicketEngine for SqlTickets {
     ) -> Result<ReservationPage, TicketError> {
         let limit = i64::from(window.limit) + 1;
         let rows = match &self.pool {
+            #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => {
                 statements::sqlite::reservations(pool, user, window.bound(), limit).await
             }
+            #[cfg(feature = "mysql")]
             SqlPool::MySql(pool) => {
                 statements::mysql::reservations(pool, user, window.bound(), limit).await
             }

@@ -617,6 +617,7 @@ macro_rules! dialect {
     };
 }
 
+#[cfg(feature = "sqlite")]
 dialect!(
     sqlite,
     sqlx::Sqlite,
@@ -626,6 +627,7 @@ dialect!(
     returning: true,
     |result| result.last_insert_rowid()
 );
+#[cfg(feature = "mysql")]
 dialect!(
     mysql,
     sqlx::MySql,
