@@ -99,8 +99,7 @@ impl Database {
         }
     }
 
-    /// Applies the server's migrations. Engines apply their own; every migrator ignores versions
-    /// it does not know, so they can share one database.
+    /// Applies the server's migrations (engines apply their own, in tables of their own).
     pub async fn migrate(&self) -> Result<(), DbError> {
         match self {
             Self::Sqlite(pool) => {
@@ -108,7 +107,7 @@ impl Database {
                     .run(pool)
                     .await
             }
-            Self::MySql(pool) => shared(sqlx::migrate!("./migrations/mysql")).run(pool).await,
+            Self::MySql(pool) => migrate_mysql(pool).await,
         }
         .map_err(DbError::Migrate)
     }
@@ -205,6 +204,27 @@ impl Database {
 fn shared(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// The server's MySQL migrations, one node at a time: under a named lock held for the whole run
+/// on the connection that runs them. sqlx's own lock asks `GET_LOCK` with a timeout of -1, which
+/// MariaDB answers at once with NULL, so it would let nodes starting together migrate at once.
+async fn migrate_mysql(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::migrate::MigrateError;
+    const LOCK: &str = "SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/somsom-server')), 600)";
+    const UNLOCK: &str = "SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/somsom-server')))";
+    let mut conn = pool.acquire().await?;
+    let got: Option<i64> = sqlx::query_scalar(LOCK).fetch_one(&mut *conn).await?;
+    if got != Some(1) {
+        return Err(MigrateError::Execute(sqlx::Error::Protocol(
+            "another node held the server's migration lock for 600 s".into(),
+        )));
+    }
+    let mut migrator = shared(sqlx::migrate!("./migrations/mysql"));
+    migrator.set_locking(false);
+    let migrated = migrator.run_direct(None, &mut *conn, false).await;
+    sqlx::query(UNLOCK).execute(&mut *conn).await?;
+    migrated
 }
 
 /// Runs the same sqlx expression on whichever pool `db` holds.

@@ -35,9 +35,15 @@ fn versions(migrator: &Migrator) -> String {
     }
 }
 
-/// One backend's `run`: the adoption of earlier records, then the migrations, on one connection.
+/// How long a node waits for another one's migrations before it gives up.
+#[cfg(feature = "mysql")]
+const LOCK_WAIT_SECS: u32 = 600;
+
+/// The adoption of earlier records, then the migrations, on one connection: `$lock` and
+/// `$unlock` bracket both.
 macro_rules! backend {
-    ($(#[$doc:meta])* $name:ident, $feature:literal, $pool:ty, $exists:literal) => {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $pool:ty, $exists:literal,
+     |$c:ident, $t:ident| $lock:expr, $unlock:expr) => {
         $(#[$doc])*
         #[cfg(feature = $feature)]
         #[cfg_attr(docsrs, doc(cfg(feature = $feature)))]
@@ -48,8 +54,11 @@ macro_rules! backend {
         ) -> Result<(), MigrateError> {
             check_table(table)?;
             let mut conn = pool.acquire().await?;
-            conn.lock().await?;
-            let adopted = async {
+            {
+                let ($c, $t) = (&mut *conn, table);
+                $lock
+            }
+            let migrated = async {
                 conn.ensure_migrations_table(table).await?;
                 let shared: i64 = sqlx::query_scalar($exists)
                     .bind(SHARED_TABLE)
@@ -67,36 +76,71 @@ macro_rules! backend {
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DELETE FROM {SHARED_TABLE} WHERE {ours}"
                     )))
-                        .execute(&mut *conn)
-                        .await?;
+                    .execute(&mut *conn)
+                    .await?;
                 }
-                Ok::<(), MigrateError>(())
+                migrator.dangerous_set_table_name(table);
+                // A node of an older release (rolling back) must still start beside a newer one.
+                migrator.set_ignore_missing(true);
+                // The lock above is held; sqlx's own is not taken (see `mysql`).
+                migrator.set_locking(false);
+                // On the same connection, so a pool of one connection works. `run_direct` is what
+                // `Migrator::run` calls; taking `&mut Connection` directly spares callers the
+                // "Acquire is not general enough" error of `run(&mut conn)`.
+                migrator.run_direct(None, &mut *conn, false).await
             }
             .await;
-            conn.unlock().await?;
-            // Back to the pool before the migrator takes one (a pool may hold a single one).
-            drop(conn);
-            adopted?;
-            migrator.dangerous_set_table_name(table);
-            // A node of an older release (rolling back) must still start beside a newer one.
-            migrator.set_ignore_missing(true);
-            migrator.run(pool).await
+            {
+                let ($c, $t) = (&mut *conn, table);
+                $unlock
+            }
+            migrated
         }
     };
 }
 
 backend!(
-    /// Runs `migrator` on a SQLite database, recording what it applied in `table`.
+    /// Runs `migrator` on a SQLite database, recording what it applied in `table`. SQLite lets
+    /// one writer in at a time; nodes do not share a SQLite file.
     sqlite,
     "sqlite",
     sqlx::SqlitePool,
-    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+    |conn, table| {
+        // Nothing to take: the connection is this process's own file handle.
+        let _ = (conn, table);
+    },
+    {
+        let _ = (conn, table);
+    }
 );
 
 backend!(
     /// Runs `migrator` on a MySQL or MariaDB database, recording what it applied in `table`.
+    ///
+    /// Nodes starting together take turns through a named lock (`GET_LOCK`) held for the whole
+    /// run. sqlx's own migration lock asks with a timeout of -1, which MySQL reads as "wait for
+    /// ever" but MariaDB answers at once with NULL, so on MariaDB it excludes nobody.
     mysql,
     "mysql",
     sqlx::MySqlPool,
-    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+    |conn, table| {
+        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), ?)")
+            .bind(table)
+            .bind(LOCK_WAIT_SECS)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got != Some(1) {
+            return Err(MigrateError::Execute(sqlx::Error::Protocol(format!(
+                "another node held the migration lock of {table} for {LOCK_WAIT_SECS} s"
+            ))));
+        }
+    },
+    {
+        sqlx::query("SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)))")
+            .bind(table)
+            .execute(&mut *conn)
+            .await?;
+    }
 );

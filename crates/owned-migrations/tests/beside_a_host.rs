@@ -91,7 +91,7 @@ macro_rules! cases {
                     return;
                 };
                 library_the_old_way().run(&pool).await.unwrap();
-                let runs = (0..4).map(|_| owned_migrations::$backend(&pool, library(), TABLE));
+                let runs = (0..8).map(|_| owned_migrations::$backend(&pool, library(), TABLE));
                 for result in futures::future::join_all(runs).await {
                     result.unwrap();
                 }
