@@ -49,7 +49,7 @@ impl Sender for Printer {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = ManualClock::new("2027-05-01T00:00:00Z".parse()?);
-    let schedule = Arc::new(MemorySchedule::new(Arc::new(clock.clone())));
+    let schedule = Arc::new(MemorySchedule::new().with_clock(Arc::new(clock.clone())));
     let registry = Arc::new(MemoryRegistry::new());
     for (user, token, device_type) in [
         (1, "ana-phone", DeviceType::Mobile),

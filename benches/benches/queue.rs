@@ -49,10 +49,12 @@ fn footprint() {
 /// them in line in lottery order (the order was kept as they joined, so this is one walk).
 fn opening() {
     let clock = ManualClock::starting_now();
-    let engine = MemoryQueue::new(Arc::new(clock.clone())).with_default_policy(Policy {
-        batch_size: 500,
-        ..Policy::default()
-    });
+    let engine = MemoryQueue::new()
+        .with_clock(Arc::new(clock.clone()))
+        .with_default_policy(Policy {
+            batch_size: 500,
+            ..Policy::default()
+        });
     let queue = QueueName::new("festival1").unwrap();
     let opens = chrono::Utc::now() + chrono::Duration::minutes(1);
     now(engine.schedule(&queue, Some(opens))).unwrap();

@@ -27,17 +27,24 @@ pub struct MemoryCatalog {
 
 impl Default for MemoryCatalog {
     fn default() -> Self {
-        Self::new(Arc::new(SystemClock))
+        Self::new()
     }
 }
 
 impl MemoryCatalog {
-    /// An empty catalog reading the time from `clock`.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    /// An empty catalog on the system clock.
+    pub fn new() -> Self {
         Self {
             state: Arc::default(),
-            clock,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -155,7 +162,9 @@ mod tests {
     #[tokio::test]
     async fn memory_catalog_passes_the_conformance_suite() {
         run_all(&|clock| {
-            Box::pin(async move { Arc::new(MemoryCatalog::new(clock)) as Arc<dyn Catalog> })
+            Box::pin(
+                async move { Arc::new(MemoryCatalog::new().with_clock(clock)) as Arc<dyn Catalog> },
+            )
         })
         .await;
     }

@@ -25,7 +25,7 @@ async fn sqlite(dir: &tempfile::TempDir, clock: Arc<dyn Clock>) -> Arc<dyn Catal
         .connect_with(options)
         .await
         .unwrap();
-    let catalog = SqlCatalog::with_clock(SqlPool::Sqlite(pool), clock);
+    let catalog = SqlCatalog::new(SqlPool::Sqlite(pool)).with_clock(clock);
     catalog.migrate().await.unwrap();
     catalog.migrate().await.unwrap(); // idempotent
     Arc::new(catalog)
@@ -56,7 +56,7 @@ async fn mysql_catalog_passes_the_conformance_suite() {
                 .await
                 .unwrap();
             made.lock().unwrap().push(db);
-            let catalog = SqlCatalog::with_clock(SqlPool::MySql(pool), clock);
+            let catalog = SqlCatalog::new(SqlPool::MySql(pool)).with_clock(clock);
             catalog.migrate().await.unwrap();
             Arc::new(catalog) as Arc<dyn Catalog>
         })

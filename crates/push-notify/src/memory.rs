@@ -147,17 +147,24 @@ pub struct MemorySchedule {
 
 impl Default for MemorySchedule {
     fn default() -> Self {
-        Self::new(Arc::new(SystemClock))
+        Self::new()
     }
 }
 
 impl MemorySchedule {
-    /// An empty schedule on `clock`.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    /// An empty schedule on the system clock.
+    pub fn new() -> Self {
         Self {
             plan: Arc::default(),
-            clock,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads due times from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// How each reminder ended, for inspection.
@@ -387,7 +394,7 @@ mod tests {
 
     fn harness() -> conformance::schedule::Harness {
         let clock = ManualClock::starting_now();
-        let schedule = Arc::new(MemorySchedule::new(Arc::new(clock.clone())));
+        let schedule = Arc::new(MemorySchedule::new().with_clock(Arc::new(clock.clone())));
         conformance::schedule::Harness::manual(schedule.clone(), schedule, clock)
     }
 
@@ -401,7 +408,7 @@ mod tests {
         conformance::dispatch::run_all(&|| {
             async {
                 let clock = ManualClock::starting_now();
-                let schedule = Arc::new(MemorySchedule::new(Arc::new(clock.clone())));
+                let schedule = Arc::new(MemorySchedule::new().with_clock(Arc::new(clock.clone())));
                 conformance::dispatch::Backends {
                     clock,
                     registry: Arc::new(MemoryRegistry::new()),

@@ -270,7 +270,7 @@ async fn the_dispatcher_sends_through_fcm() {
     for token in ["phone", "gone", "busy"] {
         registry.activate(device(token)).await.unwrap();
     }
-    let schedule = Arc::new(MemorySchedule::new(Arc::new(clock.clone())));
+    let schedule = Arc::new(MemorySchedule::new().with_clock(Arc::new(clock.clone())));
     let today = clock
         .now()
         .with_timezone(&chrono_tz::Asia::Seoul)

@@ -45,7 +45,7 @@ async fn mysql(db: &TestDatabase) -> SqlPool {
 }
 
 async fn push(pool: SqlPool, clock: &ManualClock) -> Arc<SqlPush> {
-    let push = SqlPush::with_clock(pool, Arc::new(clock.clone()));
+    let push = SqlPush::new(pool).with_clock(Arc::new(clock.clone()));
     push.migrate().await.unwrap();
     push.migrate().await.unwrap(); // idempotent
     Arc::new(push)

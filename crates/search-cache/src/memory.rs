@@ -71,11 +71,17 @@ impl Default for MemoryCache {
 impl MemoryCache {
     /// A cache holding at most about `max_bytes` of keys and values.
     pub fn new(max_bytes: u64) -> Self {
-        Self::with_clock(max_bytes, Arc::new(SystemClock))
+        Self::build(max_bytes, Arc::new(SystemClock))
     }
 
-    /// [`new`](Self::new) with the time read from `clock`.
-    pub fn with_clock(max_bytes: u64, clock: Arc<dyn Clock>) -> Self {
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn build(max_bytes: u64, clock: Arc<dyn Clock>) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|k: &EntryKey, v: &Entry| {
@@ -171,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn memory_cache_passes_the_conformance_suite() {
         let clock = ManualClock::starting_now();
-        let cache = Arc::new(MemoryCache::with_clock(1 << 20, Arc::new(clock.clone())));
+        let cache = Arc::new(MemoryCache::new(1 << 20).with_clock(Arc::new(clock.clone())));
         run_all(Harness {
             store: cache.clone(),
             // Clones share entries and generations, like two handles on one Redis.

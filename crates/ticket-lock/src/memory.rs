@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{FixedOffset, NaiveDate};
 use engine_clock::{Clock, SystemClock};
 
-use crate::model::{check, from_millis, kst, millis, today};
+use crate::model::{check, from_millis, millis, today};
 use crate::{
     Booked, Booking, DayStock, FestivalId, Inventory, NewInventory, Reservation, ReservationId,
     ReservationPage, Rules, Status, TicketEngine, TicketError, UserId, Window,
@@ -33,18 +33,33 @@ pub struct MemoryTickets {
 
 impl Default for MemoryTickets {
     fn default() -> Self {
-        Self::new(Arc::new(SystemClock), kst())
+        Self::new()
     }
 }
 
 impl MemoryTickets {
-    /// An empty engine; days end at midnight in `offset` (e.g. [`crate::kst`]).
-    pub fn new(clock: Arc<dyn Clock>, offset: FixedOffset) -> Self {
+    /// An empty engine on the system clock; days end at midnight UTC unless
+    /// [`with_day_offset`](Self::with_day_offset) says otherwise.
+    pub fn new() -> Self {
         Self {
             state: Arc::default(),
-            clock,
-            offset,
+            clock: Arc::new(SystemClock),
+            offset: FixedOffset::east_opt(0).expect("UTC"),
         }
+    }
+
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Days end at midnight in `offset`, e.g. [`crate::kst`].
+    #[must_use]
+    pub fn with_day_offset(mut self, offset: FixedOffset) -> Self {
+        self.offset = offset;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -272,9 +287,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn memory_tickets_pass_the_conformance_suite() {
         run_all(&|clock| {
-            Box::pin(
-                async move { Arc::new(MemoryTickets::new(clock, kst())) as Arc<dyn TicketEngine> },
-            )
+            Box::pin(async move {
+                Arc::new(
+                    MemoryTickets::new()
+                        .with_clock(clock)
+                        .with_day_offset(crate::kst()),
+                ) as Arc<dyn TicketEngine>
+            })
         })
         .await;
     }

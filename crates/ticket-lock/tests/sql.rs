@@ -31,7 +31,9 @@ async fn sqlite_pool(dir: &tempfile::TempDir) -> SqlPool {
 }
 
 async fn engine(pool: SqlPool, strategy: Strategy, clock: Arc<dyn Clock>) -> Arc<dyn TicketEngine> {
-    let engine = SqlTickets::with_clock(pool, strategy, clock, kst());
+    let engine = SqlTickets::new(pool, strategy)
+        .with_clock(clock)
+        .with_day_offset(kst());
     engine.migrate().await.unwrap();
     engine.migrate().await.unwrap(); // idempotent
     Arc::new(engine)

@@ -66,7 +66,8 @@ mod tests {
     #[tokio::test]
     async fn two_drivers_on_one_engine_admit_one_batch_per_interval() {
         let clock = ManualClock::starting_now();
-        let engine: Arc<dyn WaitingQueue> = Arc::new(MemoryQueue::new(Arc::new(clock.clone())));
+        let engine: Arc<dyn WaitingQueue> =
+            Arc::new(MemoryQueue::new().with_clock(Arc::new(clock.clone())));
         let q = QueueName::new("drop").unwrap();
         engine
             .configure(

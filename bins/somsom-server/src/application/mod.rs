@@ -106,12 +106,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     let festivals =
         crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
             .await?;
-    let tickets = SqlTickets::with_clock(
-        db.ticket_pool(),
-        config.tickets.strategy,
-        clock.clone(),
-        ticket_lock::kst(),
-    );
+    let tickets = SqlTickets::new(db.ticket_pool(), config.tickets.strategy)
+        .with_clock(clock.clone())
+        .with_day_offset(ticket_lock::kst());
     tickets.migrate().await.map_err(engine_failed("tickets"))?;
     let admins = AdminEmails::new(&config.admin_emails);
     admins

@@ -127,7 +127,7 @@ pub async fn user_for(
     if let Some(user) = rows
         .by_username(&claims.username)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::database)?
     {
         return Ok(user);
     }
@@ -136,5 +136,5 @@ pub async fn user_for(
         .clone()
         .ok_or_else(|| ApiError::new(ErrorCode::UserNotFound))?;
     let profile = auth.profile(&email).await?;
-    rows.upsert(&profile).await.map_err(ApiError::internal)
+    rows.upsert(&profile).await.map_err(ApiError::database)
 }

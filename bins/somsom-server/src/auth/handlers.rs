@@ -98,7 +98,7 @@ pub async fn confirm_signup(
             .users
             .upsert(&profile)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::database)?;
     }
     Ok(message("회원가입되었습니다."))
 }
@@ -187,7 +187,7 @@ pub async fn login(
         .users
         .upsert(&login.user)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::database)?;
     Ok(axum::Json(LoginResponse {
         access_token: login.tokens.access_token,
         id_token: login.tokens.id_token,

@@ -176,7 +176,7 @@ pub async fn history(
     let title = room_title(&festivals, room).await?;
     if !members::is_member(&db, room, user.user.id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::database)?
     {
         return Err(ApiError::new(ErrorCode::ChatroomNotJoined));
     }
@@ -201,10 +201,10 @@ pub async fn rooms_of(
 ) -> Result<Vec<ChatRoomItem>, ApiError> {
     let rooms = members::rooms_of(db, user)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::database)?;
     let counts = members::counts(db, &rooms)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::database)?;
     let unread = chat.server.presence().unread(user, &rooms).await?;
     let mut items = Vec::with_capacity(rooms.len());
     for (room, unread) in rooms.into_iter().zip(unread) {

@@ -64,6 +64,11 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
+    /// The server's own database failed or timed out: 503 with `Retry-After`, the cause logged.
+    pub fn database(error: sqlx::Error) -> Self {
+        crate::app::unavailable("database", &error)
+    }
+
     /// An error with `code` and its status.
     pub fn new(code: ErrorCode) -> Self {
         Self {

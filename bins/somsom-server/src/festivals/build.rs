@@ -22,7 +22,7 @@ pub(crate) async fn build(
     clock: Arc<dyn Clock>,
     metrics: &mut Metrics,
 ) -> Result<Festivals, BuildError> {
-    let catalog = SqlCatalog::with_clock(db.catalog_pool(), clock.clone());
+    let catalog = SqlCatalog::new(db.catalog_pool()).with_clock(clock.clone());
     catalog
         .migrate()
         .await
@@ -32,7 +32,7 @@ pub(crate) async fn build(
             redis.clone(),
             format!("{}cache:", config.redis_key_prefix),
         )),
-        None => Arc::new(MemoryCache::with_clock(64 * 1024 * 1024, clock.clone())),
+        None => Arc::new(MemoryCache::new(64 * 1024 * 1024).with_clock(clock.clone())),
     };
     // A TTL of 0 turns the cache off (to measure the database alone).
     let search_cache = (config.search_cache_ttl_secs > 0).then(|| {

@@ -32,7 +32,8 @@ pub(crate) async fn build(
     let settings = &config.push;
     let failed = |what: &'static str, e: push_notify::PushError| engine_failed(what)(e);
     let store = Arc::new(
-        push_notify::sql::SqlPush::with_clock(db.push_pool(), clock.clone())
+        push_notify::sql::SqlPush::new(db.push_pool())
+            .with_clock(clock.clone())
             .with_max_devices(settings.max_devices_per_user),
     );
     store.migrate().await.map_err(|e| failed("push store", e))?;

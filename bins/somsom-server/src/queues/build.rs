@@ -36,7 +36,11 @@ pub(crate) async fn build(
                 .with_clock(clock.clone())
                 .with_default_policy(policy),
         ),
-        None => Arc::new(MemoryQueue::new(clock.clone()).with_default_policy(policy)),
+        None => Arc::new(
+            MemoryQueue::new()
+                .with_clock(clock.clone())
+                .with_default_policy(policy),
+        ),
     };
     let configured = crate::config::secret(
         "queue.token_secret",

@@ -166,3 +166,21 @@ async fn refusals_carry_the_json_error_body_through_the_whole_middleware_stack()
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_database_that_went_away_answers_503_with_retry_after_not_500() {
+    let app = app().await;
+    let user = app.account("fan@example.com").await;
+    app.state.db.close().await;
+    let request = Request::builder()
+        .uri("/festivals/chatting/list")
+        .header(header::AUTHORIZATION, format!("Bearer {user}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
+}

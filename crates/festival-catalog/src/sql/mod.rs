@@ -144,12 +144,17 @@ const WRITE_ATTEMPTS: usize = 5;
 impl SqlCatalog {
     /// A catalog over `pool`.
     pub fn new(pool: SqlPool) -> Self {
-        Self::with_clock(pool, Arc::new(SystemClock))
+        Self {
+            pool,
+            clock: Arc::new(SystemClock),
+        }
     }
 
-    /// [`new`](Self::new) reading the time from `clock`.
-    pub fn with_clock(pool: SqlPool, clock: Arc<dyn Clock>) -> Self {
-        Self { pool, clock }
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].

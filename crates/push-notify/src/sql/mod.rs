@@ -112,16 +112,18 @@ macro_rules! retrying {
 impl SqlPush {
     /// Over `pool`, on the system clock.
     pub fn new(pool: SqlPool) -> Self {
-        Self::with_clock(pool, Arc::new(SystemClock))
-    }
-
-    /// Over `pool`, with due times read from `clock`.
-    pub fn with_clock(pool: SqlPool, clock: Arc<dyn Clock>) -> Self {
         Self {
             pool,
-            clock,
+            clock: Arc::new(SystemClock),
             max_devices: crate::MAX_DEVICES_PER_USER,
         }
+    }
+
+    /// Reads due times from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Keeps at most `max` devices per user (the newest); see [`crate::MAX_DEVICES_PER_USER`].

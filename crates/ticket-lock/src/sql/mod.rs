@@ -29,7 +29,7 @@ use sqlx::MySqlPool;
 #[cfg(feature = "sqlite")]
 use sqlx::SqlitePool;
 
-use crate::model::{kst, millis, today};
+use crate::model::{millis, today};
 use chrono::NaiveDate;
 
 use crate::{
@@ -115,25 +115,31 @@ fn is_retryable(e: &sqlx::Error) -> bool {
 const ATTEMPTS: usize = 5;
 
 impl SqlTickets {
-    /// Tickets over `pool` with the given strategy; days end at midnight KST.
+    /// Tickets over `pool` with the given strategy, on the system clock; days end at midnight
+    /// UTC unless [`with_day_offset`](Self::with_day_offset) says otherwise.
     pub fn new(pool: SqlPool, strategy: Strategy) -> Self {
-        Self::with_clock(pool, strategy, Arc::new(SystemClock), kst())
-    }
-
-    /// [`new`](Self::new) with the time from `clock` and days ending at midnight in `offset`.
-    pub fn with_clock(
-        pool: SqlPool,
-        strategy: Strategy,
-        clock: Arc<dyn Clock>,
-        offset: FixedOffset,
-    ) -> Self {
         Self {
             pool,
             strategy,
-            clock,
-            offset,
+            clock: Arc::new(SystemClock),
+            offset: FixedOffset::east_opt(0).expect("UTC"),
             queues: Queues::default(),
         }
+    }
+
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Days (the "today" before which a day is past) end at midnight in `offset`, e.g.
+    /// [`crate::kst`].
+    #[must_use]
+    pub fn with_day_offset(mut self, offset: FixedOffset) -> Self {
+        self.offset = offset;
+        self
     }
 
     /// Creates or updates the tables, recording the versions in [`MIGRATIONS_TABLE`].

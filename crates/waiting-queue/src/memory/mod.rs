@@ -32,18 +32,25 @@ pub struct MemoryQueue {
 
 impl Default for MemoryQueue {
     fn default() -> Self {
-        Self::new(Arc::new(SystemClock))
+        Self::new()
     }
 }
 
 impl MemoryQueue {
-    /// An empty engine reading the time from `clock`, with the default [`Policy`].
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    /// An empty engine on the system clock, with the default [`Policy`].
+    pub fn new() -> Self {
         Self {
-            clock,
+            clock: Arc::new(SystemClock),
             default_policy: Policy::default(),
             queues: RwLock::default(),
         }
+    }
+
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Uses `policy` for queues that were not configured.
@@ -630,7 +637,9 @@ mod tests {
     #[tokio::test]
     async fn memory_queue_passes_the_conformance_suite() {
         conformance::run_all(&|clock| {
-            Box::pin(async move { Arc::new(MemoryQueue::new(clock)) as Arc<dyn WaitingQueue> })
+            Box::pin(async move {
+                Arc::new(MemoryQueue::new().with_clock(clock)) as Arc<dyn WaitingQueue>
+            })
         })
         .await;
     }
