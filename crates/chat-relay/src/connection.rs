@@ -222,6 +222,8 @@ struct Fault {
     message: String,
     detail: String,
     receipt: Option<String>,
+    /// The versions this server speaks, on a refused CONNECT (STOMP 1.2 asks for them).
+    versions: bool,
 }
 
 impl Fault {
@@ -230,6 +232,7 @@ impl Fault {
             message: message.into(),
             detail: String::new(),
             receipt: None,
+            versions: false,
         }
     }
 

@@ -182,6 +182,25 @@ async fn connected_agrees_version_and_heartbeats() {
     assert_eq!(connected.header("user-name"), Some("1"));
 }
 
+/// STOMP 1.2: a CONNECT without `accept-version` is a 1.0 client; a server that does not speak
+/// a client's versions answers ERROR with a `version` header listing its own.
+#[tokio::test]
+async fn a_stomp_1_0_client_is_told_which_versions_to_use_and_why() {
+    let (chat, _) = started(ChatConfig::default()).await;
+    for (accept, why) in [(None, "STOMP 1.0"), (Some("1.0"), "1.2 and 1.1")] {
+        let mut conn = Conn::open(&chat);
+        let mut connect = Frame::new(Command::Connect).with("login", "a:1");
+        if let Some(accept) = accept {
+            connect = connect.with("accept-version", accept);
+        }
+        conn.send(connect);
+        let error = conn.error_and_close("unsupported protocol version").await;
+        assert_eq!(error.header("version"), Some("1.2,1.1"), "{error:?}");
+        let body = error.body_text().unwrap_or_default();
+        assert!(body.contains(why), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn refusals_end_with_an_error_frame() {
     let (chat, _) = started(ChatConfig::default()).await;

@@ -14,6 +14,9 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
         if let Some(receipt) = fault.receipt {
             frame = frame.with("receipt-id", receipt);
         }
+        if fault.versions {
+            frame = frame.with("version", stomp::VERSIONS.join(","));
+        }
         if !fault.detail.is_empty() {
             frame = frame
                 .with("content-type", "text/plain")
@@ -63,10 +66,22 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
         if !matches!(frame.command, Command::Connect | Command::Stomp) {
             return Err(Fault::new("expected CONNECT").about(frame));
         }
+        // A CONNECT without `accept-version` is a STOMP 1.0 client. 1.0 is refused, saying so:
+        // it has no heart-beats (the only way this server notices a dead peer behind a proxy)
+        // and no header escaping (so a destination or subscription id holding `:` or a line
+        // break would reach it garbled).
         let version =
             stomp::negotiate_version(frame.header("accept-version")).ok_or_else(|| {
-                Fault::new("unsupported protocol version")
-                    .detail("supported versions are 1.2 and 1.1")
+                let why = match frame.header("accept-version") {
+                    None => {
+                        "a CONNECT without accept-version speaks STOMP 1.0, which this server \
+                         does not (no heart-beats, no header escaping); send accept-version:1.2"
+                    }
+                    Some(_) => "supported versions are 1.2 and 1.1",
+                };
+                let mut fault = Fault::new("unsupported protocol version").detail(why);
+                fault.versions = true;
+                fault
             })?;
         let session = self
             .server
