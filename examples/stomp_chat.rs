@@ -8,7 +8,7 @@
 //! ```
 //!
 //! With stomp.py: `stomp.WSStompConnection([("127.0.0.1", 8083)], ws_path="/ws")`, connect with
-//! `username="ana"`, subscribe to `/topic/rooms/1`, send `{"chatRoomId": 1,
+//! `username="ana"`, subscribe to `/topic/rooms/1`, send `{"roomId": 1,
 //! "content": "hi"}` to `/app/send`.
 
 use std::collections::HashMap;
@@ -44,14 +44,14 @@ impl Gatekeeper for Nicknames {
         let next = ids.len() as i64 + 1;
         let id = *ids.entry(name.to_owned()).or_insert(next);
         Ok(Member {
-            id,
+            id: chat_relay::UserId(id),
             name: name.to_owned(),
         }
         .into())
     }
 
     async fn may_enter(&self, _: &Member, room: RoomId) -> Result<(), Refusal> {
-        if room > 0 {
+        if room > RoomId(0) {
             Ok(())
         } else {
             Err(Refusal::new("rooms are numbered from 1"))
@@ -111,7 +111,7 @@ async fn main() {
     }
     ana.send_json(
         "/app/send",
-        &json!({"chatRoomId": 1, "content": "안녕, bo!"}),
+        &json!({"roomId": 1, "content": "안녕, bo!"}),
         &[],
     )
     .await

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use ticket_lock::sql::{SqlPool, SqlTickets, Strategy};
-use ticket_lock::{Booking, NewInventory, Rules, TicketEngine, TicketError};
+use ticket_lock::{
+    Booking, FestivalId, NewInventory, ReservationId, Rules, TicketEngine, TicketError, UserId,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let day = NaiveDate::from_ymd_opt(2099, 10, 2).expect("a date");
     tickets
         .create_inventory(NewInventory {
-            festival: 1,
+            festival: FestivalId(1),
             days: vec![(day, 100)],
             rules: Rules {
                 max_per_reservation: 2,
@@ -51,8 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let tickets = tickets.clone();
         tokio::spawn(async move {
             let booking = Booking {
-                user,
-                festival: 1,
+                user: UserId(user),
+                festival: FestivalId(1),
                 date: day,
                 quantity: 1,
                 idempotency_key: Some(format!("checkout-{user}")),
@@ -73,8 +75,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Buyer 1's answer was lost on the way: the retry with the same key books nothing new.
     let retry = tickets
         .reserve(Booking {
-            user: 1,
-            festival: 1,
+            user: UserId(1),
+            festival: FestivalId(1),
             date: day,
             quantity: 1,
             idempotency_key: Some("checkout-1".into()),
@@ -91,13 +93,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Someone cancels: the ticket goes back on sale.
     let holder = tickets
-        .active_from(day, 0, 1)
+        .active_from(day, ReservationId(0), 1)
         .await?
         .into_iter()
         .next()
         .expect("somebody holds a ticket");
     tickets.cancel(holder.user, holder.id).await?;
-    let left = tickets.inventory(1).await?.days[0].left;
+    let left = tickets.inventory(FestivalId(1)).await?.days[0].left;
     println!("after user {}'s cancellation: {left} left", holder.user);
 
     assert_eq!(sold, 100, "exactly the stock was sold");

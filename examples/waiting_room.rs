@@ -107,14 +107,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let line: Arc<dyn WaitingQueue> = Arc::new(MemoryQueue::default());
     let queue = QueueName::new("drop")?;
     // Five people a quarter second, never more than ten shopping at once, thirty seconds each.
-    let policy = Policy {
-        batch_size: 5,
-        interval: Duration::from_millis(250),
-        max_active: Some(10),
-        admitted_ttl: Duration::from_secs(30),
-        idle_timeout: None,
-        admit_when_idle: false,
-    };
+    let policy = Policy::default()
+        .with_batch_size(5)
+        .with_interval(Duration::from_millis(250))
+        .with_max_active(Some(10))
+        .with_admitted_ttl(Duration::from_secs(30));
     line.configure(&queue, Some(policy)).await?;
     let secret: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(97) ^ 0x5a);
     let state = Drop {

@@ -89,7 +89,7 @@ fn fan_out(c: &mut Criterion) {
             Arc::new(Open),
         );
         tokio::spawn(chat.start().await.unwrap());
-        let room = chat_relay::Destinations::default().room(42);
+        let room = chat_relay::Destinations::default().room(RoomId(42));
         for i in 0..SUBSCRIBERS {
             let (to_server, incoming) = mpsc::unbounded();
             let (outgoing, mut from_server) = mpsc::channel::<Wire>(1024);
@@ -143,8 +143,8 @@ fn fan_out(c: &mut Criterion) {
 
 fn draft() -> Draft {
     Draft {
-        chat_room_id: 42,
-        sender_id: 7,
+        chat_room_id: RoomId(42),
+        sender_id: chat_relay::UserId(7),
         sender_name: "솜솜".into(),
         content: "내일 불꽃놀이 몇 시에 시작해요?".into(),
         accepted_at: 1_796_010_150_801,

@@ -51,10 +51,7 @@ fn opening() {
     let clock = ManualClock::starting_now();
     let engine = MemoryQueue::new()
         .with_clock(Arc::new(clock.clone()))
-        .with_default_policy(Policy {
-            batch_size: 500,
-            ..Policy::default()
-        });
+        .with_default_policy(Policy::default().with_batch_size(500));
     let queue = QueueName::new("festival1").unwrap();
     let opens = chrono::Utc::now() + chrono::Duration::minutes(1);
     now(engine.schedule(&queue, Some(opens))).unwrap();

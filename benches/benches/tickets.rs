@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ticket_lock::sql::{SqlPool, SqlTickets, Strategy};
-use ticket_lock::{Booking, MemoryTickets, NewInventory, Rules, TicketEngine};
+use ticket_lock::{Booking, FestivalId, MemoryTickets, NewInventory, Rules, TicketEngine, UserId};
 
 const BUYERS: usize = 64;
 const BATCH: usize = 640;
@@ -26,7 +26,7 @@ fn day() -> NaiveDate {
 async fn batch(engine: Arc<dyn TicketEngine>, festival: i64) -> Duration {
     engine
         .create_inventory(NewInventory {
-            festival,
+            festival: FestivalId(festival),
             days: vec![(day(), 1_000_000)],
             rules: Rules {
                 max_per_reservation: 1,
@@ -43,8 +43,8 @@ async fn batch(engine: Arc<dyn TicketEngine>, festival: i64) -> Duration {
             for _ in 0..BATCH / BUYERS {
                 engine
                     .reserve(Booking {
-                        user: buyer as i64,
-                        festival,
+                        user: UserId(buyer as i64),
+                        festival: FestivalId(festival),
                         date: day(),
                         quantity: 1,
                         idempotency_key: None,

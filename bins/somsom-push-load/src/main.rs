@@ -239,11 +239,12 @@ async fn main() -> ExitCode {
                 store.clone(),
                 Arc::new(sink.clone()),
             )
-            .with_config(DispatcherConfig {
-                batch: args.batch,
-                concurrency: args.concurrency,
-                poll: Duration::from_millis(args.poll_ms),
-                ..DispatcherConfig::default()
+            .with_config({
+                let mut config = DispatcherConfig::default();
+                config.batch = args.batch;
+                config.concurrency = args.concurrency;
+                config.poll = Duration::from_millis(args.poll_ms);
+                config
             });
             let cancel = cancel.clone();
             tokio::spawn(async move { d.run(cancel).await })

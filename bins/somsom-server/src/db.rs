@@ -206,25 +206,15 @@ fn shared(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
     migrator
 }
 
-/// The server's MySQL migrations, one node at a time: under a named lock held for the whole run
-/// on the connection that runs them. sqlx's own lock asks `GET_LOCK` with a timeout of -1, which
-/// MariaDB answers at once with NULL, so it would let nodes starting together migrate at once.
+/// The server's MySQL migrations, one node at a time (sqlx's own lock excludes nobody on
+/// MariaDB; `owned_migrations::mysql_exclusive` holds one that does).
 async fn migrate_mysql(pool: &MySqlPool) -> Result<(), sqlx::migrate::MigrateError> {
-    use sqlx::migrate::MigrateError;
-    const LOCK: &str = "SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/somsom-server')), 600)";
-    const UNLOCK: &str = "SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/somsom-server')))";
-    let mut conn = pool.acquire().await?;
-    let got: Option<i64> = sqlx::query_scalar(LOCK).fetch_one(&mut *conn).await?;
-    if got != Some(1) {
-        return Err(MigrateError::Execute(sqlx::Error::Protocol(
-            "another node held the server's migration lock for 600 s".into(),
-        )));
-    }
-    let mut migrator = shared(sqlx::migrate!("./migrations/mysql"));
-    migrator.set_locking(false);
-    let migrated = migrator.run_direct(None, &mut *conn, false).await;
-    sqlx::query(UNLOCK).execute(&mut *conn).await?;
-    migrated
+    owned_migrations::mysql_exclusive(
+        pool,
+        shared(sqlx::migrate!("./migrations/mysql")),
+        "somsom-server",
+    )
+    .await
 }
 
 /// Runs the same sqlx expression on whichever pool `db` holds.

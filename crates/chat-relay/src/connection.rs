@@ -11,7 +11,7 @@
 //! - SUBSCRIBE to their own unread counts (`unread` destination);
 //! - SUBSCRIBE to a destination the application serves itself ([`Feeds`]: live waiting-room
 //!   ranks, say), which sends whatever the feed yields until it ends;
-//! - SEND `{"chatRoomId": N, "content": "…"}` to the `send` destination: the sender and the
+//! - SEND `{"roomId": N, "content": "…"}` (names set by [`MessageFields`]) to the `send` destination: the sender and the
 //!   time are the server's, whatever the body says;
 //! - UNSUBSCRIBE, ACK/NACK (accepted; chat messages are not redelivered), DISCONNECT, and a
 //!   `receipt` header on any of them.
@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod config;
+mod fields;
 mod frames;
 mod gate;
 mod lifecycle;
@@ -37,6 +38,7 @@ mod sending;
 
 use config::Bucket;
 pub use config::{ChatConfig, Destinations, SendRate};
+pub use fields::MessageFields;
 pub use gate::{FeedStream, Feeds, Gatekeeper, NoFeeds, Refusal, Session};
 
 use self::sending::{Sending, Sent};
@@ -73,13 +75,13 @@ impl ChatServer {
         gatekeeper: Arc<dyn Gatekeeper>,
     ) -> Self {
         Self {
+            hub: Arc::new(Hub::with_fields(config.fields.clone())),
             config: Arc::new(config),
             relay,
             store,
             presence,
             gatekeeper,
             feeds: Arc::new(NoFeeds),
-            hub: Arc::new(Hub::new()),
             clock: Arc::new(SystemClock),
             shutdown: CancellationToken::new(),
         }

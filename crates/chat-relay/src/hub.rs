@@ -11,6 +11,7 @@
 //! each user's connections on this node, to cap them and to close them all (a sign-out).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -20,6 +21,7 @@ use indexmap::IndexMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::connection::MessageFields;
 use crate::relay::Delivery;
 use crate::{RoomId, UserId};
 
@@ -38,7 +40,7 @@ pub enum Push {
         /// The message as JSON.
         body: Bytes,
     },
-    /// A new unread count (`{"chatRoomId":…,"unReadCount":…}`).
+    /// A new unread count (the room and the count, named by [`MessageFields`]).
     Unread {
         /// The subscription it is for.
         subscription: Arc<str>,
@@ -161,22 +163,24 @@ pub struct HubStats {
 #[error("this user has {0} connections open already")]
 pub struct TooManyConnections(pub usize);
 
-type SubscriberMap = RwLock<HashMap<i64, IndexMap<(ConnectionId, Arc<str>), Subscriber>>>;
+type SubscriberMap<K> = RwLock<HashMap<K, IndexMap<(ConnectionId, Arc<str>), Subscriber>>>;
 
 /// The local fan-out.
 #[derive(Debug, Default)]
 pub struct Hub {
-    rooms: SubscriberMap,
-    unread: SubscriberMap,
+    rooms: SubscriberMap<RoomId>,
+    unread: SubscriberMap<UserId>,
     /// Each user's open connections on this node.
     connections: RwLock<HashMap<UserId, HashMap<ConnectionId, Subscriber>>>,
     next_id: AtomicU64,
     open: AtomicU64,
     delivered: AtomicU64,
     overflowed: AtomicU64,
+    /// The JSON names of the bodies it renders.
+    fields: MessageFields,
 }
 
-fn add(map: &SubscriberMap, key: i64, outbox: &Outbox, subscription: Arc<str>) {
+fn add<K: Hash + Eq>(map: &SubscriberMap<K>, key: K, outbox: &Outbox, subscription: Arc<str>) {
     map.write()
         .expect("poisoned")
         .entry(key)
@@ -187,7 +191,12 @@ fn add(map: &SubscriberMap, key: i64, outbox: &Outbox, subscription: Arc<str>) {
         );
 }
 
-fn remove(map: &SubscriberMap, key: i64, connection: ConnectionId, subscription: &str) {
+fn remove<K: Hash + Eq>(
+    map: &SubscriberMap<K>,
+    key: K,
+    connection: ConnectionId,
+    subscription: &str,
+) {
     let mut map = map.write().expect("poisoned");
     if let Some(list) = map.get_mut(&key) {
         list.swap_remove(&(connection, Arc::from(subscription)));
@@ -198,9 +207,12 @@ fn remove(map: &SubscriberMap, key: i64, connection: ConnectionId, subscription:
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty hub rendering bodies with `fields`.
+    pub fn with_fields(fields: MessageFields) -> Self {
+        Self {
+            fields,
+            ..Self::default()
+        }
     }
 
     /// Opens a connection of `user` with an outbox of `capacity` pushes, unless the user has
@@ -314,7 +326,7 @@ impl Hub {
         let room = message.chat_room_id;
         let mut gone = false;
         if let Some(list) = self.rooms.read().expect("poisoned").get(&room) {
-            let body = Bytes::from(serde_json::to_vec(message).expect("a message serialises"));
+            let body = self.fields.message(message);
             for subscriber in list.values() {
                 let push = Push::Message {
                     subscription: subscriber.subscription.clone(),
@@ -337,7 +349,7 @@ impl Hub {
             let Some(list) = users.get(user) else {
                 continue;
             };
-            let body = Bytes::from(format!("{{\"chatRoomId\":{room},\"unReadCount\":{count}}}"));
+            let body = self.fields.unread(room, *count);
             for subscriber in list.values() {
                 subscriber.offer(
                     Push::Unread {
@@ -350,7 +362,7 @@ impl Hub {
         }
     }
 
-    fn prune(&self, map: &SubscriberMap, key: i64) {
+    fn prune<K: Hash + Eq>(&self, map: &SubscriberMap<K>, key: K) {
         let mut map = map.write().expect("poisoned");
         if let Some(list) = map.get_mut(&key) {
             list.retain(|_, s| !s.outbox.is_closed());
@@ -374,27 +386,33 @@ mod tests {
 
     #[test]
     fn a_user_connections_are_capped_and_counted_per_node() {
-        let hub = Hub::new();
-        let (a, _ra) = hub.connect(7, 8, 2).unwrap();
-        let (_b, _rb) = hub.connect(7, 8, 2).unwrap();
-        assert_eq!(hub.connect(7, 8, 2).unwrap_err(), TooManyConnections(2));
-        assert!(hub.connect(8, 8, 2).is_ok(), "another user");
+        let hub = Hub::default();
+        let (a, _ra) = hub.connect(UserId(7), 8, 2).unwrap();
+        let (_b, _rb) = hub.connect(UserId(7), 8, 2).unwrap();
+        assert_eq!(
+            hub.connect(UserId(7), 8, 2).unwrap_err(),
+            TooManyConnections(2)
+        );
+        assert!(hub.connect(UserId(8), 8, 2).is_ok(), "another user");
         hub.disconnect(a);
-        assert_eq!(hub.connections_of(7), 1);
-        assert!(hub.connect(7, 8, 2).is_ok());
+        assert_eq!(hub.connections_of(UserId(7)), 1);
+        assert!(hub.connect(UserId(7), 8, 2).is_ok());
     }
 
     #[test]
     fn revoking_reaches_every_connection_of_the_user() {
-        let hub = Hub::new();
-        let (_a, mut ra) = hub.connect(7, 8, 4).unwrap();
-        let (_b, mut rb) = hub.connect(7, 8, 4).unwrap();
-        let (_c, mut rc) = hub.connect(8, 8, 4).unwrap();
-        assert_eq!(hub.revoke(7, Some(3), "left room 3"), 2);
+        let hub = Hub::default();
+        let (_a, mut ra) = hub.connect(UserId(7), 8, 4).unwrap();
+        let (_b, mut rb) = hub.connect(UserId(7), 8, 4).unwrap();
+        let (_c, mut rc) = hub.connect(UserId(8), 8, 4).unwrap();
+        assert_eq!(hub.revoke(UserId(7), Some(RoomId(3)), "left room 3"), 2);
         for rx in [&mut ra, &mut rb] {
             assert!(matches!(
                 rx.try_recv(),
-                Ok(Push::Revoke { room: Some(3), .. })
+                Ok(Push::Revoke {
+                    room: Some(RoomId(3)),
+                    ..
+                })
             ));
         }
         assert!(rc.try_recv().is_err());
@@ -402,19 +420,19 @@ mod tests {
 
     #[test]
     fn ending_many_subscriptions_of_one_connection_leaves_the_others() {
-        let hub = Hub::new();
-        let (a, _ra) = hub.connect(1, 8, 4).unwrap();
-        let (b, _rb) = hub.connect(2, 8, 4).unwrap();
+        let hub = Hub::default();
+        let (a, _ra) = hub.connect(UserId(1), 8, 4).unwrap();
+        let (b, _rb) = hub.connect(UserId(2), 8, 4).unwrap();
         for i in 0..1_000 {
-            hub.subscribe_room(&a, Arc::from(i.to_string()), 5);
+            hub.subscribe_room(&a, Arc::from(i.to_string()), RoomId(5));
         }
-        hub.subscribe_room(&b, Arc::from("0"), 5);
-        assert_eq!(hub.subscribers(5), 1_001);
+        hub.subscribe_room(&b, Arc::from("0"), RoomId(5));
+        assert_eq!(hub.subscribers(RoomId(5)), 1_001);
         for i in 0..1_000 {
-            hub.unsubscribe_room(&a, &i.to_string(), 5);
+            hub.unsubscribe_room(&a, &i.to_string(), RoomId(5));
         }
         assert_eq!(
-            hub.subscribers(5),
+            hub.subscribers(RoomId(5)),
             1,
             "b's subscription with the same id stays"
         );

@@ -19,8 +19,8 @@ pub mod websocket;
 pub mod conformance;
 
 pub use connection::{
-    ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Gatekeeper, NoFeeds, Refusal,
-    SendRate, Session,
+    ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Gatekeeper, MessageFields, NoFeeds,
+    Refusal, SendRate, Session,
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::HubStats;

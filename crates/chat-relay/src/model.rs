@@ -2,10 +2,54 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A chat room, named by the application (e.g. the id of the event it belongs to).
-pub type RoomId = i64;
-/// A user.
-pub type UserId = i64;
+/// An id that is an `i64` in storage but cannot be passed where the other kind is expected
+/// (`presence.join(user, room)` with the two swapped does not compile).
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        #[cfg_attr(any(feature = "sqlite", feature = "mysql"), derive(sqlx::Type), sqlx(transparent))]
+        pub struct $name(pub i64);
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+id!(
+    /// A chat room, named by the application (e.g. the id of the event it belongs to).
+    RoomId
+);
+id!(
+    /// A user (the application's id).
+    UserId
+);
 
 /// Longest message content, in characters.
 pub const CONTENT_MAX: usize = 1000;

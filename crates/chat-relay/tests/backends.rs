@@ -17,7 +17,7 @@ use chat_relay::presence::redis::RedisPresence;
 use chat_relay::relay::kafka::{KafkaRelay, Topics};
 use chat_relay::store::dynamodb::DynamoStore;
 use chat_relay::store::sql::{SqlPool, SqlStore};
-use chat_relay::{MemoryPresence, MessageStore, Relay, Sequencer};
+use chat_relay::{MemoryPresence, MessageStore, Relay, RoomId, Sequencer, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use test_support::mysql::TestDatabase;
 use test_support::{AWS, KAFKA, MYSQL, REDIS, require_service, unique_name};
@@ -98,7 +98,7 @@ async fn dynamodb_keeps_the_seed_layout() {
     let store = DynamoStore::new(client.clone(), &table);
     store.create_table().await.unwrap();
     let message = store
-        .append(&conformance::draft(3, 5, "안녕", 1_736_000_000_000))
+        .append(&conformance::draft(RoomId(3), 5, "안녕", 1_736_000_000_000))
         .await
         .unwrap()
         .message()
@@ -147,15 +147,15 @@ async fn redis_presence_is_shared_between_nodes() {
     let a = RedisPresence::new(redis_connection(&url).await, prefix.clone());
     let b = RedisPresence::new(redis_connection(&url).await, prefix);
     use chat_relay::Presence;
-    a.join(1, 10).await.unwrap();
-    b.enter(1, 10).await.unwrap();
+    a.join(RoomId(1), UserId(10)).await.unwrap();
+    b.enter(RoomId(1), UserId(10)).await.unwrap();
     assert!(
-        a.is_present(1, 10).await.unwrap(),
+        a.is_present(RoomId(1), UserId(10)).await.unwrap(),
         "entered on node B, seen on node A"
     );
-    assert!(a.count_message(1).await.unwrap().is_empty());
-    b.exit(1, 10).await.unwrap();
-    assert_eq!(a.count_message(1).await.unwrap(), [(10, 1)]);
+    assert!(a.count_message(RoomId(1)).await.unwrap().is_empty());
+    b.exit(RoomId(1), UserId(10)).await.unwrap();
+    assert_eq!(a.count_message(RoomId(1)).await.unwrap(), [(UserId(10), 1)]);
 }
 
 fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {

@@ -10,7 +10,7 @@ use chat_relay::relay::Delivery;
 use chat_relay::stomp::{Command, Frame, ParseError, Wire};
 use chat_relay::{
     ChatConfig, ChatError, ChatServer, Draft, Gatekeeper, Member, MemoryPresence, MemoryRelay,
-    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer, Session,
+    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer, Session, UserId,
 };
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -37,7 +37,7 @@ impl Gatekeeper for Gate {
     }
 
     async fn may_enter(&self, _: &Member, room: RoomId) -> Result<(), Refusal> {
-        if room < 100 {
+        if room < RoomId(100) {
             Ok(())
         } else {
             Err(Refusal::new(format!("not a member of {room}")))
@@ -121,8 +121,8 @@ impl Conn {
         }
         self.send(
             frame.with_body(
-                serde_json::json!({"chatRoomId": room, "content": content,
-                               "senderId": 666, "senderName": "mallory", "sendTime": 1})
+                serde_json::json!({"roomId": room, "content": content,
+                               "senderId": 666, "senderName": "mallory", "sentAt": 1})
                 .to_string(),
             ),
         );
@@ -251,13 +251,13 @@ async fn refusals_end_with_an_error_frame() {
         (
             Frame::new(Command::Send)
                 .with("destination", "/app/send")
-                .with_body(r#"{"chatRoomId": 1, "content": "   "}"#),
+                .with_body(r#"{"roomId": 1, "content": "   "}"#),
             "invalid content: must not be empty",
         ),
         (
             Frame::new(Command::Send)
                 .with("destination", "/app/send")
-                .with_body(r#"{"chatRoomId": 100, "content": "hi"}"#),
+                .with_body(r#"{"roomId": 100, "content": "hi"}"#),
             "not a member of 100",
         ),
         (
@@ -303,7 +303,7 @@ async fn the_server_names_the_sender_and_sends_receipts() {
     let mut alice = Conn::connected(&chat, "alice:1").await;
     alice.subscribe("s1", &format!("{ROOM}7"), &[("receipt", "sub")]);
     assert_eq!(alice.frame().await.header("receipt-id"), Some("sub"));
-    alice.say(7, "안녕하세요", Some("sent"));
+    alice.say(RoomId(7), "안녕하세요", Some("sent"));
     let mut frames = [alice.frame().await, alice.frame().await];
     frames.sort_by_key(|f| f.command == Command::Message);
     assert_eq!(frames[0].header("receipt-id"), Some("sent"));
@@ -317,10 +317,10 @@ async fn the_server_names_the_sender_and_sends_receipts() {
     assert_eq!(body["senderId"], 1);
     assert_eq!(body["senderName"], "alice");
     assert_eq!(body["content"], "안녕하세요");
-    assert_ne!(body["sendTime"], 1, "the client's sendTime is ignored");
+    assert_ne!(body["sentAt"], 1, "the client's sentAt is ignored");
     assert_eq!(
         message.header("message-id").unwrap(),
-        format!("7-{}", body["sendTime"])
+        format!("7-{}", body["sentAt"])
     );
 }
 
@@ -329,7 +329,7 @@ async fn client_ack_mode_adds_an_ack_header_and_accepts_acks() {
     let (chat, _) = started(ChatConfig::default()).await;
     let mut alice = Conn::connected(&chat, "alice:1").await;
     alice.subscribe("s1", &format!("{ROOM}7"), &[("ack", "client-individual")]);
-    alice.say(7, "ack me", None);
+    alice.say(RoomId(7), "ack me", None);
     let message = alice.frame().await;
     let ack = message.header("ack").unwrap().to_owned();
     alice.send(
@@ -371,10 +371,8 @@ async fn heartbeats_go_out_when_idle_and_silence_is_fatal() {
 
 #[tokio::test]
 async fn a_client_that_does_not_read_is_disconnected() {
-    let config = ChatConfig {
-        outbound_capacity: 4,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.outbound_capacity = 4;
     let (chat, _) = started(config).await;
     // Its writes block after one frame: a peer that stopped reading.
     let mut slow = Conn::open_with(&chat, 0);
@@ -389,9 +387,9 @@ async fn a_client_that_does_not_read_is_disconnected() {
     // From here on it reads nothing until the others are done.
     let mut fast = Conn::connected(&chat, "fast:1").await;
     for i in 0..50 {
-        fast.say(3, &format!("m{i}"), None);
+        fast.say(RoomId(3), &format!("m{i}"), None);
     }
-    fast.say(3, "last", Some("done"));
+    fast.say(RoomId(3), "last", Some("done"));
     assert_eq!(fast.frame().await.header("receipt-id"), Some("done"));
     // Now read what the slow one was sent: a few frames, then ERROR.
     let mut saw_error = false;
@@ -415,7 +413,7 @@ async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
     alice.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
     assert_eq!(alice.frame().await.command, Command::Receipt);
     for i in 0..4 {
-        bob.say(5, &format!("m{i}"), None);
+        bob.say(RoomId(5), &format!("m{i}"), None);
     }
     let first = alice.message().await;
     let second = alice.message().await;
@@ -426,12 +424,12 @@ async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
     // The network drops with m2 and m3 possibly in flight.
     drop(alice);
     for i in 4..7 {
-        bob.say(5, &format!("m{i}"), None);
+        bob.say(RoomId(5), &format!("m{i}"), None);
     }
-    bob.say(5, "m7", Some("sent"));
+    bob.say(RoomId(5), "m7", Some("sent"));
     assert_eq!(bob.frame().await.command, Command::Receipt);
     let mut alice = Conn::connected(&chat, "alice:1").await;
-    let last_seen = second["sendTime"].to_string();
+    let last_seen = second["sentAt"].to_string();
     alice.subscribe("s", &format!("{ROOM}5"), &[("resume-after", &last_seen)]);
     let mut replayed = Vec::new();
     for _ in 2..8 {
@@ -443,7 +441,7 @@ async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
         );
     }
     assert_eq!(replayed, ["m2", "m3", "m4", "m5", "m6", "m7"]);
-    bob.say(5, "live", None);
+    bob.say(RoomId(5), "live", None);
     assert_eq!(
         alice.message().await["content"],
         "live",
@@ -454,32 +452,38 @@ async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
 #[tokio::test]
 async fn absent_members_get_their_unread_counts_pushed() {
     let (chat, presence) = started(ChatConfig::default()).await;
-    presence.join(9, 2).await.unwrap();
+    presence.join(RoomId(9), UserId(2)).await.unwrap();
     let mut bob = Conn::connected(&chat, "bob:2").await;
     bob.subscribe("u", "/user/queue/unread", &[("receipt", "r")]);
     assert_eq!(bob.frame().await.command, Command::Receipt);
     let mut alice = Conn::connected(&chat, "alice:1").await;
-    alice.say(9, "one", None);
-    alice.say(9, "two", None);
+    alice.say(RoomId(9), "one", None);
+    alice.say(RoomId(9), "two", None);
     assert_eq!(
         bob.message().await,
-        serde_json::json!({"chatRoomId": 9, "unReadCount": 1})
+        serde_json::json!({"roomId": 9, "unreadCount": 1})
     );
     assert_eq!(
         bob.message().await,
-        serde_json::json!({"chatRoomId": 9, "unReadCount": 2})
+        serde_json::json!({"roomId": 9, "unreadCount": 2})
     );
     // Entering the room resets the count and stops counting.
     bob.subscribe("room", &format!("{ROOM}9"), &[("receipt", "in")]);
     assert_eq!(bob.frame().await.command, Command::Receipt);
-    assert_eq!(presence.unread(2, &[9]).await.unwrap(), [Some(0)]);
-    alice.say(9, "three", None);
+    assert_eq!(
+        presence.unread(UserId(2), &[RoomId(9)]).await.unwrap(),
+        [Some(0)]
+    );
+    alice.say(RoomId(9), "three", None);
     assert_eq!(bob.message().await["content"], "three");
-    assert_eq!(presence.unread(2, &[9]).await.unwrap(), [Some(0)]);
+    assert_eq!(
+        presence.unread(UserId(2), &[RoomId(9)]).await.unwrap(),
+        [Some(0)]
+    );
     // Leaving the room (closing) makes the member absent again.
     drop(bob);
     let mut check = 0;
-    while presence.is_present(9, 2).await.unwrap() {
+    while presence.is_present(RoomId(9), UserId(2)).await.unwrap() {
         tokio::task::yield_now().await;
         check += 1;
         assert!(check < 100_000, "presence never cleared");
@@ -638,7 +642,7 @@ impl Relay for HeldRelay {
         if draft.content == "fail" {
             return Err(ChatError::unavailable("test", "refused"));
         }
-        if (1..=9).contains(&draft.chat_room_id) {
+        if (1..=9).contains(&draft.chat_room_id.0) {
             self.gate.acquire().await.unwrap().forget();
         }
         self.inner.publish(draft).await
@@ -693,15 +697,15 @@ async fn a_send_held_up_in_one_room_does_not_hold_up_other_rooms() {
     assert_eq!(alice.frame().await.header("receipt-id"), Some("s2"));
 
     let mut bob = Conn::connected(&chat, "bob:2").await;
-    bob.say(1, "a1", Some("r1"));
-    bob.say(20, "b1", Some("r2"));
-    bob.say(1, "a2", Some("r3"));
-    bob.say(20, "b2", Some("r4"));
+    bob.say(RoomId(1), "a1", Some("r1"));
+    bob.say(RoomId(20), "b1", Some("r2"));
+    bob.say(RoomId(1), "a2", Some("r3"));
+    bob.say(RoomId(20), "b2", Some("r4"));
     // Room 20's messages arrive while room 1's first is still being published.
     for expected in ["b1", "b2"] {
         let message = within("room 20's message", alice.message()).await;
         assert_eq!(message["content"], expected);
-        assert_eq!(message["chatRoomId"], 20);
+        assert_eq!(message["roomId"], 20);
     }
     relay.until_begun(3).await;
     settle().await;
@@ -726,7 +730,7 @@ async fn a_send_held_up_in_one_room_does_not_hold_up_other_rooms() {
 async fn a_later_frame_is_handled_once_every_send_before_it_is_stored() {
     let (chat, relay, store) = held(ChatConfig::default()).await;
     let mut bob = Conn::connected(&chat, "bob:2").await;
-    bob.say(3, "before goodbye", None);
+    bob.say(RoomId(3), "before goodbye", None);
     bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
     relay.until_begun(1).await;
     settle().await;
@@ -737,7 +741,7 @@ async fn a_later_frame_is_handled_once_every_send_before_it_is_stored() {
     relay.release(1);
     let receipt = bob.frame().await;
     assert_eq!(receipt.header("receipt-id"), Some("bye"), "{receipt:?}");
-    let stored = store.history(3, None, 10).await.unwrap().messages;
+    let stored = store.history(RoomId(3), None, 10).await.unwrap().messages;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].content, "before goodbye");
 }
@@ -746,15 +750,15 @@ async fn a_later_frame_is_handled_once_every_send_before_it_is_stored() {
 async fn a_failed_send_ends_the_connection_and_stops_later_sends_to_its_room() {
     let (chat, relay, store) = held(ChatConfig::default()).await;
     let mut bob = Conn::connected(&chat, "bob:2").await;
-    bob.say(30, "fail", Some("r1"));
-    bob.say(30, "after the failure", Some("r2"));
+    bob.say(RoomId(30), "fail", Some("r1"));
+    bob.say(RoomId(30), "after the failure", Some("r2"));
     let error = bob.error_and_close("temporarily unavailable").await;
     assert_eq!(error.header("receipt-id"), Some("r1"));
     settle().await;
     assert_eq!(relay.begun(), 1, "the second SEND was never published");
     assert!(
         store
-            .history(30, None, 10)
+            .history(RoomId(30), None, 10)
             .await
             .unwrap()
             .messages
@@ -764,14 +768,12 @@ async fn a_failed_send_ends_the_connection_and_stops_later_sends_to_its_room() {
 
 #[tokio::test]
 async fn a_connection_reads_no_more_sends_than_it_may_have_in_flight() {
-    let config = ChatConfig {
-        sends_in_flight: 2,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.sends_in_flight = 2;
     let (chat, relay, store) = held(config).await;
     let mut bob = Conn::connected(&chat, "bob:2").await;
     for room in [4, 5, 6] {
-        bob.say(room, &format!("to {room}"), None);
+        bob.say(RoomId(room), &format!("to {room}"), None);
     }
     relay.until_begun(2).await;
     settle().await;
@@ -786,7 +788,11 @@ async fn a_connection_reads_no_more_sends_than_it_may_have_in_flight() {
     bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
     assert_eq!(bob.frame().await.header("receipt-id"), Some("bye"));
     for room in [4, 5, 6] {
-        let stored = store.history(room, None, 10).await.unwrap().messages;
+        let stored = store
+            .history(RoomId(room), None, 10)
+            .await
+            .unwrap()
+            .messages;
         assert_eq!(stored.len(), 1, "room {room}");
     }
 }
@@ -795,10 +801,8 @@ async fn a_connection_reads_no_more_sends_than_it_may_have_in_flight() {
 
 #[tokio::test]
 async fn subscriptions_per_connection_are_capped() {
-    let config = ChatConfig {
-        max_subscriptions: 3,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.max_subscriptions = 3;
     let (chat, _) = started(config).await;
     let mut alice = Conn::connected(&chat, "alice:1").await;
     for i in 0..3 {
@@ -811,10 +815,8 @@ async fn subscriptions_per_connection_are_capped() {
 
 #[tokio::test]
 async fn connections_per_user_are_capped_on_a_node() {
-    let config = ChatConfig {
-        max_connections_per_user: 2,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.max_connections_per_user = 2;
     let (chat, _) = started(config).await;
     let first = Conn::connected(&chat, "alice:1").await;
     let _second = Conn::connected(&chat, "alice:1").await;
@@ -829,7 +831,7 @@ async fn connections_per_user_are_capped_on_a_node() {
     let _bob = Conn::connected(&chat, "bob:2").await;
     drop(first);
     within("a free place", async {
-        while chat.connections_of(1) >= 2 {
+        while chat.connections_of(UserId(1)) >= 2 {
             tokio::task::yield_now().await;
         }
     })
@@ -839,23 +841,21 @@ async fn connections_per_user_are_capped_on_a_node() {
 
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_sends_is_closed_and_a_steady_sender_is_not() {
-    let config = ChatConfig {
-        send_rate: Some(chat_relay::SendRate {
-            per_second: 2.0,
-            burst: 5,
-        }),
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.send_rate = Some(chat_relay::SendRate {
+        per_second: 2.0,
+        burst: 5,
+    });
     let (chat, _) = started(config).await;
     let mut steady = Conn::connected(&chat, "steady:1").await;
     for i in 0..20 {
-        steady.say(1, &format!("m{i}"), Some(&format!("r{i}")));
+        steady.say(RoomId(1), &format!("m{i}"), Some(&format!("r{i}")));
         assert_eq!(steady.frame().await.command, Command::Receipt);
         tokio::time::advance(Duration::from_millis(500)).await;
     }
     let mut flood = Conn::connected(&chat, "flood:2").await;
     for i in 0..6 {
-        flood.say(1, &format!("f{i}"), None);
+        flood.say(RoomId(1), &format!("f{i}"), None);
     }
     let error = flood.error_and_close("too many messages").await;
     assert!(
@@ -866,17 +866,15 @@ async fn a_flood_of_sends_is_closed_and_a_steady_sender_is_not() {
 
 #[tokio::test]
 async fn a_replay_is_capped_to_the_newest_messages_and_marks_the_gap() {
-    let config = ChatConfig {
-        max_replay: 150,
-        send_rate: None,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.max_replay = 150;
+    config.send_rate = None;
     let (chat, _) = started(config).await;
     let mut bob = Conn::connected(&chat, "bob:2").await;
     for i in 0..400 {
-        bob.say(5, &format!("m{i}"), None);
+        bob.say(RoomId(5), &format!("m{i}"), None);
     }
-    bob.say(5, "m400", Some("sent"));
+    bob.say(RoomId(5), "m400", Some("sent"));
     assert_eq!(bob.frame().await.command, Command::Receipt);
     let mut alice = Conn::connected(&chat, "alice:1").await;
     alice.subscribe("s", &format!("{ROOM}5"), &[("resume-after", "0")]);
@@ -893,12 +891,12 @@ async fn a_replay_is_capped_to_the_newest_messages_and_marks_the_gap() {
     assert_eq!(last["content"], "m400");
     // A replay within the cap has no gap.
     let mut carol = Conn::connected(&chat, "carol:3").await;
-    bob.say(5, "m401", Some("again"));
+    bob.say(RoomId(5), "m401", Some("again"));
     assert_eq!(bob.frame().await.command, Command::Receipt);
     carol.subscribe(
         "s",
         &format!("{ROOM}5"),
-        &[("resume-after", &last["sendTime"].to_string())],
+        &[("resume-after", &last["sentAt"].to_string())],
     );
     let only = carol.frame().await;
     assert_eq!(only.header("replay-gap"), None);
@@ -910,19 +908,17 @@ async fn a_replay_is_capped_to_the_newest_messages_and_marks_the_gap() {
 
 #[tokio::test(start_paused = true)]
 async fn a_reader_that_stopped_reading_is_closed_after_the_write_timeout() {
-    let config = ChatConfig {
-        write_timeout: Duration::from_secs(5),
-        // Its outbox never fills: only the timeout can end it.
-        outbound_capacity: 100_000,
-        send_rate: None,
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.write_timeout = Duration::from_secs(5);
+    // Its outbox never fills: only the timeout can end it.
+    config.outbound_capacity = 100_000;
+    config.send_rate = None;
     let (chat, _) = started(config).await;
     let mut bob = Conn::connected(&chat, "bob:2").await;
     for i in 0..200 {
-        bob.say(5, &format!("m{i}"), None);
+        bob.say(RoomId(5), &format!("m{i}"), None);
     }
-    bob.say(5, "last", Some("sent"));
+    bob.say(RoomId(5), "last", Some("sent"));
     assert_eq!(bob.frame().await.command, Command::Receipt);
     // A sink with room for two frames that nobody reads.
     let mut stuck = Conn::open_with(&chat, 1);
@@ -956,20 +952,20 @@ async fn a_reader_that_stopped_reading_is_closed_after_the_write_timeout() {
 #[tokio::test]
 async fn disconnecting_a_user_closes_every_connection_of_theirs_with_the_reason() {
     let (chat, presence) = started(ChatConfig::default()).await;
-    presence.join(5, 1).await.unwrap();
+    presence.join(RoomId(5), UserId(1)).await.unwrap();
     let mut phone = Conn::connected(&chat, "alice:1").await;
     let mut laptop = Conn::connected(&chat, "alice:1").await;
     phone.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
     assert_eq!(phone.frame().await.command, Command::Receipt);
     let mut bob = Conn::connected(&chat, "bob:2").await;
-    assert_eq!(chat.disconnect_user(1, "signed out"), 2);
+    assert_eq!(chat.disconnect_user(UserId(1), "signed out"), 2);
     phone.error_and_close("signed out").await;
     laptop.error_and_close("signed out").await;
     // Bob is untouched; alice is no longer present in the room.
     bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
     assert_eq!(bob.frame().await.header("receipt-id"), Some("bye"));
     within("alice's exit", async {
-        while presence.is_present(5, 1).await.unwrap() {
+        while presence.is_present(RoomId(5), UserId(1)).await.unwrap() {
             tokio::task::yield_now().await;
         }
     })
@@ -985,7 +981,7 @@ async fn leaving_a_room_closes_only_the_connections_that_entered_it() {
     let mut elsewhere = Conn::connected(&chat, "alice:1").await;
     elsewhere.subscribe("s", &format!("{ROOM}6"), &[("receipt", "r")]);
     assert_eq!(elsewhere.frame().await.command, Command::Receipt);
-    chat.leave_room(1, 5, "you left chat room 5");
+    chat.leave_room(UserId(1), RoomId(5), "you left chat room 5");
     in_room.error_and_close("you left chat room 5").await;
     elsewhere.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
     assert_eq!(elsewhere.frame().await.header("receipt-id"), Some("bye"));
@@ -1000,7 +996,7 @@ async fn a_connection_closes_when_its_credentials_expire() {
         async fn authenticate(&self, _: &Frame) -> Result<Session, Refusal> {
             Ok(Session {
                 member: Member {
-                    id: 1,
+                    id: UserId(1),
                     name: "alice".into(),
                 },
                 expires_at: Some(chrono_now_ms() + 30_000),
@@ -1022,10 +1018,8 @@ async fn a_connection_closes_when_its_credentials_expire() {
         store.clone(),
         presence.clone(),
     )));
-    let config = ChatConfig {
-        heartbeat_ms: (0, 0),
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.heartbeat_ms = (0, 0);
     let chat = ChatServer::new(config, relay, store, presence, Arc::new(Expiring));
     tokio::spawn(chat.start().await.unwrap());
     let mut conn = Conn::connected(&chat, "alice:1").await;
@@ -1037,11 +1031,9 @@ async fn a_connection_closes_when_its_credentials_expire() {
 
 #[tokio::test(start_paused = true)]
 async fn a_client_that_never_reads_its_connected_frame_does_not_keep_its_place() {
-    let config = ChatConfig {
-        max_connections_per_user: 1,
-        write_timeout: Duration::from_secs(5),
-        ..ChatConfig::default()
-    };
+    let mut config = ChatConfig::default();
+    config.max_connections_per_user = 1;
+    config.write_timeout = Duration::from_secs(5);
     let (chat, _) = started(config).await;
     // A flush waits for the channel to have room: with none, CONNECTED never goes out.
     let mut deaf = Conn::open_with(&chat, 0);
@@ -1051,6 +1043,10 @@ async fn a_client_that_never_reads_its_connected_frame_does_not_keep_its_place()
             .with("login", "alice:1"),
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(chat.connections_of(1), 0, "its place was given back");
+    assert_eq!(
+        chat.connections_of(UserId(1)),
+        0,
+        "its place was given back"
+    );
     let _again = Conn::connected(&chat, "alice:1").await;
 }

@@ -30,8 +30,9 @@ use crate::{
     SignUpOutcome, Tokens, normalize_email,
 };
 
-/// Where the pool is.
+/// Where the pool is: [`CognitoConfig::new`], then `with_*` for what a pool may add.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CognitoConfig {
     /// Region of the pool, e.g. `ap-northeast-2`.
     pub region: String,
@@ -47,6 +48,35 @@ pub struct CognitoConfig {
 }
 
 impl CognitoConfig {
+    /// The pool `user_pool_id` in `region`, used through the app client `client_id`.
+    pub fn new(
+        region: impl Into<String>,
+        user_pool_id: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            region: region.into(),
+            user_pool_id: user_pool_id.into(),
+            client_id: client_id.into(),
+            client_secret: None,
+            jwks_url: None,
+        }
+    }
+
+    /// The app client's secret, when it has one.
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: Option<String>) -> Self {
+        self.client_secret = secret;
+        self
+    }
+
+    /// Where the pool's keys are, when not at the public address (a local endpoint).
+    #[must_use]
+    pub fn with_jwks_url(mut self, url: Option<String>) -> Self {
+        self.jwks_url = url;
+        self
+    }
+
     /// The `iss` of the pool's tokens.
     pub fn issuer(&self) -> String {
         format!(

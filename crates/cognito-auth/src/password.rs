@@ -11,6 +11,7 @@ use crate::AuthError;
 /// letter, a digit and a symbol. At most 256 characters (argon2 does not need more, and it keeps
 /// hashing cost bounded).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct Policy {
     /// Minimum length in characters.
     pub min_len: usize,
@@ -23,6 +24,13 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Cognito's rules with a minimum length of `min_len` characters.
+    #[must_use]
+    pub fn with_min_len(mut self, min_len: usize) -> Self {
+        self.min_len = min_len;
+        self
+    }
+
     /// Checks `password`, naming the first rule it breaks.
     pub fn check(&self, password: &str) -> Result<(), AuthError> {
         let len = password.chars().count();

@@ -38,16 +38,12 @@ async fn provider_on_moto(endpoint: &str, with_secret: bool) -> CognitoIdentity 
         .await
         .unwrap();
     let app = app.user_pool_client().unwrap();
-    let config = CognitoConfig {
-        region,
-        user_pool_id: pool_id.clone(),
-        client_id: app.client_id().unwrap().to_owned(),
-        client_secret: app.client_secret().map(str::to_owned),
-        jwks_url: Some(format!(
+    let config = CognitoConfig::new(region, &pool_id, app.client_id().unwrap())
+        .with_client_secret(app.client_secret().map(str::to_owned))
+        .with_jwks_url(Some(format!(
             "{}/{pool_id}/.well-known/jwks.json",
             endpoint.trim_end_matches('/')
-        )),
-    };
+        )));
     CognitoIdentity::new(client, config, Arc::new(cognito_auth::SystemClock))
         .await
         .unwrap()

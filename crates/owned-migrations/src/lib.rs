@@ -125,22 +125,51 @@ backend!(
     "mysql",
     sqlx::MySqlPool,
     "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
-    |conn, table| {
-        let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), ?)")
-            .bind(table)
+    |conn, table| lock_mysql(conn, table).await?,
+    unlock_mysql(conn, table).await?
+);
+
+/// Takes the named lock `name` of the current database on `conn`, waiting up to ten minutes.
+#[cfg(feature = "mysql")]
+async fn lock_mysql(conn: &mut sqlx::MySqlConnection, name: &str) -> Result<(), MigrateError> {
+    let got: Option<i64> =
+        sqlx::query_scalar("SELECT GET_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)), ?)")
+            .bind(name)
             .bind(LOCK_WAIT_SECS)
             .fetch_one(&mut *conn)
             .await?;
-        if got != Some(1) {
-            return Err(MigrateError::Execute(sqlx::Error::Protocol(format!(
-                "another node held the migration lock of {table} for {LOCK_WAIT_SECS} s"
-            ))));
-        }
-    },
-    {
-        sqlx::query("SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)))")
-            .bind(table)
-            .execute(&mut *conn)
-            .await?;
+    if got == Some(1) {
+        Ok(())
+    } else {
+        Err(MigrateError::Execute(sqlx::Error::Protocol(format!(
+            "another node held the migration lock of {name} for {LOCK_WAIT_SECS} s"
+        ))))
     }
-);
+}
+
+#[cfg(feature = "mysql")]
+async fn unlock_mysql(conn: &mut sqlx::MySqlConnection, name: &str) -> Result<(), MigrateError> {
+    sqlx::query("SELECT RELEASE_LOCK(SHA1(CONCAT(DATABASE(), '/', ?)))")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs `migrator` as it is (in the table it names, sqlx's own by default) on a MySQL or MariaDB
+/// database, one node at a time under the named lock `name`: what `Migrator::run` would do if its
+/// lock worked on MariaDB (see [`mysql`]). For a host application's own migrations.
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub async fn mysql_exclusive(
+    pool: &sqlx::MySqlPool,
+    mut migrator: Migrator,
+    name: &str,
+) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    lock_mysql(&mut conn, name).await?;
+    migrator.set_locking(false);
+    let migrated = migrator.run_direct(None, &mut *conn, false).await;
+    unlock_mysql(&mut conn, name).await?;
+    migrated
+}

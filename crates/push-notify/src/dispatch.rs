@@ -26,8 +26,10 @@ use crate::{
     ReminderKey, Result, SendOutcome, Sender,
 };
 
-/// How the dispatcher works.
+/// How the dispatcher works. Start from [`DispatcherConfig::default`] and set the fields you
+/// need; new fields may be added in minor releases.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DispatcherConfig {
     /// Reminders claimed per round.
     pub batch: usize,

@@ -71,17 +71,6 @@ impl Default for MemoryCache {
 impl MemoryCache {
     /// A cache holding at most about `max_bytes` of keys and values.
     pub fn new(max_bytes: u64) -> Self {
-        Self::build(max_bytes, Arc::new(SystemClock))
-    }
-
-    /// Reads the time from `clock` (tests move a manual one).
-    #[must_use]
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    fn build(max_bytes: u64, clock: Arc<dyn Clock>) -> Self {
         let entries = Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|k: &EntryKey, v: &Entry| {
@@ -93,8 +82,15 @@ impl MemoryCache {
         Self {
             entries,
             generations: Arc::default(),
-            clock,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the time from `clock` (tests move a manual one).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     fn generation(&self, namespace: &str) -> (Arc<str>, u64) {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use engine_clock::{Clock, ManualClock};
 
-use crate::{Booking, NewInventory, Rules, Status, TicketEngine, TicketError, Window};
+use crate::{
+    Booking, FestivalId, NewInventory, ReservationId, Rules, Status, TicketEngine, TicketError,
+    UserId, Window,
+};
 
 /// Makes an empty engine that reads the time from the given clock.
 pub type Factory =
@@ -30,8 +33,8 @@ pub fn clock() -> ManualClock {
 /// A booking without an idempotency key.
 pub fn booking(user: i64, festival: i64, date: NaiveDate, quantity: u32) -> Booking {
     Booking {
-        user,
-        festival,
+        user: UserId(user),
+        festival: FestivalId(festival),
         date,
         quantity,
         idempotency_key: None,
@@ -41,7 +44,7 @@ pub fn booking(user: i64, festival: i64, date: NaiveDate, quantity: u32) -> Book
 /// Stock for `festival`: three days of `per_day` tickets, default rules.
 pub fn inventory(festival: i64, per_day: u32) -> NewInventory {
     NewInventory {
-        festival,
+        festival: FestivalId(festival),
         days: (0..3).map(|n| (day(n), per_day)).collect(),
         rules: Rules::default(),
     }
@@ -76,9 +79,9 @@ pub async fn inventory_is_created_once_and_read_back(engine: &dyn TicketEngine) 
     assert_eq!(created.rules, Rules::default());
     let again = engine.create_inventory(inventory(10, 5)).await.unwrap();
     assert_eq!(again, created, "a second create keeps the first stock");
-    assert_eq!(engine.inventory(10).await.unwrap(), created);
+    assert_eq!(engine.inventory(FestivalId(10)).await.unwrap(), created);
     assert!(matches!(
-        engine.inventory(999).await,
+        engine.inventory(FestivalId(999)).await,
         Err(TicketError::NotFound)
     ));
     let mut bad = inventory(11, 10);
@@ -111,13 +114,16 @@ pub async fn booking_rules(engine: &dyn TicketEngine, clock: &ManualClock) {
     let r = booked.reservation;
     assert_eq!(
         (r.user, r.festival, r.date, r.quantity, r.status),
-        (1, 20, day(0), 3, Status::Active)
+        (UserId(1), FestivalId(20), day(0), 3, Status::Active)
     );
     assert_eq!(
         r.created_at.timestamp_millis(),
         clock.now().timestamp_millis()
     );
-    assert_eq!(left(&engine.inventory(20).await.unwrap(), day(0)), 97);
+    assert_eq!(
+        left(&engine.inventory(FestivalId(20)).await.unwrap(), day(0)),
+        97
+    );
 
     let refusals = [
         (booking(1, 20, day(0), 0), "quantity 0"),
@@ -157,7 +163,7 @@ pub async fn booking_rules(engine: &dyn TicketEngine, clock: &ManualClock) {
         Err(TicketError::NotFound)
     ));
     assert_eq!(
-        left(&engine.inventory(20).await.unwrap(), day(0)),
+        left(&engine.inventory(FestivalId(20)).await.unwrap(), day(0)),
         97,
         "refusals change nothing"
     );
@@ -180,32 +186,41 @@ pub async fn cancellation(engine: &dyn TicketEngine) {
         .await
         .unwrap()
         .reservation;
-    assert_eq!(left(&engine.inventory(30).await.unwrap(), day(0)), 6);
+    assert_eq!(
+        left(&engine.inventory(FestivalId(30)).await.unwrap(), day(0)),
+        6
+    );
     assert!(matches!(
-        engine.cancel(8, r.id).await,
+        engine.cancel(UserId(8), r.id).await,
         Err(TicketError::ReservationNotFound)
     ));
     assert!(matches!(
-        engine.reservation(8, r.id).await,
+        engine.reservation(UserId(8), r.id).await,
         Err(TicketError::ReservationNotFound)
     ));
-    let cancelled = engine.cancel(7, r.id).await.unwrap();
+    let cancelled = engine.cancel(UserId(7), r.id).await.unwrap();
     assert_eq!(cancelled.status, Status::Cancelled);
     assert!(cancelled.cancelled_at.is_some());
-    assert_eq!(engine.reservation(7, r.id).await.unwrap(), cancelled);
-    assert_eq!(left(&engine.inventory(30).await.unwrap(), day(0)), 10);
+    assert_eq!(
+        engine.reservation(UserId(7), r.id).await.unwrap(),
+        cancelled
+    );
+    assert_eq!(
+        left(&engine.inventory(FestivalId(30)).await.unwrap(), day(0)),
+        10
+    );
     assert!(matches!(
-        engine.cancel(7, r.id).await,
+        engine.cancel(UserId(7), r.id).await,
         Err(TicketError::AlreadyProcessed)
     ));
     assert_eq!(
-        left(&engine.inventory(30).await.unwrap(), day(0)),
+        left(&engine.inventory(FestivalId(30)).await.unwrap(), day(0)),
         10,
         "no double return"
     );
     engine.reserve(booking(7, 30, day(0), 4)).await.unwrap();
     assert!(matches!(
-        engine.cancel(7, 987_654).await,
+        engine.cancel(UserId(7), ReservationId(987_654)).await,
         Err(TicketError::ReservationNotFound)
     ));
 }
@@ -234,31 +249,59 @@ pub async fn holdings_and_the_walk_over_active_bookings(engine: &dyn TicketEngin
         .await
         .unwrap()
         .reservation;
-    assert_eq!(engine.held(81, 60, day(0)).await.unwrap(), 3);
-    assert_eq!(engine.held(82, 60, day(0)).await.unwrap(), 0);
-    assert_eq!(engine.held(82, 60, day(1)).await.unwrap(), 3);
-    engine.cancel(81, a.id).await.unwrap();
     assert_eq!(
-        engine.held(81, 60, day(0)).await.unwrap(),
+        engine
+            .held(UserId(81), FestivalId(60), day(0))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        engine
+            .held(UserId(82), FestivalId(60), day(0))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        engine
+            .held(UserId(82), FestivalId(60), day(1))
+            .await
+            .unwrap(),
+        3
+    );
+    engine.cancel(UserId(81), a.id).await.unwrap();
+    assert_eq!(
+        engine
+            .held(UserId(81), FestivalId(60), day(0))
+            .await
+            .unwrap(),
         1,
         "cancelled tickets are not held"
     );
 
     // Other checks' bookings may share the engine: look at festival 60 only.
     let mut walked = Vec::new();
-    let mut after = 0;
+    let mut after = ReservationId(0);
     loop {
         let page = engine.active_from(day(1), after, 2).await.unwrap();
         let Some(last) = page.last() else { break };
         after = last.id;
         assert!(page.windows(2).all(|w| w[0].id < w[1].id), "id order");
-        walked.extend(page.into_iter().filter(|r| r.festival == 60).map(|r| r.id));
+        walked.extend(
+            page.into_iter()
+                .filter(|r| r.festival == FestivalId(60))
+                .map(|r| r.id),
+        );
     }
     assert_eq!(walked, vec![c.id, d.id], "from day 1 on, active only");
-    let all: Vec<_> = engine.active_from(day(0), 0, 10_000).await.unwrap();
+    let all: Vec<_> = engine
+        .active_from(day(0), ReservationId(0), 10_000)
+        .await
+        .unwrap();
     let ours: Vec<_> = all
         .iter()
-        .filter(|r| r.festival == 60)
+        .filter(|r| r.festival == FestivalId(60))
         .map(|r| r.id)
         .collect();
     assert_eq!(ours, vec![b.id, c.id, d.id]);
@@ -276,7 +319,10 @@ pub async fn idempotent_retries(engine: &dyn TicketEngine) {
     let second = engine.reserve(keyed(1, 2)).await.unwrap();
     assert!(!first.replayed && second.replayed);
     assert_eq!(first.reservation, second.reservation);
-    assert_eq!(left(&engine.inventory(40).await.unwrap(), day(0)), 8);
+    assert_eq!(
+        left(&engine.inventory(FestivalId(40)).await.unwrap(), day(0)),
+        8
+    );
     assert!(matches!(
         engine.reserve(keyed(1, 3)).await,
         Err(TicketError::KeyReused)
@@ -285,12 +331,18 @@ pub async fn idempotent_retries(engine: &dyn TicketEngine) {
     assert!(!other.replayed);
     assert_ne!(other.reservation.id, first.reservation.id);
     assert_eq!(
-        engine.reservation_by_key(1, "retry-1").await.unwrap(),
+        engine
+            .reservation_by_key(UserId(1), "retry-1")
+            .await
+            .unwrap(),
         Some(first.reservation.clone()),
         "the key finds the reservation it made"
     );
     assert_eq!(
-        engine.reservation_by_key(3, "retry-1").await.unwrap(),
+        engine
+            .reservation_by_key(UserId(3), "retry-1")
+            .await
+            .unwrap(),
         None,
         "keys are per user"
     );
@@ -327,13 +379,13 @@ pub async fn reservations_page_newest_first(engine: &dyn TicketEngine) {
     }
     mine.reverse();
     let mut seen = Vec::new();
-    let mut cursor = 0;
+    let mut cursor = ReservationId(0);
     loop {
         let page = engine
-            .reservations(500, Window::new(cursor, 5).unwrap())
+            .reservations(UserId(500), Window::new(cursor, 5).unwrap())
             .await
             .unwrap();
-        assert!(page.reservations.iter().all(|r| r.user == 500));
+        assert!(page.reservations.iter().all(|r| r.user == UserId(500)));
         seen.extend(page.reservations.iter().map(|r| r.id));
         match page.last_id {
             Some(last) => cursor = last,
@@ -385,7 +437,13 @@ pub async fn no_oversell_under_contention(engines: &[Arc<dyn TicketEngine>], fes
     }
     assert_eq!((sold, sold_out), (100, 900));
     for engine in engines {
-        assert_eq!(left(&engine.inventory(festival).await.unwrap(), day(0)), 0);
+        assert_eq!(
+            left(
+                &engine.inventory(FestivalId(festival)).await.unwrap(),
+                day(0)
+            ),
+            0
+        );
     }
 }
 
@@ -414,7 +472,10 @@ pub async fn user_cap_holds_under_contention(
     }
     assert_eq!(ok, 4);
     assert_eq!(
-        left(&engines[0].inventory(festival).await.unwrap(), day(0)),
+        left(
+            &engines[0].inventory(FestivalId(festival)).await.unwrap(),
+            day(0)
+        ),
         96
     );
 }
@@ -450,7 +511,10 @@ pub async fn retry_storm_books_once(engines: &[Arc<dyn TicketEngine>], festival_
     assert_eq!(ids.len(), 1, "{ids:?}");
     assert_eq!(fresh, 1);
     assert_eq!(
-        left(&engines[0].inventory(festival).await.unwrap(), day(1)),
+        left(
+            &engines[0].inventory(FestivalId(festival)).await.unwrap(),
+            day(1)
+        ),
         97
     );
 }
@@ -478,7 +542,7 @@ pub async fn cancel_and_rebuy_race(engines: &[Arc<dyn TicketEngine>], festival_b
     for (i, r) in holders.iter().enumerate() {
         let engine = engines[i % engines.len()].clone();
         let (user, id) = (r.user, r.id);
-        tasks.spawn(async move { engine.cancel(user, id).await.map(|_| 0i64) });
+        tasks.spawn(async move { engine.cancel(user, id).await.map(|_| UserId(0)) });
     }
     for buyer in 0..60i64 {
         let engine = engines[buyer as usize % engines.len()].clone();
@@ -492,19 +556,22 @@ pub async fn cancel_and_rebuy_race(engines: &[Arc<dyn TicketEngine>], festival_b
     let mut bought = 0;
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
-            Ok(0) => {}
+            Ok(UserId(0)) => {}
             Ok(_) => bought += 1,
             Err(TicketError::SoldOut { .. }) => {}
             Err(other) => panic!("unexpected {other:?}"),
         }
     }
-    let stock = left(&engines[0].inventory(festival).await.unwrap(), day(2));
+    let stock = left(
+        &engines[0].inventory(FestivalId(festival)).await.unwrap(),
+        day(2),
+    );
     assert!(bought <= 20);
     assert_eq!(stock, 20 - bought, "stock = total - active");
     let mut active = 0;
     for buyer in 0..60i64 {
         let page = engines[0]
-            .reservations(3_000 + buyer, Window::new(0, 10).unwrap())
+            .reservations(UserId(3_000 + buyer), Window::new(0, 10).unwrap())
             .await
             .unwrap();
         active += page

@@ -162,7 +162,7 @@ impl TicketEngine for MemoryTickets {
             .held
             .entry((booking.user, booking.festival, booking.date))
             .or_insert(0) += booking.quantity;
-        state.next_id += 1;
+        state.next_id.0 += 1;
         let reservation = Reservation {
             id: state.next_id,
             user: booking.user,
@@ -252,7 +252,7 @@ impl TicketEngine for MemoryTickets {
         Ok(self
             .lock()
             .reservations
-            .range(after.saturating_add(1)..)
+            .range(ReservationId(after.0.saturating_add(1))..)
             .map(|(_, r)| r)
             .filter(|r| r.status == Status::Active && r.date >= from)
             .take(limit as usize)

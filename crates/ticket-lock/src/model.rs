@@ -5,12 +5,58 @@ use serde::{Deserialize, Serialize};
 
 use crate::TicketError;
 
-/// A festival's id (from the catalog).
-pub type FestivalId = i64;
-/// A user's id (`users.id`).
-pub type UserId = i64;
-/// A reservation's id, increasing in booking order.
-pub type ReservationId = i64;
+/// An id that is an `i64` in the database but cannot be passed where another kind of id is
+/// expected (`cancel(user, reservation)` with the two swapped does not compile).
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        #[cfg_attr(any(feature = "sqlite", feature = "mysql"), derive(sqlx::Type), sqlx(transparent))]
+        pub struct $name(pub i64);
+
+        impl From<i64> for $name {
+            fn from(id: i64) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    };
+}
+
+id!(
+    /// A festival's id (from the catalog).
+    FestivalId
+);
+id!(
+    /// A user's id (the application's).
+    UserId
+);
+id!(
+    /// A reservation's id, increasing in booking order.
+    ReservationId
+);
 
 /// Longest idempotency key, in bytes.
 pub const KEY_MAX: usize = 100;
@@ -209,8 +255,9 @@ pub struct Window {
 
 impl Window {
     /// Checks the bounds.
-    pub fn new(last_id: ReservationId, limit: u32) -> Result<Self, TicketError> {
-        if last_id < 0 {
+    pub fn new(last_id: impl Into<ReservationId>, limit: u32) -> Result<Self, TicketError> {
+        let last_id = last_id.into();
+        if last_id.0 < 0 {
             return Err(invalid("lastId", "must not be negative"));
         }
         if !(1..=100).contains(&limit) {
@@ -220,8 +267,8 @@ impl Window {
     }
 
     pub(crate) fn bound(&self) -> ReservationId {
-        if self.last_id == 0 {
-            ReservationId::MAX
+        if self.last_id.0 == 0 {
+            ReservationId(i64::MAX)
         } else {
             self.last_id
         }

@@ -72,8 +72,10 @@ pub(crate) fn check_user(user: &str) -> Result<(), QueueError> {
     Ok(())
 }
 
-/// How a queue admits people.
+/// How a queue admits people. Start from [`Policy::default`] and change what you need with the
+/// `with_*` methods; new fields may be added in minor releases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Policy {
     /// How many are admitted per tick.
     pub batch_size: u32,
@@ -108,6 +110,48 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Admits `batch_size` per tick.
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: u32) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Ticks every `interval`.
+    #[must_use]
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// At most `max_active` admitted at once (`None`: no cap).
+    #[must_use]
+    pub fn with_max_active(mut self, max_active: Option<u32>) -> Self {
+        self.max_active = max_active;
+        self
+    }
+
+    /// An admission lasts `ttl` unless finished.
+    #[must_use]
+    pub fn with_admitted_ttl(mut self, ttl: Duration) -> Self {
+        self.admitted_ttl = ttl;
+        self
+    }
+
+    /// Waiters silent for `timeout` are dropped (`None`: never).
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Whether someone joining an empty line is admitted at once.
+    #[must_use]
+    pub fn with_admit_when_idle(mut self, admit: bool) -> Self {
+        self.admit_when_idle = admit;
+        self
+    }
+
     /// Checks that every field is in range.
     pub fn validate(&self) -> Result<(), QueueError> {
         let invalid = |field, reason: &str| {

@@ -43,11 +43,9 @@ async fn each_tick_admits_exactly_once_across_two_nodes_despite_duplicate_messag
     let node_b: Arc<dyn WaitingQueue> = Arc::new(RedisQueue::new(redis(&redis_url).await, prefix));
     let queue = QueueName::new("festival1").unwrap();
     // An interval of zero: no SQS delay, so the test runs as fast as the messages go round.
-    let policy = Policy {
-        batch_size: 5,
-        interval: Duration::ZERO,
-        ..Policy::default()
-    };
+    let policy = Policy::default()
+        .with_batch_size(5)
+        .with_interval(Duration::ZERO);
     node_a.configure(&queue, Some(policy)).await.unwrap();
     for i in 0..50 {
         node_a.join(&queue, &format!("u{i:02}")).await.unwrap();

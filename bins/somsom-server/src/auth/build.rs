@@ -101,13 +101,9 @@ async fn cognito(
             )
         })
     });
-    let cognito = CognitoConfig {
-        region,
-        user_pool_id: settings.user_pool_id.clone(),
-        client_id: settings.client_id.clone(),
-        client_secret: settings.client_secret.clone(),
-        jwks_url,
-    };
+    let cognito = CognitoConfig::new(region, &settings.user_pool_id, &settings.client_id)
+        .with_client_secret(settings.client_secret.clone())
+        .with_jwks_url(jwks_url);
     let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
     let provider = CognitoIdentity::new(client, cognito, clock)
         .await

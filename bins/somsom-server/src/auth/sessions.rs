@@ -36,7 +36,10 @@ pub async fn follow(
                 for revocation in revoked {
                     match users.by_username(&revocation.username).await {
                         Ok(Some(user)) => {
-                            chat.disconnect_user(user.id, "your session ended (signed out)");
+                            chat.disconnect_user(
+                                chat_relay::UserId(user.id),
+                                "your session ended (signed out)",
+                            );
                         }
                         Ok(None) => {}
                         Err(e) => {

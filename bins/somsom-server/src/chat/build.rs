@@ -64,31 +64,37 @@ pub(crate) async fn build(
         Some(brokers) => kafka_relay(config, brokers, sequencer, tasks).await?,
         None => Arc::new(MemoryRelay::new(sequencer)),
     };
-    let chat_config = ChatConfig {
-        // The original service's destinations, which its clients use.
-        destinations: chat_relay::Destinations::new(
-            "/publish/chat.send",
-            "/topic/chat/chatRoomId",
-            "/user/queue/unread",
-        ),
-        limits: chat_relay::stomp::Limits {
-            max_frame_bytes: settings.max_frame_bytes,
-            ..Default::default()
-        },
-        heartbeat_ms: (settings.heartbeat_send_ms, settings.heartbeat_receive_ms),
-        outbound_capacity: settings.outbound_capacity,
-        sends_in_flight: settings.sends_in_flight,
-        server_name: concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned(),
-        max_subscriptions: settings.max_subscriptions.max(1),
-        max_connections_per_user: settings.max_connections_per_user.max(1),
-        send_rate: (settings.send_rate_per_second > 0.0).then_some(chat_relay::SendRate {
-            per_second: settings.send_rate_per_second,
-            burst: settings.send_burst.max(1),
-        }),
-        max_replay: settings.max_replay.max(1),
-        write_timeout: Duration::from_secs(settings.write_timeout_secs.max(1)),
-        ..ChatConfig::default()
+    let mut chat_config = ChatConfig::default();
+    // The original service's destinations and JSON names, which its clients use.
+    chat_config.destinations = chat_relay::Destinations::new(
+        "/publish/chat.send",
+        "/topic/chat/chatRoomId",
+        "/user/queue/unread",
+    );
+    chat_config.fields = chat_relay::MessageFields::new(
+        "chatRoomId",
+        "content",
+        "senderId",
+        "senderName",
+        "sendTime",
+        "unReadCount",
+    );
+    chat_config.limits = chat_relay::stomp::Limits {
+        max_frame_bytes: settings.max_frame_bytes,
+        ..Default::default()
     };
+    chat_config.heartbeat_ms = (settings.heartbeat_send_ms, settings.heartbeat_receive_ms);
+    chat_config.outbound_capacity = settings.outbound_capacity;
+    chat_config.sends_in_flight = settings.sends_in_flight;
+    chat_config.server_name = concat!("somsom/", env!("CARGO_PKG_VERSION")).to_owned();
+    chat_config.max_subscriptions = settings.max_subscriptions.max(1);
+    chat_config.max_connections_per_user = settings.max_connections_per_user.max(1);
+    chat_config.send_rate = (settings.send_rate_per_second > 0.0).then_some(chat_relay::SendRate {
+        per_second: settings.send_rate_per_second,
+        burst: settings.send_burst.max(1),
+    });
+    chat_config.max_replay = settings.max_replay.max(1);
+    chat_config.write_timeout = Duration::from_secs(settings.write_timeout_secs.max(1));
     let server = ChatServer::new(
         chat_config,
         relay,

@@ -34,9 +34,9 @@ impl From<ChatMessage> for MessageDto {
     fn from(m: ChatMessage) -> Self {
         Self {
             content: m.content,
-            sender_id: m.sender_id,
+            sender_id: m.sender_id.0,
             sender_name: m.sender_name,
-            chat_room_id: m.chat_room_id,
+            chat_room_id: m.chat_room_id.0,
             send_time: m.send_time,
         }
     }

@@ -88,7 +88,7 @@ impl Gatekeeper for Gate {
             .map_err(|_| Refusal::new("unknown user"))?;
         Ok(Session {
             member: Member {
-                id: user.id,
+                id: chat_relay::UserId(user.id),
                 name: user.name,
             },
             // The socket closes when the token expires; the client reconnects with a new one.
@@ -146,7 +146,14 @@ pub async fn join(
     user: CurrentUser,
     Path(room): Path<i64>,
 ) -> Result<Json<i64>, ApiError> {
-    crate::workflows::chat::join(&festivals, &db, &chat.server, user.user.id, room).await?;
+    crate::workflows::chat::join(
+        &festivals,
+        &db,
+        &chat.server,
+        chat_relay::UserId(user.user.id),
+        RoomId(room),
+    )
+    .await?;
     Ok(Json(room))
 }
 
@@ -173,8 +180,8 @@ pub async fn history(
             },
         ));
     }
-    let title = room_title(&festivals, room).await?;
-    if !members::is_member(&db, room, user.user.id)
+    let title = room_title(&festivals, RoomId(room)).await?;
+    if !members::is_member(&db, RoomId(room), chat_relay::UserId(user.user.id))
         .await
         .map_err(ApiError::database)?
     {
@@ -183,7 +190,7 @@ pub async fn history(
     let page = chat
         .server
         .store()
-        .history(room, query.last_evaluated_send_time, limit)
+        .history(RoomId(room), query.last_evaluated_send_time, limit)
         .await?;
     Ok(Json(MessageList {
         title,
@@ -199,21 +206,25 @@ pub async fn rooms_of(
     chat: &Chat,
     user: i64,
 ) -> Result<Vec<ChatRoomItem>, ApiError> {
-    let rooms = members::rooms_of(db, user)
+    let rooms = members::rooms_of(db, chat_relay::UserId(user))
         .await
         .map_err(ApiError::database)?;
     let counts = members::counts(db, &rooms)
         .await
         .map_err(ApiError::database)?;
-    let unread = chat.server.presence().unread(user, &rooms).await?;
+    let unread = chat
+        .server
+        .presence()
+        .unread(chat_relay::UserId(user), &rooms)
+        .await?;
     let mut items = Vec::with_capacity(rooms.len());
     for (room, unread) in rooms.into_iter().zip(unread) {
         // A festival deleted from the catalog takes its room with it.
-        let Ok(festival) = festivals.catalog.get(room).await else {
+        let Ok(festival) = festivals.catalog.get(room.0).await else {
             continue;
         };
         items.push(ChatRoomItem {
-            id: room,
+            id: room.0,
             title: festival.name,
             user_count: counts.get(&room).copied().unwrap_or(0),
             unread_count: unread,
@@ -250,8 +261,8 @@ pub async fn leave(
         &festivals,
         &db,
         &chat.server,
-        user.user.id,
-        query.chat_room_id,
+        chat_relay::UserId(user.user.id),
+        RoomId(query.chat_room_id),
     )
     .await?;
     Ok(())

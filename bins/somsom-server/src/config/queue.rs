@@ -61,15 +61,15 @@ impl QueueSettings {
     /// The default policy these settings describe.
     pub fn policy(&self) -> waiting_queue::Policy {
         use std::time::Duration;
-        waiting_queue::Policy {
-            batch_size: self.batch_size,
-            interval: Duration::from_millis(self.interval_ms),
-            max_active: (self.max_active > 0).then_some(self.max_active),
-            admitted_ttl: Duration::from_secs(self.admitted_ttl_secs),
-            idle_timeout: (self.idle_timeout_secs > 0)
-                .then(|| Duration::from_secs(self.idle_timeout_secs)),
-            admit_when_idle: self.admit_when_idle,
-        }
+        waiting_queue::Policy::default()
+            .with_batch_size(self.batch_size)
+            .with_interval(Duration::from_millis(self.interval_ms))
+            .with_max_active((self.max_active > 0).then_some(self.max_active))
+            .with_admitted_ttl(Duration::from_secs(self.admitted_ttl_secs))
+            .with_idle_timeout(
+                (self.idle_timeout_secs > 0).then(|| Duration::from_secs(self.idle_timeout_secs)),
+            )
+            .with_admit_when_idle(self.admit_when_idle)
     }
 }
 

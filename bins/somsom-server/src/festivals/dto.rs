@@ -265,7 +265,7 @@ impl CreateFestivalRequest {
             ));
         }
         Ok(ticket_lock::NewInventory {
-            festival: id,
+            festival: ticket_lock::FestivalId(id),
             days: start
                 .iter_days()
                 .take_while(|d| *d <= end)

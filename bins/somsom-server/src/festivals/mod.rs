@@ -157,7 +157,7 @@ async fn inventory_of(
     tickets: &dyn ticket_lock::TicketEngine,
     festival: i64,
 ) -> Result<Option<ticket_lock::Inventory>, ApiError> {
-    match tickets.inventory(festival).await {
+    match tickets.inventory(ticket_lock::FestivalId(festival)).await {
         Ok(inventory) => Ok(Some(inventory)),
         Err(ticket_lock::TicketError::NotFound) => Ok(None),
         Err(e) => Err(crate::reservations::ticket_error(e)),

@@ -27,7 +27,7 @@ pub(crate) async fn build(
     use push_notify::send::Route;
     use push_notify::send::fcm::{FcmSender, ServiceAccount};
     use push_notify::send::webpush::{VapidKey, WebPushSender};
-    use push_notify::{DispatcherConfig, DueSource, Scheduler};
+    use push_notify::{DueSource, Scheduler};
 
     let settings = &config.push;
     let failed = |what: &'static str, e: push_notify::PushError| engine_failed(what)(e);
@@ -92,19 +92,7 @@ pub(crate) async fn build(
     let dispatcher = push_notify::Dispatcher::new(source, store.clone(), store.clone(), sender)
         .with_clock(clock.clone())
         .with_recheck(Arc::new(crate::push::HeldCheck(tickets.clone())))
-        .with_config(DispatcherConfig {
-            batch: match (settings.batch, db) {
-                (0, Database::Sqlite(_)) => 1024,
-                (0, Database::MySql(_)) => 256,
-                (n, _) => n,
-            },
-            concurrency: settings.concurrency.max(1),
-            lease: Duration::from_secs(settings.lease_secs.max(1)),
-            send_timeout: Duration::from_secs(settings.send_timeout_secs.max(1)),
-            poll: Duration::from_millis(settings.poll_ms.max(10)),
-            max_attempts: settings.max_attempts.max(1),
-            ..DispatcherConfig::default()
-        });
+        .with_config(dispatcher_config(settings, db));
     let context = crate::push::PlanContext {
         scheduler,
         tickets,
@@ -192,4 +180,23 @@ async fn eventbridge(
     BuildError,
 > {
     Err(crate::config::Invalid::not_built("push.scheduler = eventbridge", "aws").into())
+}
+
+/// The dispatcher's settings; an unset batch is sized for the database.
+fn dispatcher_config(
+    settings: &crate::config::PushSettings,
+    db: &Database,
+) -> push_notify::DispatcherConfig {
+    let mut config = push_notify::DispatcherConfig::default();
+    config.batch = match (settings.batch, db) {
+        (0, Database::Sqlite(_)) => 1024,
+        (0, Database::MySql(_)) => 256,
+        (n, _) => n,
+    };
+    config.concurrency = settings.concurrency.max(1);
+    config.lease = Duration::from_secs(settings.lease_secs.max(1));
+    config.send_timeout = Duration::from_secs(settings.send_timeout_secs.max(1));
+    config.poll = Duration::from_millis(settings.poll_ms.max(10));
+    config.max_attempts = settings.max_attempts.max(1);
+    config
 }

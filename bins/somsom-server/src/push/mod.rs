@@ -195,7 +195,11 @@ impl Recheck for HeldCheck {
         for key in keys {
             let held = self
                 .0
-                .held(key.user, key.festival, key.date)
+                .held(
+                    ticket_lock::UserId(key.user),
+                    ticket_lock::FestivalId(key.festival),
+                    key.date,
+                )
                 .await
                 .map_err(|e| push_notify::PushError::unavailable("tickets", e))?;
             if held == 0 {

@@ -162,7 +162,11 @@ impl PlanContext {
             let tickets = ctx.tickets.clone();
             async move {
                 tickets
-                    .held(key.user, key.festival, key.date)
+                    .held(
+                        ticket_lock::UserId(key.user),
+                        ticket_lock::FestivalId(key.festival),
+                        key.date,
+                    )
                     .await
                     .map_err(|e| e.to_string())
             }
@@ -234,7 +238,7 @@ pub async fn reconcile(ctx: &PlanContext) -> Result<usize, String> {
         .with_timezone(&ctx.planner.zone)
         .date_naive();
     let mut names = Names::default();
-    let mut after = 0;
+    let mut after = ticket_lock::ReservationId(0);
     let mut added = 0;
     let mut seen = std::collections::HashSet::new();
     loop {
@@ -247,8 +251,8 @@ pub async fn reconcile(ctx: &PlanContext) -> Result<usize, String> {
         after = last.id;
         for r in &page {
             let key = ReminderKey {
-                user: r.user,
-                festival: r.festival,
+                user: r.user.0,
+                festival: r.festival.0,
                 date: r.date,
             };
             if !seen.insert(key) {

@@ -70,26 +70,27 @@ impl PolicyRequest {
     /// The policy: `defaults` with the given fields replaced.
     pub fn apply(&self, defaults: Policy) -> Policy {
         use std::time::Duration;
-        Policy {
-            batch_size: self.batch_size.unwrap_or(defaults.batch_size),
-            interval: self
-                .interval_ms
-                .map_or(defaults.interval, Duration::from_millis),
-            max_active: match self.max_active {
+        defaults
+            .with_batch_size(self.batch_size.unwrap_or(defaults.batch_size))
+            .with_interval(
+                self.interval_ms
+                    .map_or(defaults.interval, Duration::from_millis),
+            )
+            .with_max_active(match self.max_active {
                 Some(0) => None,
                 Some(n) => Some(n),
                 None => defaults.max_active,
-            },
-            admitted_ttl: self
-                .admitted_ttl_secs
-                .map_or(defaults.admitted_ttl, Duration::from_secs),
-            idle_timeout: match self.idle_timeout_secs {
+            })
+            .with_admitted_ttl(
+                self.admitted_ttl_secs
+                    .map_or(defaults.admitted_ttl, Duration::from_secs),
+            )
+            .with_idle_timeout(match self.idle_timeout_secs {
                 Some(0) => None,
                 Some(s) => Some(Duration::from_secs(s)),
                 None => defaults.idle_timeout,
-            },
-            admit_when_idle: self.admit_when_idle.unwrap_or(defaults.admit_when_idle),
-        }
+            })
+            .with_admit_when_idle(self.admit_when_idle.unwrap_or(defaults.admit_when_idle))
     }
 }
 

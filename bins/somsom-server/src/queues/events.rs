@@ -127,7 +127,7 @@ impl chat_relay::Feeds for RankFeeds {
             chat_relay::Refusal::new("temporarily unavailable")
         };
         // The subscriber's own key, from their account: nobody can watch another's place.
-        let user = crate::auth::users::by_id(&self.db, member.id)
+        let user = crate::auth::users::by_id(&self.db, member.id.0)
             .await
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| chat_relay::Refusal::new("unknown user"))?;

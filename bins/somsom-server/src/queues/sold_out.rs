@@ -15,7 +15,7 @@ use super::{Queues, festival_queue};
 /// tries again within a second.
 pub async fn check(tickets: &dyn TicketEngine, queues: &Queues, festival: i64) {
     let queue = festival_queue(festival);
-    let left = match tickets.inventory(festival).await {
+    let left = match tickets.inventory(ticket_lock::FestivalId(festival)).await {
         Ok(inventory) => inventory.days.iter().any(|d| d.left > 0),
         Err(ticket_lock::TicketError::NotFound) => return,
         Err(e) => {

@@ -43,9 +43,9 @@ pub struct ReservationResult {
 impl From<&Reservation> for ReservationResult {
     fn from(r: &Reservation) -> Self {
         Self {
-            reservation_id: r.id,
+            reservation_id: r.id.0,
             created_at: r.created_at,
-            festival_id: r.festival,
+            festival_id: r.festival.0,
             festival_date: r.date,
             quantity: r.quantity,
             status: r.status.as_str().to_owned(),
@@ -77,7 +77,7 @@ impl ReservationItem {
     /// The item for `r` with its festival.
     pub fn new(r: &Reservation, festival: Option<FestivalPreview>) -> Self {
         Self {
-            id: r.id,
+            id: r.id.0,
             reservation_date: r.created_at.with_timezone(&ticket_lock::kst()).date_naive(),
             festival_date: r.date,
             festival_info: festival,

@@ -129,12 +129,14 @@ pub async fn list(
     Query(query): Query<ReservationQuery>,
 ) -> Result<Json<ReservationList>, ApiError> {
     let window = Window::new(query.last_id.unwrap_or(0), query.limit.unwrap_or(10))?;
-    let page = tickets.reservations(user.user.id, window).await?;
+    let page = tickets
+        .reservations(ticket_lock::UserId(user.user.id), window)
+        .await?;
     let items = with_festivals(&festivals, &page.reservations).await?;
     Ok(Json(ReservationList {
         reservations: items,
         has_next: page.has_next,
-        last_id: page.last_id,
+        last_id: page.last_id.map(i64::from),
     }))
 }
 
@@ -145,19 +147,19 @@ async fn with_festivals(
 ) -> Result<Vec<ReservationItem>, ApiError> {
     let mut previews: HashMap<i64, Option<FestivalPreview>> = HashMap::new();
     for r in reservations {
-        if previews.contains_key(&r.festival) {
+        if previews.contains_key(&r.festival.0) {
             continue;
         }
-        let preview = match festivals.catalog.get(r.festival).await {
+        let preview = match festivals.catalog.get(r.festival.0).await {
             Ok(f) => Some(FestivalPreview::new(&f, festivals.clock.now())),
             Err(festival_catalog::CatalogError::NotFound(_)) => None,
             Err(e) => return Err(catalog_error(e)),
         };
-        previews.insert(r.festival, preview);
+        previews.insert(r.festival.0, preview);
     }
     Ok(reservations
         .iter()
-        .map(|r| ReservationItem::new(r, previews.get(&r.festival).cloned().flatten()))
+        .map(|r| ReservationItem::new(r, previews.get(&r.festival.0).cloned().flatten()))
         .collect())
 }
 
@@ -171,7 +173,9 @@ pub async fn cancel(
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Json<ReservationResult>, ApiError> {
-    let cancelled = desk.cancel(user.user.id, id).await?;
+    let cancelled = desk
+        .cancel(user.user.id, ticket_lock::ReservationId(id))
+        .await?;
     Ok(Json(ReservationResult::from(&cancelled)))
 }
 
@@ -192,7 +196,7 @@ pub async fn me(
         .date_naive();
     // Upcoming: active, from today on; the newest 100 bookings are scanned.
     let page = tickets
-        .reservations(user.user.id, Window::new(0, 100)?)
+        .reservations(ticket_lock::UserId(user.user.id), Window::new(0, 100)?)
         .await?;
     let mut upcoming: Vec<_> = page
         .reservations

@@ -115,8 +115,8 @@ impl BookingDesk {
             SaleState::OnSale => {}
         }
         let booking = Booking {
-            user: request.user,
-            festival: request.festival,
+            user: ticket_lock::UserId(request.user),
+            festival: ticket_lock::FestivalId(request.festival),
             date: request.date,
             quantity: request.quantity,
             idempotency_key: request.idempotency_key,
@@ -160,7 +160,7 @@ impl BookingDesk {
         match self.tickets.reserve(booking).await {
             Ok(booked) => {
                 let r = &booked.reservation;
-                self.planning.booked(r.user, r.festival, r.date).await;
+                self.planning.booked(r.user.0, r.festival.0, r.date).await;
                 Ok(booked)
             }
             Err(refused) => {
@@ -185,11 +185,11 @@ impl BookingDesk {
     /// Cancels the user's reservation: its tickets go back on sale (reopening a sold-out line)
     /// and the reminder plan follows.
     pub async fn cancel(&self, user: i64, id: ReservationId) -> Result<Reservation, BookingError> {
-        let cancelled = self.tickets.cancel(user, id).await?;
+        let cancelled = self.tickets.cancel(ticket_lock::UserId(user), id).await?;
         self.planning
-            .cancelled(cancelled.user, cancelled.festival, cancelled.date)
+            .cancelled(cancelled.user.0, cancelled.festival.0, cancelled.date)
             .await;
-        crate::queues::sold_out::check(&*self.tickets, &self.queues, cancelled.festival).await;
+        crate::queues::sold_out::check(&*self.tickets, &self.queues, cancelled.festival.0).await;
         Ok(cancelled)
     }
 }

@@ -33,7 +33,7 @@ pub enum MembershipError {
 
 /// The room's title (its festival's name).
 pub async fn room_title(festivals: &Festivals, room: RoomId) -> Result<String, MembershipError> {
-    match festivals.catalog.get(room).await {
+    match festivals.catalog.get(room.0).await {
         Ok(festival) => Ok(festival.name),
         Err(CatalogError::NotFound(_)) => Err(MembershipError::RoomNotFound(room)),
         Err(e) => Err(MembershipError::Catalog(e)),

@@ -36,7 +36,7 @@ pub async fn create(
     new.validate()?;
     stock.validate()?;
     let festival = festivals.catalog.create(new).await?;
-    stock.festival = festival.id;
+    stock.festival = ticket_lock::FestivalId(festival.id);
     // The festival exists now; its stock and opening follow (doing either again is harmless).
     let inventory = tickets.create_inventory(stock).await?;
     schedule(queues, &festival).await?;

@@ -5,7 +5,7 @@ pub mod presence;
 pub mod relay;
 pub mod store;
 
-use crate::{Draft, Member, RoomId};
+use crate::{Draft, Member, RoomId, UserId};
 
 /// Room ids no other run is using, so suites can share a database, table or Redis.
 pub fn fresh_rooms() -> RoomId {
@@ -15,13 +15,16 @@ pub fn fresh_rooms() -> RoomId {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64);
     // Millions of rooms apart per call, and apart between processes by the clock.
-    (nanos / 1_000 % 1_000_000_000) * 1_000 + NEXT.fetch_add(1, Ordering::Relaxed) * 100_000_000_000
+    RoomId(
+        (nanos / 1_000 % 1_000_000_000) * 1_000
+            + NEXT.fetch_add(1, Ordering::Relaxed) * 100_000_000_000,
+    )
 }
 
 /// A draft by user `sender` in `room` at `at`.
 pub fn draft(room: RoomId, sender: i64, content: &str, at: i64) -> Draft {
     let member = Member {
-        id: sender,
+        id: UserId(sender),
         name: format!("user {sender}"),
     };
     Draft::new(room, &member, content, at).expect("a valid draft")

@@ -1,6 +1,7 @@
 //! The [`Presence`] suite.
 
 use crate::Presence;
+use crate::{RoomId, UserId};
 
 use super::fresh_rooms;
 
@@ -15,64 +16,88 @@ pub async fn run_all(presence: &dyn Presence) {
 /// Members who are not present get one more unread per message; present ones and strangers none.
 pub async fn absent_members_count_unread(presence: &dyn Presence) {
     let room = fresh_rooms();
-    presence.join(room, 1).await.unwrap();
-    presence.join(room, 2).await.unwrap();
-    presence.join(room, 2).await.unwrap(); // idempotent
-    presence.enter(room, 1).await.unwrap();
-    presence.enter(room, 3).await.unwrap(); // present but not a member
-    assert_eq!(presence.unread(2, &[room]).await.unwrap(), [None]);
+    presence.join(room, UserId(1)).await.unwrap();
+    presence.join(room, UserId(2)).await.unwrap();
+    presence.join(room, UserId(2)).await.unwrap(); // idempotent
+    presence.enter(room, UserId(1)).await.unwrap();
+    presence.enter(room, UserId(3)).await.unwrap(); // present but not a member
+    assert_eq!(presence.unread(UserId(2), &[room]).await.unwrap(), [None]);
     let counted = presence.count_message(room).await.unwrap();
-    assert_eq!(counted, [(2, 1)]);
+    assert_eq!(counted, [(UserId(2), 1)]);
     let counted = presence.count_message(room).await.unwrap();
-    assert_eq!(counted, [(2, 2)]);
-    assert_eq!(presence.unread(2, &[room]).await.unwrap(), [Some(2)]);
-    assert_eq!(presence.unread(1, &[room]).await.unwrap(), [Some(0)]);
-    assert_eq!(presence.unread(3, &[room]).await.unwrap(), [Some(0)]);
-    assert!(presence.unread(1, &[]).await.unwrap().is_empty());
+    assert_eq!(counted, [(UserId(2), 2)]);
+    assert_eq!(
+        presence.unread(UserId(2), &[room]).await.unwrap(),
+        [Some(2)]
+    );
+    assert_eq!(
+        presence.unread(UserId(1), &[room]).await.unwrap(),
+        [Some(0)]
+    );
+    assert_eq!(
+        presence.unread(UserId(3), &[room]).await.unwrap(),
+        [Some(0)]
+    );
+    assert!(presence.unread(UserId(1), &[]).await.unwrap().is_empty());
 }
 
 /// Entering resets the count; a user with two subscriptions stays present until both end.
 pub async fn entering_resets_and_counts_subscriptions(presence: &dyn Presence) {
     let room = fresh_rooms();
-    presence.join(room, 7).await.unwrap();
+    presence.join(room, UserId(7)).await.unwrap();
     presence.count_message(room).await.unwrap();
     presence.count_message(room).await.unwrap();
-    assert_eq!(presence.unread(7, &[room]).await.unwrap(), [Some(2)]);
-    presence.enter(room, 7).await.unwrap();
-    presence.enter(room, 7).await.unwrap();
-    assert!(presence.is_present(room, 7).await.unwrap());
-    assert_eq!(presence.unread(7, &[room]).await.unwrap(), [Some(0)]);
-    presence.exit(room, 7).await.unwrap();
-    assert!(presence.is_present(room, 7).await.unwrap(), "one tab left");
+    assert_eq!(
+        presence.unread(UserId(7), &[room]).await.unwrap(),
+        [Some(2)]
+    );
+    presence.enter(room, UserId(7)).await.unwrap();
+    presence.enter(room, UserId(7)).await.unwrap();
+    assert!(presence.is_present(room, UserId(7)).await.unwrap());
+    assert_eq!(
+        presence.unread(UserId(7), &[room]).await.unwrap(),
+        [Some(0)]
+    );
+    presence.exit(room, UserId(7)).await.unwrap();
+    assert!(
+        presence.is_present(room, UserId(7)).await.unwrap(),
+        "one tab left"
+    );
     assert!(presence.count_message(room).await.unwrap().is_empty());
-    presence.exit(room, 7).await.unwrap();
-    assert!(!presence.is_present(room, 7).await.unwrap());
-    assert_eq!(presence.count_message(room).await.unwrap(), [(7, 1)]);
+    presence.exit(room, UserId(7)).await.unwrap();
+    assert!(!presence.is_present(room, UserId(7)).await.unwrap());
+    assert_eq!(
+        presence.count_message(room).await.unwrap(),
+        [(UserId(7), 1)]
+    );
 }
 
 /// Leaving ends counting and forgets the count.
 pub async fn leaving_forgets(presence: &dyn Presence) {
     let room = fresh_rooms();
-    presence.join(room, 5).await.unwrap();
+    presence.join(room, UserId(5)).await.unwrap();
     presence.count_message(room).await.unwrap();
-    presence.leave(room, 5).await.unwrap();
-    assert_eq!(presence.unread(5, &[room]).await.unwrap(), [None]);
+    presence.leave(room, UserId(5)).await.unwrap();
+    assert_eq!(presence.unread(UserId(5), &[room]).await.unwrap(), [None]);
     assert!(presence.count_message(room).await.unwrap().is_empty());
-    presence.leave(room, 5).await.unwrap(); // idempotent
+    presence.leave(room, UserId(5)).await.unwrap(); // idempotent
 }
 
 /// Counts are per room.
 pub async fn counts_are_per_room(presence: &dyn Presence) {
     let a = fresh_rooms();
-    let b = a + 1;
-    presence.join(a, 9).await.unwrap();
-    presence.join(b, 9).await.unwrap();
-    presence.enter(b, 9).await.unwrap();
+    let b = RoomId(a.0 + 1);
+    presence.join(a, UserId(9)).await.unwrap();
+    presence.join(b, UserId(9)).await.unwrap();
+    presence.enter(b, UserId(9)).await.unwrap();
     presence.count_message(a).await.unwrap();
     presence.count_message(a).await.unwrap();
     presence.count_message(b).await.unwrap();
     assert_eq!(
-        presence.unread(9, &[a, b, b + 1]).await.unwrap(),
+        presence
+            .unread(UserId(9), &[a, b, RoomId(b.0 + 1)])
+            .await
+            .unwrap(),
         [Some(2), Some(0), None]
     );
 }

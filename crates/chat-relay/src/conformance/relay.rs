@@ -8,7 +8,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use crate::relay::Delivery;
-use crate::{ChatMessage, Relay, RoomId};
+use crate::{ChatMessage, Relay, RoomId, UserId};
 
 use super::{draft, fresh_rooms};
 
@@ -83,7 +83,7 @@ fn assert_increasing(messages: &[ChatMessage]) {
 pub async fn every_node_gets_every_message_in_order(nodes: &[Arc<dyn Relay>]) {
     let mut streams = subscribe_all(nodes).await;
     let base = fresh_rooms();
-    let rooms: Vec<RoomId> = (0..4).map(|i| base + i).collect();
+    let rooms: Vec<RoomId> = (0..4).map(|i| RoomId(base.0 + i)).collect();
     let per_room = 50;
     let senders = rooms.iter().map(|&room| {
         let nodes = nodes.to_vec();
@@ -136,7 +136,7 @@ pub async fn concurrent_senders_are_seen_in_one_order(nodes: &[Arc<dyn Relay>]) 
         for sender in 0..4 {
             let own: Vec<_> = messages
                 .iter()
-                .filter(|m| m.sender_id == sender as i64)
+                .filter(|m| m.sender_id == UserId(sender as i64))
                 .map(|m| m.content.clone())
                 .collect();
             let expected: Vec<_> = (0..per_sender).map(|i| format!("{sender}:{i}")).collect();

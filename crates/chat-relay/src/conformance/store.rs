@@ -1,7 +1,7 @@
 //! The [`MessageStore`] suite.
 
 use crate::store::PAGE_MAX;
-use crate::{Appended, ChatError, ChatMessage, Draft, MessageStore};
+use crate::{Appended, ChatError, ChatMessage, Draft, MessageStore, RoomId, UserId};
 
 use super::{draft, fresh_rooms};
 
@@ -67,7 +67,7 @@ pub async fn a_late_clock_still_moves_forward(store: &dyn MessageStore) {
     let late = stored(store, &draft(room, 2, "late", 4_000)).await;
     assert_eq!(first.send_time, 5_000);
     assert_eq!(late.send_time, 5_001);
-    assert_eq!(late.sender_id, 2);
+    assert_eq!(late.sender_id, UserId(2));
     assert_eq!(late.sender_name, "user 2");
     assert_eq!(late.chat_room_id, room);
 }
@@ -127,7 +127,7 @@ pub async fn after_replays_oldest_first(store: &dyn MessageStore) {
 /// One room's messages never show up in another.
 pub async fn rooms_are_separate(store: &dyn MessageStore) {
     let a = fresh_rooms();
-    let b = a + 1;
+    let b = RoomId(a.0 + 1);
     stored(store, &draft(a, 1, "in a", 1)).await;
     let page = store.history(b, None, 10).await.unwrap();
     assert!(page.messages.is_empty());
@@ -228,7 +228,7 @@ pub async fn rooms_written_at_once_keep_every_message(
             } else {
                 (peer, store)
             };
-            let mut d = draft(base + room, room, &format!("r{room} m{i}"), 7);
+            let mut d = draft(RoomId(base.0 + room), room, &format!("r{room} m{i}"), 7);
             d.seq = Some(i);
             let message = stored(writer, &d).await;
             if i % 4 == 3 {
@@ -249,7 +249,10 @@ pub async fn rooms_written_at_once_keep_every_message(
             kept.windows(2).all(|w| w[0].send_time < w[1].send_time),
             "room {room}: sendTimes increase in the order of appends"
         );
-        let page = store.history(base + room, None, 100).await.unwrap();
+        let page = store
+            .history(RoomId(base.0 + room), None, 100)
+            .await
+            .unwrap();
         let mut oldest_first = page.messages;
         oldest_first.reverse();
         assert_eq!(

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::MessageFields;
 use crate::RoomId;
 use crate::stomp::Limits;
 
@@ -47,11 +48,15 @@ impl Default for Destinations {
     }
 }
 
-/// How connections behave.
+/// How connections behave. Start from [`ChatConfig::default`] and set the fields you need; new
+/// fields may be added in minor releases.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ChatConfig {
     /// Destinations.
     pub destinations: Destinations,
+    /// The JSON names of message bodies.
+    pub fields: MessageFields,
     /// Frame limits.
     pub limits: Limits,
     /// The server's heart-beat wishes `(send every, expect every)` in milliseconds; 0 is off.
@@ -122,6 +127,7 @@ impl Default for ChatConfig {
     fn default() -> Self {
         Self {
             destinations: Destinations::default(),
+            fields: MessageFields::default(),
             limits: Limits::default(),
             heartbeat_ms: (10_000, 10_000),
             outbound_capacity: 1024,

@@ -67,23 +67,18 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
             return Err(Fault::new("unknown destination")
                 .detail(format!("messages are sent to {}", destinations.send)));
         }
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Body {
-            chat_room_id: RoomId,
-            content: String,
-        }
-        let body: Body = serde_json::from_slice(&frame.body).map_err(|e| {
-            Fault::new("invalid message body").detail(format!(
-                "expected {{\"chatRoomId\": N, \"content\": \"…\"}}: {e}"
-            ))
-        })?;
-        self.allow(body.chat_room_id).await?;
+        let (room, content) = self
+            .server
+            .config
+            .fields
+            .send(&frame.body)
+            .map_err(|why| Fault::new("invalid message body").detail(why))?;
+        self.allow(room).await?;
         let member = &self.state.as_ref().expect("connected").member;
         Ok(Draft::new(
-            body.chat_room_id,
+            room,
             member,
-            body.content,
+            content,
             self.server.clock.now().timestamp_millis(),
         )?)
     }
@@ -215,11 +210,10 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
         newest_first.truncate(max);
         let lost = Fault::new("connection lost");
         for (i, message) in newest_first.into_iter().rev().enumerate() {
-            let body = serde_json::to_vec(&message).expect("a message serialises");
             let push = Push::Message {
                 subscription: subscription.clone(),
                 send_time: message.send_time,
-                body: body.into(),
+                body: self.server.config.fields.message(&message),
             };
             if let Some(mut frame) = self.message_frame(push) {
                 if gap && i == 0 {

@@ -48,7 +48,7 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
             for _ in 0..count {
                 if let Err(e) = self.server.presence.exit(room, state.member.id).await {
                     tracing::warn!(
-                        room,
+                        room = room.0,
                         error = &e as &dyn std::error::Error,
                         "presence exit failed"
                     );

@@ -16,6 +16,15 @@ use async_trait::async_trait;
 use crate::{Result, RoomId, UserId};
 
 /// Presence and unread counts.
+///
+/// Rooms and users are different types, so swapping them does not compile:
+///
+/// ```compile_fail
+/// # use chat_relay::{Presence, RoomId, UserId};
+/// async fn join(presence: &dyn Presence, room: RoomId, user: UserId) {
+///     presence.join(user, room).await.unwrap();
+/// }
+/// ```
 #[async_trait]
 pub trait Presence: Send + Sync + std::fmt::Debug + 'static {
     /// Makes `user` a member of `room` (idempotent).

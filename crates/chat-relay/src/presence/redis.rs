@@ -95,7 +95,7 @@ impl Presence for RedisPresence {
         let mut redis = self.redis.clone();
         redis::cmd("SADD")
             .arg(self.participants(room))
-            .arg(user)
+            .arg(user.0)
             .query_async::<()>(&mut redis)
             .await
             .map_err(unavailable)
@@ -107,7 +107,7 @@ impl Presence for RedisPresence {
             .atomic()
             .cmd("SREM")
             .arg(self.participants(room))
-            .arg(user)
+            .arg(user.0)
             .ignore()
             .cmd("HDEL")
             .arg(self.unread_key())
@@ -123,8 +123,8 @@ impl Presence for RedisPresence {
         self.enter
             .key(self.active(room))
             .key(self.unread_key())
-            .arg(user)
-            .arg(room)
+            .arg(user.0)
+            .arg(room.0)
             .arg(PRESENCE_TTL_SECS)
             .invoke_async::<i64>(&mut redis)
             .await
@@ -136,7 +136,7 @@ impl Presence for RedisPresence {
         let mut redis = self.redis.clone();
         self.exit
             .key(self.active(room))
-            .arg(user)
+            .arg(user.0)
             .invoke_async::<i64>(&mut redis)
             .await
             .map(drop)
@@ -147,7 +147,7 @@ impl Presence for RedisPresence {
         let mut redis = self.redis.clone();
         redis::cmd("HEXISTS")
             .arg(self.active(room))
-            .arg(user)
+            .arg(user.0)
             .query_async(&mut redis)
             .await
             .map_err(unavailable)
@@ -160,13 +160,13 @@ impl Presence for RedisPresence {
             .key(self.participants(room))
             .key(self.active(room))
             .key(self.unread_key())
-            .arg(room)
+            .arg(room.0)
             .invoke_async(&mut redis)
             .await
             .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(2)
-            .map(|pair| (pair[0], pair[1].max(0) as u64))
+            .map(|pair| (UserId(pair[0]), pair[1].max(0) as u64))
             .collect())
     }
 

@@ -521,11 +521,11 @@ impl KafkaRelay {
                     match sequencer.sequence(&draft).await {
                         Ok(Some(delivery)) => break Some(delivery),
                         Ok(None) => {
-                            tracing::error!(room = draft.chat_room_id, seq = ?draft.seq, "a chat draft was stored before but cannot be found");
+                            tracing::error!(room = draft.chat_room_id.0, seq = ?draft.seq, "a chat draft was stored before but cannot be found");
                             break None;
                         }
                         Err(e) => {
-                            tracing::warn!(room = draft.chat_room_id, error = &e as &dyn std::error::Error, "storing a chat message failed; retrying");
+                            tracing::warn!(room = draft.chat_room_id.0, error = &e as &dyn std::error::Error, "storing a chat message failed; retrying");
                             tokio::select! {
                                 () = shutdown.cancelled() => return false,
                                 () = tokio::time::sleep(backoff) => {}

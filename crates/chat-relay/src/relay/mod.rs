@@ -74,7 +74,7 @@ impl Sequencer {
             Ok(unread) => unread,
             Err(e) => {
                 tracing::warn!(
-                    room = message.chat_room_id,
+                    room = message.chat_room_id.0,
                     error = &e as &dyn std::error::Error,
                     "unread counts not updated"
                 );

@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{LatestCache, MessageStore, check_limit};
-use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId};
+use crate::{Appended, ChatError, ChatMessage, Draft, HistoryPage, Result, RoomId, UserId};
 
 /// The default table name.
 pub const DEFAULT_TABLE: &str = "Message";
@@ -42,7 +42,8 @@ fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ChatEr
     ChatError::unavailable("dynamodb", e)
 }
 
-fn number(value: i64) -> AttributeValue {
+fn number(value: impl Into<i64>) -> AttributeValue {
+    let value: i64 = value.into();
     AttributeValue::N(value.to_string())
 }
 
@@ -60,9 +61,9 @@ fn item_message(item: &HashMap<String, AttributeValue>) -> Result<ChatMessage> {
             .ok_or_else(|| unavailable(format!("item without string {name}")))
     };
     Ok(ChatMessage {
-        chat_room_id: n("chatRoomId")?,
+        chat_room_id: RoomId(n("chatRoomId")?),
         send_time: n("sendTime")?,
-        sender_id: n("senderId")?,
+        sender_id: UserId(n("senderId")?),
         sender_name: s("senderName")?,
         content: s("content")?,
     })

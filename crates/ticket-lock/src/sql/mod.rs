@@ -78,7 +78,7 @@ struct DayQueue {
     busy: bool,
 }
 
-type Queues = Arc<std::sync::Mutex<HashMap<(i64, NaiveDate), DayQueue>>>;
+type Queues = Arc<std::sync::Mutex<HashMap<(FestivalId, NaiveDate), DayQueue>>>;
 
 /// Tickets in a SQL database. Create it, then [`migrate`](Self::migrate) once at start.
 #[derive(Debug, Clone)]
@@ -205,7 +205,7 @@ impl SqlTickets {
         answer
     }
 
-    async fn work(&self, day: (i64, NaiveDate)) {
+    async fn work(&self, day: (FestivalId, NaiveDate)) {
         loop {
             let group: Vec<(Booking, Reply)> = {
                 let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
@@ -271,7 +271,7 @@ impl TicketEngine for SqlTickets {
         self.inventory(new.festival).await
     }
 
-    async fn inventory(&self, festival: i64) -> Result<Inventory, TicketError> {
+    async fn inventory(&self, festival: FestivalId) -> Result<Inventory, TicketError> {
         match &self.pool {
             #[cfg(feature = "sqlite")]
             SqlPool::Sqlite(pool) => statements::sqlite::inventory(pool, festival).await,

@@ -9,15 +9,15 @@ use chrono::NaiveDate;
 use super::Outcome;
 use crate::model::{check, from_millis};
 use crate::{
-    Booking, DayStock, Inventory, NewInventory, Reservation, ReservationId, Rules, Status,
-    TicketError, UserId,
+    Booking, DayStock, FestivalId, Inventory, NewInventory, Reservation, ReservationId, Rules,
+    Status, TicketError, UserId,
 };
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ReservationRow {
-    id: i64,
-    user_id: i64,
-    festival_id: i64,
+    id: ReservationId,
+    user_id: UserId,
+    festival_id: FestivalId,
     festival_date: NaiveDate,
     quantity: i32,
     status: String,
@@ -123,7 +123,7 @@ macro_rules! dialect {
 
             pub(crate) async fn inventory(
                 pool: &Pool<Db>,
-                festival: i64,
+                festival: FestivalId,
             ) -> Result<Option<Inventory>, sqlx::Error> {
                 let rules: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT max_per_reservation, max_per_user_per_day FROM ticket_rules \
@@ -176,7 +176,7 @@ macro_rules! dialect {
             /// The festival's rules (defaults if it has none stored).
             async fn rules_in(
                 tx: &mut sqlx::Transaction<'static, Db>,
-                festival: i64,
+                festival: FestivalId,
             ) -> Result<Rules, sqlx::Error> {
                 let rules: Option<(i64, i64)> = sqlx::query_as(
                     "SELECT max_per_reservation, max_per_user_per_day FROM ticket_rules \
@@ -224,7 +224,7 @@ macro_rules! dialect {
                      WHERE festival_id = ? AND festival_date = ? AND status = 'ACTIVE' \
                      AND user_id IN ({marks}) GROUP BY user_id"
                 );
-                let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(sql))
+                let mut query = sqlx::query_as::<_, (UserId, i64)>(sqlx::AssertSqlSafe(sql))
                     .bind(first.festival)
                     .bind(first.date);
                 for user in users {
@@ -561,7 +561,7 @@ macro_rules! dialect {
             pub(crate) async fn held(
                 pool: &Pool<Db>,
                 user: UserId,
-                festival: i64,
+                festival: FestivalId,
                 date: NaiveDate,
             ) -> Result<u32, sqlx::Error> {
                 let held: i64 = sqlx::query_scalar(
@@ -625,7 +625,7 @@ dialect!(
     for_update: "",
     insert_ignore: "INSERT OR IGNORE",
     returning: true,
-    |result| result.last_insert_rowid()
+    |result| ReservationId(result.last_insert_rowid())
 );
 #[cfg(feature = "mysql")]
 dialect!(
@@ -635,5 +635,5 @@ dialect!(
     for_update: " FOR UPDATE",
     insert_ignore: "INSERT IGNORE",
     returning: false,
-    |result| i64::try_from(result.last_insert_id()).unwrap_or(i64::MAX)
+    |result| ReservationId(i64::try_from(result.last_insert_id()).unwrap_or(i64::MAX))
 );
