@@ -24,8 +24,8 @@ use chat_relay::client::Client;
 use chat_relay::stomp::{Command, Frame};
 use chat_relay::websocket::{self, Buffers};
 use chat_relay::{
-    ChatConfig, ChatServer, Gatekeeper, Member, MemoryPresence, MemoryRelay, MemoryStore, Refusal,
-    RoomId, Sequencer, Session,
+    ChatConfig, ChatServer, Gatekeeper, Member, MemoryMembers, MemoryPresence, MemoryRelay,
+    MemoryStore, Refusal, RoomId, Sequencer, Session,
 };
 use serde_json::json;
 
@@ -67,9 +67,11 @@ async fn ws(State(chat): State<ChatServer>, upgrade: WebSocketUpgrade) -> Respon
 async fn main() {
     let store = Arc::new(MemoryStore::new());
     let presence = Arc::new(MemoryPresence::new());
+    // Nobody is a member of any room here, so nothing is counted unread.
     let relay = Arc::new(MemoryRelay::new(Sequencer::new(
         store.clone(),
         presence.clone(),
+        Arc::new(MemoryMembers::new()),
     )));
     let chat = ChatServer::new(
         ChatConfig::default(),

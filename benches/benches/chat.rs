@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use chat_relay::stomp::{Command, Frame, Limits, Wire, decode_all, to_bytes};
 use chat_relay::{
-    ChatConfig, ChatServer, Draft, Gatekeeper, Member, MemoryPresence, MemoryRelay, MemoryStore,
-    Refusal, Relay, RoomId, Sequencer, Session,
+    ChatConfig, ChatServer, Draft, Gatekeeper, Member, MemoryMembers, MemoryPresence, MemoryRelay,
+    MemoryStore, Refusal, Relay, RoomId, Sequencer, Session,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::channel::mpsc;
@@ -80,6 +80,7 @@ fn fan_out(c: &mut Criterion) {
         let relay = Arc::new(MemoryRelay::new(Sequencer::new(
             store.clone(),
             presence.clone(),
+            Arc::new(MemoryMembers::new()),
         )));
         let chat = ChatServer::new(
             ChatConfig::default(),

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod connection;
 mod hub;
+mod members;
 mod model;
 pub mod presence;
 pub mod relay;
@@ -24,6 +25,7 @@ pub use connection::{
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::HubStats;
+pub use members::{Members, MemoryMembers};
 pub use model::{Appended, CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
 pub use presence::{MemoryPresence, Presence};
 pub use relay::{MemoryRelay, Relay, Sequencer};

@@ -17,7 +17,7 @@ use chat_relay::presence::redis::RedisPresence;
 use chat_relay::relay::kafka::{KafkaRelay, Topics};
 use chat_relay::store::dynamodb::DynamoStore;
 use chat_relay::store::sql::{SqlPool, SqlStore};
-use chat_relay::{MemoryPresence, MessageStore, Relay, RoomId, Sequencer, UserId};
+use chat_relay::{MemoryMembers, MemoryPresence, MessageStore, Relay, RoomId, Sequencer, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use test_support::mysql::TestDatabase;
 use test_support::{AWS, KAFKA, MYSQL, REDIS, require_service, unique_name};
@@ -147,15 +147,23 @@ async fn redis_presence_is_shared_between_nodes() {
     let a = RedisPresence::new(redis_connection(&url).await, prefix.clone());
     let b = RedisPresence::new(redis_connection(&url).await, prefix);
     use chat_relay::Presence;
-    a.join(RoomId(1), UserId(10)).await.unwrap();
+    let members = [UserId(10)];
     b.enter(RoomId(1), UserId(10)).await.unwrap();
     assert!(
         a.is_present(RoomId(1), UserId(10)).await.unwrap(),
         "entered on node B, seen on node A"
     );
-    assert!(a.count_message(RoomId(1)).await.unwrap().is_empty());
+    assert!(
+        a.count_message(RoomId(1), &members)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     b.exit(RoomId(1), UserId(10)).await.unwrap();
-    assert_eq!(a.count_message(RoomId(1)).await.unwrap(), [(UserId(10), 1)]);
+    assert_eq!(
+        a.count_message(RoomId(1), &members).await.unwrap(),
+        [(UserId(10), 1)]
+    );
 }
 
 fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
@@ -176,7 +184,11 @@ async fn kafka_relay_passes_the_conformance_suite_across_two_nodes() {
     for node in 0..2 {
         // Each node has its own producer, consumers and database pool, as two servers would.
         let store: Arc<dyn MessageStore> = Arc::new(migrated(mysql(&db).await).await);
-        let sequencer = Sequencer::new(store, Arc::new(MemoryPresence::new()));
+        let sequencer = Sequencer::new(
+            store,
+            Arc::new(MemoryPresence::new()),
+            Arc::new(MemoryMembers::new()),
+        );
         let relay = Arc::new(KafkaRelay::new(kafka_config(&brokers), topics.clone()).unwrap());
         if node == 0 {
             relay.create_topics(3, 1).await.unwrap();

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chat_relay::relay::Delivery;
 use chat_relay::stomp::{Command, Frame, ParseError, Wire};
 use chat_relay::{
-    ChatConfig, ChatError, ChatServer, Draft, Gatekeeper, Member, MemoryPresence, MemoryRelay,
-    MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer, Session, UserId,
+    ChatConfig, ChatError, ChatServer, Draft, Gatekeeper, Member, MemoryMembers, MemoryPresence,
+    MemoryRelay, MemoryStore, MessageStore, Presence, Refusal, Relay, RoomId, Sequencer, Session,
+    UserId,
 };
 use futures::channel::mpsc;
 use futures::stream::BoxStream;
@@ -45,23 +46,31 @@ impl Gatekeeper for Gate {
     }
 }
 
-fn server(config: ChatConfig) -> (ChatServer, Arc<MemoryPresence>) {
+/// The presence and the membership record behind a test server.
+struct Rooms {
+    presence: Arc<MemoryPresence>,
+    members: Arc<MemoryMembers>,
+}
+
+fn server(config: ChatConfig) -> (ChatServer, Rooms) {
     let store = Arc::new(MemoryStore::new());
     let presence = Arc::new(MemoryPresence::new());
+    let members = Arc::new(MemoryMembers::new());
     let relay = Arc::new(MemoryRelay::new(Sequencer::new(
         store.clone(),
         presence.clone(),
+        members.clone(),
     )));
     (
         ChatServer::new(config, relay, store, presence.clone(), Arc::new(Gate)),
-        presence,
+        Rooms { presence, members },
     )
 }
 
-async fn started(config: ChatConfig) -> (ChatServer, Arc<MemoryPresence>) {
-    let (chat, presence) = server(config);
+async fn started(config: ChatConfig) -> (ChatServer, Rooms) {
+    let (chat, rooms) = server(config);
     tokio::spawn(chat.start().await.unwrap());
-    (chat, presence)
+    (chat, rooms)
 }
 
 struct Conn {
@@ -451,8 +460,9 @@ async fn resuming_replays_exactly_what_was_missed_then_goes_live() {
 
 #[tokio::test]
 async fn absent_members_get_their_unread_counts_pushed() {
-    let (chat, presence) = started(ChatConfig::default()).await;
-    presence.join(RoomId(9), UserId(2)).await.unwrap();
+    let (chat, rooms) = started(ChatConfig::default()).await;
+    let presence = &rooms.presence;
+    rooms.members.join(RoomId(9), UserId(2));
     let mut bob = Conn::connected(&chat, "bob:2").await;
     bob.subscribe("u", "/user/queue/unread", &[("receipt", "r")]);
     assert_eq!(bob.frame().await.command, Command::Receipt);
@@ -657,7 +667,11 @@ async fn held(config: ChatConfig) -> (ChatServer, Arc<HeldRelay>, Arc<MemoryStor
     let store = Arc::new(MemoryStore::new());
     let presence = Arc::new(MemoryPresence::new());
     let relay = Arc::new(HeldRelay {
-        inner: MemoryRelay::new(Sequencer::new(store.clone(), presence.clone())),
+        inner: MemoryRelay::new(Sequencer::new(
+            store.clone(),
+            presence.clone(),
+            Arc::new(MemoryMembers::new()),
+        )),
         gate: tokio::sync::Semaphore::new(0),
         begun: AtomicUsize::new(0),
     });
@@ -951,8 +965,8 @@ async fn a_reader_that_stopped_reading_is_closed_after_the_write_timeout() {
 
 #[tokio::test]
 async fn disconnecting_a_user_closes_every_connection_of_theirs_with_the_reason() {
-    let (chat, presence) = started(ChatConfig::default()).await;
-    presence.join(RoomId(5), UserId(1)).await.unwrap();
+    let (chat, rooms) = started(ChatConfig::default()).await;
+    rooms.members.join(RoomId(5), UserId(1));
     let mut phone = Conn::connected(&chat, "alice:1").await;
     let mut laptop = Conn::connected(&chat, "alice:1").await;
     phone.subscribe("s", &format!("{ROOM}5"), &[("receipt", "r")]);
@@ -965,7 +979,12 @@ async fn disconnecting_a_user_closes_every_connection_of_theirs_with_the_reason(
     bob.send(Frame::new(Command::Disconnect).with("receipt", "bye"));
     assert_eq!(bob.frame().await.header("receipt-id"), Some("bye"));
     within("alice's exit", async {
-        while presence.is_present(RoomId(5), UserId(1)).await.unwrap() {
+        while rooms
+            .presence
+            .is_present(RoomId(5), UserId(1))
+            .await
+            .unwrap()
+        {
             tokio::task::yield_now().await;
         }
     })
@@ -1017,6 +1036,7 @@ async fn a_connection_closes_when_its_credentials_expire() {
     let relay = Arc::new(MemoryRelay::new(Sequencer::new(
         store.clone(),
         presence.clone(),
+        Arc::new(MemoryMembers::new()),
     )));
     let mut config = ChatConfig::default();
     config.heartbeat_ms = (0, 0);

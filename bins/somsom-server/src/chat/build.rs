@@ -48,18 +48,10 @@ pub(crate) async fn build(
         )),
         None => Arc::new(MemoryPresence::new()),
     };
-    // Presence mirrors the members table; after a restart (or a Redis that keeps nothing on
-    // disk) it is filled again from there.
-    for (room, user) in crate::chat::members::all(db)
-        .await
-        .map_err(engine_failed("chat members"))?
-    {
-        presence
-            .join(room, user)
-            .await
-            .map_err(|e| failed("chat presence", e))?;
-    }
-    let sequencer = Sequencer::new(store.clone(), presence.clone());
+    // Membership is the members table, read where a message is counted; presence holds only
+    // who is in a room now and the unread counts, which a Redis restart may lose.
+    let members = crate::chat::members::TableMembers::new(db.clone());
+    let sequencer = Sequencer::new(store.clone(), presence.clone(), Arc::new(members.clone()));
     let relay: Arc<dyn Relay> = match &config.kafka_brokers {
         Some(brokers) => kafka_relay(config, brokers, sequencer, tasks).await?,
         None => Arc::new(MemoryRelay::new(sequencer)),
@@ -105,6 +97,7 @@ pub(crate) async fn build(
     .with_shutdown(shutdown.clone());
     Ok(Chat {
         server,
+        members,
         buffers: Buffers::default(),
     })
 }

@@ -1,6 +1,12 @@
-//! The `chat_room_members` table: who joined which room (room id = festival id).
+//! The `chat_room_members` table: who joined which room (room id = festival id). It is the one
+//! record of membership: the chat engine reads it through [`TableMembers`] when it counts a
+//! message unread, and nothing else keeps a copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use chat_relay::{RoomId, UserId};
 
@@ -102,8 +108,54 @@ pub async fn counts(db: &Database, rooms: &[RoomId]) -> Result<HashMap<RoomId, i
     Ok(counts)
 }
 
-/// Every membership, oldest first (to prime an in-memory presence at start).
-pub async fn all(db: &Database) -> Result<Vec<(RoomId, UserId)>, sqlx::Error> {
-    const SQL: &str = "SELECT chat_room_id, user_id FROM chat_room_members ORDER BY joined_at";
-    on_db!(db, pool => sqlx::query_as(SQL).fetch_all(pool).await)
+/// The members of `room`.
+pub async fn of(db: &Database, room: RoomId) -> Result<Vec<UserId>, sqlx::Error> {
+    const SQL: &str = "SELECT user_id FROM chat_room_members WHERE chat_room_id = ?";
+    on_db!(db, pool => sqlx::query_scalar(SQL).bind(room).fetch_all(pool).await)
+}
+
+/// How long a room's member list is reused for counting unread messages. A join or leave on
+/// this node is seen at once; one on another node within this long (until then a new member's
+/// unread count misses those messages, and a member who left may get one counted and then
+/// forgotten).
+const MEMBERS_FOR: Duration = Duration::from_secs(1);
+
+/// The table, read by the chat engine: one query per room and second at most, however many
+/// messages the room gets.
+#[derive(Debug, Clone)]
+pub struct TableMembers {
+    db: Database,
+    recent: moka::future::Cache<RoomId, Arc<[UserId]>>,
+}
+
+impl TableMembers {
+    /// Members read from `db`.
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            recent: moka::future::Cache::builder()
+                .time_to_live(MEMBERS_FOR)
+                .max_capacity(10_000)
+                .build(),
+        }
+    }
+
+    /// Forgets what was read about `room` (its membership changed here).
+    pub async fn changed(&self, room: RoomId) {
+        self.recent.invalidate(&room).await;
+    }
+}
+
+#[async_trait]
+impl chat_relay::Members for TableMembers {
+    async fn of(&self, room: RoomId) -> chat_relay::Result<Vec<UserId>> {
+        let members = self
+            .recent
+            .try_get_with(room, async {
+                of(&self.db, room).await.map(Arc::<[UserId]>::from)
+            })
+            .await
+            .map_err(|e| chat_relay::ChatError::unavailable("database", e))?;
+        Ok(members.to_vec())
+    }
 }

@@ -32,6 +32,8 @@ pub use dto::{ChatRoomItem, HistoryQuery, LeaveQuery, MessageDto, MessageList};
 pub struct Chat {
     /// The engine.
     pub server: ChatServer,
+    /// The membership table as the engine reads it.
+    pub members: members::TableMembers,
     /// Per-connection buffer sizes.
     pub buffers: Buffers,
 }
@@ -149,7 +151,7 @@ pub async fn join(
     crate::workflows::chat::join(
         &festivals,
         &db,
-        &chat.server,
+        &chat,
         chat_relay::UserId(user.user.id),
         RoomId(room),
     )
@@ -260,7 +262,7 @@ pub async fn leave(
     crate::workflows::chat::leave(
         &festivals,
         &db,
-        &chat.server,
+        &chat,
         chat_relay::UserId(user.user.id),
         RoomId(query.chat_room_id),
     )

@@ -1,12 +1,12 @@
-//! Joining and leaving a festival's chat room. The `chat_room_members` row is the source of
-//! truth for "joined"; the chat engine's presence (whom unread counts count) follows it, and a
-//! leave also closes the member's sockets in that room on this node (the others follow the
-//! recorded leaves).
+//! Joining and leaving a festival's chat room. The `chat_room_members` row is the one record of
+//! "joined" (the chat engine reads it to count unread messages); a leave also forgets the
+//! member's unread count and closes their sockets in that room on this node (the others follow
+//! the recorded leaves).
 
-use chat_relay::{ChatServer, RoomId, UserId};
+use chat_relay::{RoomId, UserId};
 use festival_catalog::CatalogError;
 
-use crate::chat::members;
+use crate::chat::{Chat, members};
 use crate::db::Database;
 use crate::festivals::Festivals;
 
@@ -44,7 +44,7 @@ pub async fn room_title(festivals: &Festivals, room: RoomId) -> Result<String, M
 pub async fn join(
     festivals: &Festivals,
     db: &Database,
-    chat: &ChatServer,
+    chat: &Chat,
     user: UserId,
     room: RoomId,
 ) -> Result<(), MembershipError> {
@@ -53,7 +53,7 @@ pub async fn join(
     members::join(db, room, user, now)
         .await
         .map_err(MembershipError::Database)?;
-    chat.presence().join(room, user).await?;
+    chat.members.changed(room).await;
     Ok(())
 }
 
@@ -61,7 +61,7 @@ pub async fn join(
 pub async fn leave(
     festivals: &Festivals,
     db: &Database,
-    chat: &ChatServer,
+    chat: &Chat,
     user: UserId,
     room: RoomId,
 ) -> Result<(), MembershipError> {
@@ -73,8 +73,9 @@ pub async fn leave(
     {
         return Err(MembershipError::NotJoined(room));
     }
-    chat.leave_room(user, room, &left_message(room));
-    chat.presence().leave(room, user).await?;
+    chat.members.changed(room).await;
+    chat.server.leave_room(user, room, &left_message(room));
+    chat.server.presence().forget(room, user).await?;
     Ok(())
 }
 

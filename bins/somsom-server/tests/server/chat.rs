@@ -352,3 +352,69 @@ async fn connect_frames_are_case_insensitive_about_authorization_and_accept_pass
             .unwrap();
     assert_eq!(connected.command, Command::Connected);
 }
+
+/// Redis restarted without persistence: who is present and the unread counts are gone, but
+/// membership is the database's, so an absent member's unread count starts again at once
+/// (when Redis held the members too, nobody was counted until a node restarted).
+#[tokio::test]
+async fn unread_counts_survive_a_redis_that_lost_everything() {
+    let redis_url = test_support::require_service!(test_support::REDIS);
+    let prefix = format!("{}:", test_support::unique_name("chat"));
+    let ctx = start(|c| {
+        c.redis_url = Some(redis_url.clone());
+        c.redis_key_prefix = prefix.clone();
+    })
+    .await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let alice = ctx.user_token("alice@example.com").await;
+    let bob = ctx.user_token("bob@example.com").await;
+    let room = festival(&ctx, &admin, "통영 한산대첩").await;
+    for token in [&alice, &bob] {
+        let (status, _) = ctx
+            .send(
+                Method::POST,
+                &format!("/festivals/chatting/{room}/join"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+
+    // Everything under this deployment's prefix goes, as after a restart of an empty Redis.
+    let client = redis::Client::open(redis_url.as_str()).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut redis)
+            .await
+            .unwrap();
+    }
+
+    let mut b = stomp(&ctx, &bob).await;
+    b.subscribe("u", "/user/queue/unread", &[("receipt", "u")])
+        .await
+        .unwrap();
+    receipt(&mut b, "u").await;
+    let mut a = stomp(&ctx, &alice).await;
+    a.send_json(
+        "/publish/chat.send",
+        &json!({"chatRoomId": room, "content": "아직 있어요?"}),
+        &[("receipt", "sent")],
+    )
+    .await
+    .unwrap();
+    receipt(&mut a, "sent").await;
+    let counted = tokio::time::timeout(std::time::Duration::from_secs(30), next_message(&mut b))
+        .await
+        .expect("bob's unread count was pushed");
+    assert_eq!(counted, json!({"chatRoomId": room, "unReadCount": 1}));
+    let (_, list) = ctx.get("/festivals/chatting/list", Some(&bob)).await;
+    assert_eq!(list[0]["unReadCount"], 1);
+}

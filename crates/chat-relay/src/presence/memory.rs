@@ -1,4 +1,4 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -6,16 +6,11 @@ use async_trait::async_trait;
 use super::Presence;
 use crate::{Result, RoomId, UserId};
 
-#[derive(Debug, Default)]
-struct Room {
-    members: HashSet<UserId>,
-    present: HashMap<UserId, usize>,
-}
-
 /// Presence in memory (one process).
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    rooms: Mutex<HashMap<RoomId, Room>>,
+    /// Room → user → open subscriptions.
+    rooms: Mutex<HashMap<RoomId, HashMap<UserId, usize>>>,
     unread: Mutex<HashMap<(RoomId, UserId), u64>>,
 }
 
@@ -28,28 +23,14 @@ impl MemoryPresence {
 
 #[async_trait]
 impl Presence for MemoryPresence {
-    async fn join(&self, room: RoomId, user: UserId) -> Result<()> {
-        let mut rooms = self.rooms.lock().expect("poisoned");
-        rooms.entry(room).or_default().members.insert(user);
-        Ok(())
-    }
-
-    async fn leave(&self, room: RoomId, user: UserId) -> Result<()> {
-        if let Some(state) = self.rooms.lock().expect("poisoned").get_mut(&room) {
-            state.members.remove(&user);
-        }
+    async fn forget(&self, room: RoomId, user: UserId) -> Result<()> {
         self.unread.lock().expect("poisoned").remove(&(room, user));
         Ok(())
     }
 
     async fn enter(&self, room: RoomId, user: UserId) -> Result<()> {
         let mut rooms = self.rooms.lock().expect("poisoned");
-        *rooms
-            .entry(room)
-            .or_default()
-            .present
-            .entry(user)
-            .or_default() += 1;
+        *rooms.entry(room).or_default().entry(user).or_default() += 1;
         self.unread
             .lock()
             .expect("poisoned")
@@ -59,12 +40,15 @@ impl Presence for MemoryPresence {
 
     async fn exit(&self, room: RoomId, user: UserId) -> Result<()> {
         let mut rooms = self.rooms.lock().expect("poisoned");
-        if let Some(state) = rooms.get_mut(&room)
-            && let Some(count) = state.present.get_mut(&user)
+        if let Some(present) = rooms.get_mut(&room)
+            && let Some(count) = present.get_mut(&user)
         {
             *count -= 1;
             if *count == 0 {
-                state.present.remove(&user);
+                present.remove(&user);
+                if present.is_empty() {
+                    rooms.remove(&room);
+                }
             }
         }
         Ok(())
@@ -74,19 +58,16 @@ impl Presence for MemoryPresence {
         let rooms = self.rooms.lock().expect("poisoned");
         Ok(rooms
             .get(&room)
-            .is_some_and(|state| state.present.contains_key(&user)))
+            .is_some_and(|present| present.contains_key(&user)))
     }
 
-    async fn count_message(&self, room: RoomId) -> Result<Vec<(UserId, u64)>> {
+    async fn count_message(&self, room: RoomId, members: &[UserId]) -> Result<Vec<(UserId, u64)>> {
         let rooms = self.rooms.lock().expect("poisoned");
-        let Some(state) = rooms.get(&room) else {
-            return Ok(Vec::new());
-        };
+        let present = rooms.get(&room);
         let mut unread = self.unread.lock().expect("poisoned");
-        Ok(state
-            .members
+        Ok(members
             .iter()
-            .filter(|user| !state.present.contains_key(user))
+            .filter(|user| !present.is_some_and(|p| p.contains_key(user)))
             .map(|&user| {
                 let count = unread.entry((room, user)).or_default();
                 *count += 1;

@@ -1,13 +1,12 @@
 //! Redis (feature `redis`), in this key layout under a per-deployment prefix:
 //!
-//! - `{prefix}chatRoom:participants:{room}`: SET of member ids;
 //! - `{prefix}chatRoom:activeUsers:{room}`: HASH member id → open subscriptions (a plain SET would lose a
 //!   second tab's presence when the first closed); expires an hour after the
 //!   last entry, so a crashed node's users do not stay present for ever;
 //! - `{prefix}chatRoom:unreadCount`: HASH `"{room}:{user}"` → count.
 //!
-//! Counting a message is one Lua script, so members entering meanwhile are either counted or
-//! reset, never both.
+//! Counting a message is one Lua script (the members are its arguments), so members entering
+//! meanwhile are either counted or reset, never both.
 
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
@@ -18,12 +17,12 @@ use crate::{ChatError, Result, RoomId, UserId};
 const PRESENCE_TTL_SECS: u64 = 3600;
 
 const COUNT: &str = r"
-local members = redis.call('SMEMBERS', KEYS[1])
 local out = {}
-for _, m in ipairs(members) do
-  if redis.call('HEXISTS', KEYS[2], m) == 0 then
+for i = 2, #ARGV do
+  local m = ARGV[i]
+  if redis.call('HEXISTS', KEYS[1], m) == 0 then
     out[#out + 1] = m
-    out[#out + 1] = redis.call('HINCRBY', KEYS[3], ARGV[1] .. ':' .. m, 1)
+    out[#out + 1] = redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':' .. m, 1)
   end
 end
 return out
@@ -76,10 +75,6 @@ impl RedisPresence {
         }
     }
 
-    fn participants(&self, room: RoomId) -> String {
-        format!("{}chatRoom:participants:{room}", self.prefix)
-    }
-
     fn active(&self, room: RoomId) -> String {
         format!("{}chatRoom:activeUsers:{room}", self.prefix)
     }
@@ -91,28 +86,11 @@ impl RedisPresence {
 
 #[async_trait]
 impl Presence for RedisPresence {
-    async fn join(&self, room: RoomId, user: UserId) -> Result<()> {
+    async fn forget(&self, room: RoomId, user: UserId) -> Result<()> {
         let mut redis = self.redis.clone();
-        redis::cmd("SADD")
-            .arg(self.participants(room))
-            .arg(user.0)
-            .query_async::<()>(&mut redis)
-            .await
-            .map_err(unavailable)
-    }
-
-    async fn leave(&self, room: RoomId, user: UserId) -> Result<()> {
-        let mut redis = self.redis.clone();
-        redis::pipe()
-            .atomic()
-            .cmd("SREM")
-            .arg(self.participants(room))
-            .arg(user.0)
-            .ignore()
-            .cmd("HDEL")
+        redis::cmd("HDEL")
             .arg(self.unread_key())
             .arg(format!("{room}:{user}"))
-            .ignore()
             .query_async::<()>(&mut redis)
             .await
             .map_err(unavailable)
@@ -153,17 +131,17 @@ impl Presence for RedisPresence {
             .map_err(unavailable)
     }
 
-    async fn count_message(&self, room: RoomId) -> Result<Vec<(UserId, u64)>> {
+    async fn count_message(&self, room: RoomId, members: &[UserId]) -> Result<Vec<(UserId, u64)>> {
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut redis = self.redis.clone();
-        let flat: Vec<i64> = self
-            .count
-            .key(self.participants(room))
-            .key(self.active(room))
-            .key(self.unread_key())
-            .arg(room.0)
-            .invoke_async(&mut redis)
-            .await
-            .map_err(unavailable)?;
+        let mut count = self.count.key(self.active(room));
+        count.key(self.unread_key()).arg(room.0);
+        for member in members {
+            count.arg(member.0);
+        }
+        let flat: Vec<i64> = count.invoke_async(&mut redis).await.map_err(unavailable)?;
         Ok(flat
             .chunks_exact(2)
             .map(|pair| (UserId(pair[0]), pair[1].max(0) as u64))

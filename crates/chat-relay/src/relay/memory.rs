@@ -71,13 +71,14 @@ fn tokio_stream_from<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MemoryPresence, MemoryStore};
+    use crate::{MemoryMembers, MemoryPresence, MemoryStore};
 
     #[tokio::test]
     async fn conformance() {
         let sequencer = Sequencer::new(
             Arc::new(MemoryStore::new()),
             Arc::new(MemoryPresence::new()),
+            Arc::new(MemoryMembers::new()),
         );
         let relay = Arc::new(MemoryRelay::new(sequencer));
         crate::conformance::relay::run_all(&[relay.clone(), relay]).await;

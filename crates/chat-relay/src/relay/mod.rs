@@ -28,7 +28,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
-use crate::{Appended, ChatMessage, Draft, MessageStore, Presence, Result, UserId};
+use crate::{Appended, ChatMessage, Draft, Members, MessageStore, Presence, Result, UserId};
 
 /// A stored message on its way to every node, with the unread counts it raised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,12 +45,22 @@ pub struct Delivery {
 pub struct Sequencer {
     store: Arc<dyn MessageStore>,
     presence: Arc<dyn Presence>,
+    members: Arc<dyn Members>,
 }
 
 impl Sequencer {
-    /// A sequencer writing to `store` and counting in `presence`.
-    pub fn new(store: Arc<dyn MessageStore>, presence: Arc<dyn Presence>) -> Self {
-        Self { store, presence }
+    /// A sequencer writing to `store` and counting, in `presence`, unread messages for the
+    /// `members` of each room who are not present.
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        presence: Arc<dyn Presence>,
+        members: Arc<dyn Members>,
+    ) -> Self {
+        Self {
+            store,
+            presence,
+            members,
+        }
     }
 
     /// Stores `draft` and counts it. The message is stored once this returns `Ok`; a failure to
@@ -70,7 +80,12 @@ impl Sequencer {
                 }));
             }
         };
-        let unread = match self.presence.count_message(message.chat_room_id).await {
+        let room = message.chat_room_id;
+        let counted = match self.members.of(room).await {
+            Ok(members) => self.presence.count_message(room, &members).await,
+            Err(e) => Err(e),
+        };
+        let unread = match counted {
             Ok(unread) => unread,
             Err(e) => {
                 tracing::warn!(
