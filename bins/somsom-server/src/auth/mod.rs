@@ -3,7 +3,7 @@
 //! limits no caller can grow), `users` (the seed's `users` table).
 
 pub mod build;
-mod dto;
+pub mod dto;
 mod extract;
 mod handlers;
 pub mod limits;

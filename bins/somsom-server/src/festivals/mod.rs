@@ -58,8 +58,8 @@ pub fn catalog_error(e: CatalogError) -> ApiError {
     }
 }
 
-/// Reads the create request from a JSON body, a form body, or (as the seed's clients send it)
-/// the query string.
+/// Reads the create request from a JSON body, or from request parameters as the seed's Spring
+/// binding did: the query string and a form body together.
 async fn create_request(request: Request) -> Result<CreateFestivalRequest, ApiError> {
     let content_type = request
         .headers()
@@ -76,10 +76,14 @@ async fn create_request(request: Request) -> Result<CreateFestivalRequest, ApiEr
     } else if content_type.starts_with("application/x-www-form-urlencoded")
         || content_type.starts_with("multipart/form-data") && body.is_empty()
     {
-        parse_query(
-            std::str::from_utf8(&body)
-                .map_err(|_| ApiError::field("body", FieldIssue::Malformed("not UTF-8".into())))?,
-        )
+        let form = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::field("body", FieldIssue::Malformed("not UTF-8".into())))?;
+        // Both are parameters; a field given in both places is refused as given twice.
+        match (query.is_empty(), form.trim().is_empty()) {
+            (_, true) => parse_query(&query),
+            (true, false) => parse_query(form),
+            (false, false) => parse_query(&format!("{query}&{form}")),
+        }
     } else if body.is_empty() || content_type.is_empty() && only_whitespace(&body) {
         parse_query(&query)
     } else {

@@ -25,6 +25,7 @@ use push_notify::{Device, DeviceRegistry, DeviceType, Ledger, ReminderKey};
 use ticket_lock::TicketEngine;
 
 use crate::auth::CurrentUser;
+use crate::auth::dto::Message;
 use crate::error::{ApiError, ErrorCode, FieldIssue};
 use crate::extract::{Json as JsonBody, Query};
 
@@ -79,13 +80,14 @@ fn required_token(token: Option<String>) -> Result<String, ApiError> {
 /// `POST /notification/activate`: switches on one of the caller's devices.
 #[utoipa::path(post, path = "/notification/activate", tag = "notifications", request_body = ActivateRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "Active"), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, description = "Active", body = Message),
+              (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub async fn activate(
     State(push): State<Push>,
     user: CurrentUser,
     JsonBody(body): JsonBody<ActivateRequest>,
-) -> Result<(), ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let device_type = match body.device_type.as_deref() {
         None => Err(FieldIssue::Required),
         Some(kind) => {
@@ -122,20 +124,24 @@ pub async fn activate(
             device_type,
         })
         .await
-        .map_err(token_issue)
+        .map_err(token_issue)?;
+    Ok(Json(Message {
+        message: "FCM 토큰이 활성화되었습니다.",
+    }))
 }
 
 /// `POST /notification/deactivate`: switches off one of the caller's devices (200 even if it
 /// was not on, as in the seed).
 #[utoipa::path(post, path = "/notification/deactivate", tag = "notifications", request_body = DeactivateRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "Inactive"), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, description = "Inactive", body = Message),
+              (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub async fn deactivate(
     State(push): State<Push>,
     user: CurrentUser,
     JsonBody(body): JsonBody<DeactivateRequest>,
-) -> Result<(), ApiError> {
+) -> Result<Json<Message>, ApiError> {
     let token = required_token(body.token)?;
     if !push
         .registry
@@ -145,7 +151,10 @@ pub async fn deactivate(
     {
         tracing::warn!(user = user.user.id, "deactivate: no such active device");
     }
-    Ok(())
+    // The seed answered its activation text here too; this says what happened.
+    Ok(Json(Message {
+        message: "FCM 토큰이 비활성화되었습니다.",
+    }))
 }
 
 /// `GET /notification/vapid-public-key`: the key a browser subscribes to Web Push with.

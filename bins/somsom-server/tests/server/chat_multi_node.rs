@@ -10,7 +10,6 @@ use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chat_relay::client::Client;
@@ -57,7 +56,11 @@ async fn listener(node: &ServerProcess, token: &str, rooms: &[i64]) -> Client {
 }
 
 /// Reads every message and checks each room's are `0..PER_ROOM` in order, once each.
-async fn count_everything(mut client: Client, rooms: Vec<i64>, counted: Arc<AtomicUsize>) -> usize {
+async fn count_everything(
+    mut client: Client,
+    rooms: Vec<i64>,
+    counted: Arc<tokio::sync::watch::Sender<usize>>,
+) -> usize {
     let mut next: HashMap<i64, usize> = rooms.iter().map(|r| (*r, 0)).collect();
     let mut last_time: HashMap<i64, i64> = HashMap::new();
     let mut total = 0;
@@ -84,7 +87,7 @@ async fn count_everything(mut client: Client, rooms: Vec<i64>, counted: Arc<Atom
             assert!(time > last, "sendTime increases within room {room}");
         }
         total += 1;
-        counted.store(total, Ordering::Relaxed);
+        counted.send_replace(total);
     }
     assert!(next.values().all(|n| *n == PER_ROOM));
     total
@@ -158,22 +161,22 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
 
     let on_b = listener(&node_b, &listener_token, &rooms).await;
     let on_a = listener(&node_a, &listener_token, &rooms).await;
-    let counted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let counting_b = tokio::spawn(count_everything(on_b, rooms.clone(), counted.clone()));
     let counting_a = tokio::spawn(count_everything(
         on_a,
         rooms.clone(),
-        Arc::new(AtomicUsize::new(0)),
+        Arc::new(tokio::sync::watch::Sender::new(0usize)),
     ));
 
     // A liveness bound only; the counts are the assertion.
     let patience = Duration::from_secs(600);
     let reached = |share: usize| {
-        let counted = counted.clone();
+        let mut counted = counted.subscribe();
         async move {
-            while counted.load(Ordering::Relaxed) < ROOMS * PER_ROOM * share / 100 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            let _ = counted
+                .wait_for(|n| *n >= ROOMS * PER_ROOM * share / 100)
+                .await;
         }
     };
     // Node C joins the storing group at a quarter of the messages and leaves at 60 %.

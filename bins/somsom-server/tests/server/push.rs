@@ -4,14 +4,11 @@
 
 use crate::common;
 
-use std::future::Future;
-use std::time::Duration;
-
 use push_notify::ReminderKey;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use common::{Ctx, start, start_with_clock};
+use common::{Ctx, eventually, start, start_with_clock};
 
 fn clock_at(at: &str) -> cognito_auth::ManualClock {
     cognito_auth::ManualClock::new(at.parse().unwrap())
@@ -56,21 +53,7 @@ async fn activate(ctx: &Ctx, token: &str, device: &str, kind: &str) {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-}
-
-/// Polls `check` every 50 ms for up to 20 s (background tasks work at their own pace).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} did not happen within 20 s");
+    assert_eq!(body, json!({"message": "FCM 토큰이 활성화되었습니다."}));
 }
 
 async fn pending(ctx: &Ctx, user: i64, festival: i64, date: &str) -> Option<push_notify::Reminder> {
@@ -133,7 +116,7 @@ async fn device_routes_refuse_bad_input() {
     }
     activate(&ctx, &fan, "phone-token", "MOBILE").await;
     activate(&ctx, &fan, "phone-token", "MOBILE").await;
-    let (status, _) = ctx
+    let (status, body) = ctx
         .send(
             Method::POST,
             "/notification/deactivate",
@@ -142,6 +125,7 @@ async fn device_routes_refuse_bad_input() {
         )
         .await;
     assert_eq!(status, 200, "the seed answers 200 for an unknown token");
+    assert_eq!(body, json!({"message": "FCM 토큰이 비활성화되었습니다."}));
     let (status, error) = ctx
         .send(
             Method::POST,

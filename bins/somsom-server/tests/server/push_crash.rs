@@ -32,7 +32,25 @@ struct Sink {
     total: u64,
 }
 
-type Shared = Arc<Mutex<Sink>>;
+/// The stand-in's record, and its running total for the test to wait on.
+#[derive(Clone)]
+struct Shared {
+    sink: Arc<Mutex<Sink>>,
+    sent: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Self {
+            sink: Arc::default(),
+            sent: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sink> {
+        self.sink.lock().unwrap()
+    }
+}
 
 async fn send(State(sink): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
     // A provider that takes a few milliseconds per message.
@@ -45,10 +63,11 @@ async fn send(State(sink): State<Shared>, Json(body): Json<Value>) -> Json<Value
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let mut sink = sink.lock().unwrap();
-    *sink.received.entry((token, collapse)).or_default() += 1;
-    sink.total += 1;
-    Json(json!({"name": format!("projects/crash/messages/{}", sink.total)}))
+    let mut record = sink.lock();
+    *record.received.entry((token, collapse)).or_default() += 1;
+    record.total += 1;
+    sink.sent.send_replace(record.total);
+    Json(json!({"name": format!("projects/crash/messages/{}", record.total)}))
 }
 
 async fn token() -> Json<Value> {
@@ -70,7 +89,7 @@ async fn counts(db: &str) -> HashMap<String, i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
     // The FCM stand-in.
-    let sink: Shared = Arc::default();
+    let sink = Shared::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new()
@@ -152,12 +171,10 @@ async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
         })
         .await;
     let total = USERS * FESTIVALS;
-    for _ in 0..600 {
-        if counts(&db).await.get("pending").copied() == Some(total as i64) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually("all planned", || async {
+        counts(&db).await.get("pending").copied() == Some(total as i64)
+    })
+    .await;
     assert_eq!(
         counts(&db).await.get("pending").copied(),
         Some(total as i64),
@@ -180,32 +197,32 @@ async fn reminders_survive_a_killed_server_and_reach_each_device_once() {
         ("SOMSOM_PUSH__CONCURRENCY", concurrency.as_str()),
     ];
     let mut first = ServerProcess::spawn(dir.path(), &envs);
-    for _ in 0..3_000 {
-        if sink.lock().unwrap().total >= (total / 3) as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let mut sent = sink.sent.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        sent.wait_for(|n| *n >= (total / 3) as u64),
+    )
+    .await
+    .expect("a third sent within two minutes")
+    .unwrap();
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    let at_kill = sink.lock().unwrap().total;
+    let at_kill = sink.lock().total;
     assert!(
         at_kill > 0 && at_kill < total as u64,
         "killed mid-delivery ({at_kill} of {total} sent)"
     );
 
     let second = ServerProcess::spawn(dir.path(), &envs);
-    for _ in 0..1_200 {
-        if counts(&db).await.get("delivered").copied() == Some(total as i64) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::eventually("all delivered", || async {
+        counts(&db).await.get("delivered").copied() == Some(total as i64)
+    })
+    .await;
     assert_eq!(
         counts(&db).await,
         HashMap::from([("delivered".to_owned(), total as i64)])
     );
-    let sink = std::mem::take(&mut *sink.lock().unwrap());
+    let sink = std::mem::take(&mut *sink.lock());
     let repeats: u32 = sink.received.values().map(|n| n - 1).sum();
     eprintln!(
         "crash test: {total} reminders, {at_kill} sent before the kill, {} requests in all, {repeats} repeated",

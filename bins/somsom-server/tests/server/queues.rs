@@ -463,12 +463,7 @@ async fn the_driver_admits_a_batch_per_interval() {
     };
     // Waits for the background driver (the queue's clock does not move by itself).
     let until = |field: &'static str, want: u64| async move {
-        for _ in 0..500 {
-            if stat(field).await >= want {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        common::eventually(field, || async { stat(field).await >= want }).await;
         stat(field).await
     };
     // The configured queue's first tick comes at once, with nobody waiting yet.
@@ -581,17 +576,16 @@ async fn the_sqs_driver_admits_through_tick_messages() {
         assert_eq!(body["allowed"], false);
     }
     // Waits for the chain of tick messages (kicked within a few seconds, then one per tick).
-    let mut stats = Value::Null;
-    for _ in 0..600 {
-        stats = ctx
-            .get(&format!("/admin/queues/festival{id}"), Some(&admin))
+    let stats = || async {
+        ctx.get(&format!("/admin/queues/festival{id}"), Some(&admin))
             .await
-            .1;
-        if stats["admittedTotal"] == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .1
+    };
+    common::eventually("five admitted through SQS", || async {
+        stats().await["admittedTotal"] == 5
+    })
+    .await;
+    let stats = stats().await;
     assert_eq!(stats["admittedTotal"], 5, "{stats}");
     // At most a batch per tick (a chain may also have started between two joins).
     assert!(stats["tick"].as_u64().unwrap() >= 3, "{stats}");

@@ -491,3 +491,25 @@ pub fn festival_ids(body: &Value) -> Vec<i64> {
         .map(|f| f["id"].as_i64().unwrap())
         .collect()
 }
+
+/// Waits until `check` holds, for state that lives where nothing can notify the test: a child
+/// server process, a database another process writes, a background task seen only through
+/// HTTP. In-process events are awaited on a channel instead (`push_crash`, `chat_multi_node`).
+/// It asks again after 5 ms, doubling up to 200 ms; the two-minute bound only turns a hang into
+/// a failure and is not a measurement.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let bound = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut pause = std::time::Duration::from_millis(5);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < bound,
+            "{what} did not happen within two minutes"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(200));
+    }
+}

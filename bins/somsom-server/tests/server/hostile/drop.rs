@@ -544,13 +544,15 @@ async fn two_nodes_hold_one_lottery_and_one_admission_per_user() {
 
     clock.advance(TimeDelta::minutes(10));
     // Both nodes see the one shuffle.
-    let seed: u64 = loop {
-        let s = stats(&a, &admin, id).await;
-        if let Some(seed) = s["shuffleSeed"].as_str() {
-            break seed.parse().unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    crate::common::eventually("the shuffle", || async {
+        stats(&a, &admin, id).await["shuffleSeed"].is_string()
+    })
+    .await;
+    let seed: u64 = stats(&a, &admin, id).await["shuffleSeed"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let emails: Vec<&str> = people.iter().map(|(e, _)| e.as_str()).collect();
     let expected = waiting_queue::lottery::order(seed, &emails);
     for node in [&a, &b] {
