@@ -44,6 +44,16 @@ pub async fn redis(url: &str) -> Result<redis::aio::ConnectionManager, BackendEr
         .map_err(wrap)
 }
 
+/// The shared Redis connection and whether Redis is known to be up: engines built on it ask it
+/// only while it is ([`crate::outage`]).
+#[derive(Clone)]
+pub struct SharedRedis {
+    /// The connection manager (reconnects by itself).
+    pub connection: redis::aio::ConnectionManager,
+    /// Redis's state, kept by a background probe and by the engines' errors.
+    pub dependency: std::sync::Arc<crate::outage::Dependency>,
+}
+
 /// The librdkafka settings shared by every Kafka client of the server.
 #[cfg(feature = "kafka")]
 pub fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {

@@ -16,6 +16,7 @@ pub mod festivals;
 pub mod generate;
 pub mod metrics;
 pub mod openapi;
+pub mod outage;
 pub mod push;
 pub mod queues;
 pub mod rate;

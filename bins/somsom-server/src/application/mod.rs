@@ -73,13 +73,24 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     let db = Database::connect(&config.database_url).await?;
     db.migrate().await?;
 
+    let tasks = Tasks::new();
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseCheck(db.clone()))];
     let redis = match &config.redis_url {
-        Some(url) => Some(backends::redis(url).await?),
+        Some(url) => Some(backends::SharedRedis {
+            connection: backends::redis(url).await?,
+            dependency: crate::outage::Dependency::new("redis"),
+        }),
         None => None,
     };
     if let Some(redis) = &redis {
-        checks.push(Arc::new(RedisCheck(redis.clone())));
+        checks.push(Arc::new(RedisCheck(redis.dependency.clone())));
+        let (dependency, probe) = (
+            redis.dependency.clone(),
+            Arc::new(crate::outage::RedisProbe(redis.connection.clone())),
+        );
+        tasks.spawn("redis-watch", move |cancel| {
+            crate::outage::watch(dependency, probe, cancel)
+        });
     }
     #[cfg(feature = "kafka")]
     if let Some(brokers) = &config.kafka_brokers {
@@ -116,7 +127,6 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         .await
         .map_err(engine_failed("admin roles"))?;
 
-    let tasks = Tasks::new();
     let queues =
         crate::queues::build::build(&config, &db, redis.as_ref(), clock.clone(), &tasks).await?;
     let shutdown = CancellationToken::new();

@@ -25,7 +25,7 @@ pub(crate) async fn build(
     config: &Config,
     db: &Database,
     users: &crate::auth::UserRows,
-    redis: Option<&redis::aio::ConnectionManager>,
+    redis: Option<&crate::backends::SharedRedis>,
     auth: Arc<dyn IdentityProvider>,
     shutdown: &CancellationToken,
     tasks: &Tasks,
@@ -42,9 +42,12 @@ pub(crate) async fn build(
         ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
     };
     let presence: Arc<dyn Presence> = match redis {
-        Some(redis) => Arc::new(RedisPresence::new(
-            redis.clone(),
-            config.redis_key_prefix.clone(),
+        Some(redis) => Arc::new(crate::outage::guarded::GuardedPresence::new(
+            Arc::new(RedisPresence::new(
+                redis.connection.clone(),
+                config.redis_key_prefix.clone(),
+            )),
+            redis.dependency.clone(),
         )),
         None => Arc::new(MemoryPresence::new()),
     };

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 pub(crate) async fn build(
     config: &Config,
     db: &Database,
-    redis: Option<&redis::aio::ConnectionManager>,
+    redis: Option<&crate::backends::SharedRedis>,
     clock: Arc<dyn Clock>,
     metrics: &mut Metrics,
 ) -> Result<Festivals, BuildError> {
@@ -28,9 +28,12 @@ pub(crate) async fn build(
         .await
         .map_err(engine_failed("festival catalog"))?;
     let store: Arc<dyn CacheStore> = match redis {
-        Some(redis) => Arc::new(RedisCache::new(
-            redis.clone(),
-            format!("{}cache:", config.redis_key_prefix),
+        Some(redis) => Arc::new(crate::outage::guarded::GuardedCache::new(
+            Arc::new(RedisCache::new(
+                redis.connection.clone(),
+                format!("{}cache:", config.redis_key_prefix),
+            )),
+            redis.dependency.clone(),
         )),
         None => Arc::new(MemoryCache::new(64 * 1024 * 1024).with_clock(clock.clone())),
     };

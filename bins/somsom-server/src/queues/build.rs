@@ -21,7 +21,7 @@ use crate::tasks::Tasks;
 pub(crate) async fn build(
     config: &Config,
     db: &Database,
-    redis: Option<&redis::aio::ConnectionManager>,
+    redis: Option<&crate::backends::SharedRedis>,
     clock: Arc<dyn Clock>,
     tasks: &Tasks,
 ) -> Result<Queues, BuildError> {
@@ -31,11 +31,14 @@ pub(crate) async fn build(
         .validate()
         .map_err(|e| Invalid::one(format!("queue: {e}")))?;
     let engine: Arc<dyn WaitingQueue> = match redis {
-        Some(redis) => Arc::new(
-            RedisQueue::new(redis.clone(), config.redis_key_prefix.clone())
-                .with_clock(clock.clone())
-                .with_default_policy(policy),
-        ),
+        Some(redis) => Arc::new(crate::outage::guarded::GuardedQueue::new(
+            Arc::new(
+                RedisQueue::new(redis.connection.clone(), config.redis_key_prefix.clone())
+                    .with_clock(clock.clone())
+                    .with_default_policy(policy),
+            ),
+            redis.dependency.clone(),
+        )),
         None => Arc::new(
             MemoryQueue::new()
                 .with_clock(clock.clone())

@@ -39,7 +39,14 @@ pub async fn create(
     stock.festival = ticket_lock::FestivalId(festival.id);
     // The festival exists now; its stock and opening follow (doing either again is harmless).
     let inventory = tickets.create_inventory(stock).await?;
-    schedule(queues, &festival).await?;
+    // A new festival's waiting room has no opening to clear: only a queued sale asks the queue
+    // (so creating a festival does not need Redis).
+    if let Some(at) = festival.sale.opens_at.filter(|_| festival.sale.queued) {
+        queues
+            .engine()
+            .schedule(&festival_queue(festival.id), Some(at))
+            .await?;
+    }
     invalidate_search(festivals).await;
     Ok((festival, inventory))
 }

@@ -13,6 +13,7 @@ mod festivals;
 mod hostile;
 mod multi_node;
 mod openapi;
+mod outage;
 mod push;
 mod push_crash;
 mod queues;
