@@ -162,7 +162,14 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let (status, _, _) = ctx.join(&fan, first, "fan@example.com").await;
     assert_eq!(status, 200);
 
+    // Figures for docs/benchmarks.md, printed, never asserted.
+    let cut = std::time::Instant::now();
     proxy.set_blackhole(true);
+    eventually("a waiting-room request fails", || async {
+        ctx.join(&fan, first, "fan@example.com").await.0 == 503
+    })
+    .await;
+    let first_failure = cut.elapsed();
     eventually("the node notices that Redis is gone", || async {
         ctx.get("/readyz", None).await.0 == 503
     })
@@ -174,6 +181,7 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
 
     // While it is down: the waiting room answers 503 with the API's body and Retry-After; the
     // search and a festival change do without the cache.
+    let down = std::time::Instant::now();
     for _ in 0..20 {
         let response = ctx
             .http
@@ -189,6 +197,7 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
     }
+    let per_request = down.elapsed() / 20;
     let second = create("강릉 바다 불꽃").await;
     let mut found = search().await;
     found.sort_unstable();
@@ -203,11 +212,19 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
         "requests asked Redis while it was known to be down: {asked:?}"
     );
 
+    let back = std::time::Instant::now();
     proxy.set_blackhole(false);
     eventually("the waiting room works again", || async {
         ctx.join(&fan, first, "fan@example.com").await.0 == 200
     })
     .await;
+    eprintln!(
+        "redis outage: first failure {} ms after the cut, then 503 in {} µs per request \
+         (HTTP round trip), back {} ms after Redis returned",
+        first_failure.as_millis(),
+        per_request.as_micros(),
+        back.elapsed().as_millis()
+    );
     // `/readyz` reuses a report for a second.
     eventually("ready again", || async {
         ctx.get("/readyz", None).await.0 == 200
