@@ -27,6 +27,8 @@ pub trait ReadinessCheck: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    /// Set at SIGTERM: not ready any more, whatever the backends say.
+    draining: Arc<std::sync::atomic::AtomicBool>,
     last: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Health)>>>,
 }
 
@@ -46,13 +48,29 @@ impl Readiness {
     pub fn new(checks: Vec<Arc<dyn ReadinessCheck>>) -> Self {
         Self {
             checks: Arc::new(checks),
+            draining: Arc::default(),
             last: Arc::default(),
         }
+    }
+
+    /// From now on `/readyz` answers 503: the node is shutting down and still serving.
+    pub fn drain(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The latest report, if it is under a second old; else a new one (one caller runs the
     /// checks, the others wait for its answer).
     pub async fn report(&self) -> Health {
+        if self.draining.load(std::sync::atomic::Ordering::Acquire) {
+            return Health {
+                status: Status::Down,
+                components: Some(BTreeMap::from([(
+                    "node".to_owned(),
+                    Component::down("draining: shutting down".to_owned()),
+                )])),
+            };
+        }
         let mut last = self.last.lock().await;
         if let Some((at, health)) = &*last
             && at.elapsed() < REPORT_REUSE

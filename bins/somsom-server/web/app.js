@@ -339,11 +339,17 @@ async function queuePage(id, params) {
   };
   show(data);
   // Pushed by the server (Server-Sent Events): no polling.
-  const events = new EventSource(`/queues/${queue}/events?access_token=${encodeURIComponent(session.get().accessToken)}`);
+  let events;
+  const open = () => {
+    events = new EventSource(`/queues/${queue}/events?access_token=${encodeURIComponent(session.get().accessToken)}`);
+    for (const name of ['rank', 'prequeue', 'soldOut']) events.addEventListener(name, (e) => show(JSON.parse(e.data)));
+    events.addEventListener('admitted', (e) => { events.close(); book(JSON.parse(e.data).admissionToken); });
+    events.addEventListener('left', () => { events.close(); note.textContent = t('expired'); });
+    // The node is shutting down: another one answers the next request (the place is in Redis).
+    events.addEventListener('reconnect', () => { events.close(); setTimeout(open, 100); });
+  };
+  open();
   onLeave(() => events.close());
-  for (const name of ['rank', 'prequeue', 'soldOut']) events.addEventListener(name, (e) => show(JSON.parse(e.data)));
-  events.addEventListener('admitted', (e) => { events.close(); book(JSON.parse(e.data).admissionToken); });
-  events.addEventListener('left', () => { events.close(); note.textContent = t('expired'); });
 }
 
 function bookedPage(params) {

@@ -40,6 +40,8 @@ pub struct Application {
     extra: Router<AppState>,
     tasks: Tasks,
     grace: Duration,
+    /// How long the node keeps serving, unready, after the shutdown signal.
+    drain: Duration,
     /// How often revoked sessions are polled.
     session_poll: Duration,
 }
@@ -209,6 +211,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         extra: Router::new(),
         tasks,
         grace: Duration::from_secs(config.shutdown_grace_secs),
+        drain: Duration::from_secs(config.drain_secs),
         session_poll: Duration::from_secs(config.auth.session_cache_secs.max(1)),
     })
 }

@@ -24,6 +24,7 @@ impl Application {
             extra,
             tasks,
             grace,
+            drain,
             session_poll,
         } = self;
         // Workers start with serving, never for a one-off command: delivery to this node's
@@ -43,10 +44,22 @@ impl Application {
         tasks.start();
         let router = app_with(state.clone(), extra);
         let shutdown = state.shutdown.clone();
+        let readiness = state.readiness.clone();
         let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             signal.await;
+            if !drain.is_zero() {
+                // Load balancers see the node unready and stop sending it new work while it
+                // still answers what comes.
+                readiness.drain();
+                tracing::info!(
+                    ?drain,
+                    "shutdown: unready, still serving while traffic moves"
+                );
+                tokio::time::sleep(drain).await;
+            }
             tracing::info!("shutdown: no new connections; draining in-flight requests");
+            // Chat sockets are told to reconnect elsewhere; event streams likewise.
             shutdown.cancel();
             let _ = began_tx.send(());
         };

@@ -53,6 +53,9 @@ pub struct Config {
     pub log: LogSettings,
     /// How long a graceful shutdown waits for in-flight requests and background tasks.
     pub shutdown_grace_secs: u64,
+    /// On SIGTERM, how long the node keeps serving while `/readyz` already answers 503, so a
+    /// load balancer moves new traffic away before connections close (0: close at once).
+    pub drain_secs: u64,
     /// E-mail addresses that become admins once confirmed (`SOMSOM_ADMIN_EMAILS`, comma-separated).
     #[serde(deserialize_with = "string_or_list")]
     pub admin_emails: Vec<String>,
@@ -92,6 +95,7 @@ impl Default for Config {
             http: HttpSettings::default(),
             log: LogSettings::default(),
             shutdown_grace_secs: 30,
+            drain_secs: 0,
             admin_emails: Vec::new(),
             auth: AuthSettings::default(),
             smtp_url: None,

@@ -67,9 +67,22 @@ pub async fn events(
     let queues = state.queues.clone();
     // Fail now, with a status, if the backend is down.
     queues.engine.place(&queue, &key).await?;
+    let shutdown = state.shutdown.clone();
     let stream = Feed::new(queues, queue, key, state.shutdown.clone())
         .events()
-        .map(|(name, body)| Ok(event(name, &body)));
+        .map(|(name, body)| Ok(event(name, &body)))
+        // A stream ended by the node's shutdown says so, so the page reconnects at once.
+        .chain(
+            futures::stream::once(async move {
+                shutdown.is_cancelled().then(|| {
+                    Ok(Event::default()
+                        .event("reconnect")
+                        .json_data(serde_json::json!({"reason": "server shutting down"}))
+                        .expect("a JSON object serialises"))
+                })
+            })
+            .filter_map(std::future::ready),
+        );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

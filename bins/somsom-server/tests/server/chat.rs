@@ -418,3 +418,71 @@ async fn unread_counts_survive_a_redis_that_lost_everything() {
     let (_, list) = ctx.get("/festivals/chatting/list", Some(&bob)).await;
     assert_eq!(list[0]["unReadCount"], 1);
 }
+
+/// SIGTERM with a drain delay: `/readyz` says 503 at once so a load balancer moves new traffic,
+/// while the node still answers requests and its chat sockets keep working.
+#[tokio::test]
+async fn a_draining_node_is_unready_but_still_serves() {
+    // Long enough that the test never reaches its end; the server is dropped with the test.
+    let mut ctx = start(|c| c.drain_secs = 600).await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let alice = ctx.user_token("alice@example.com").await;
+    let room = festival(&ctx, &admin, "안동 탈춤").await;
+    ctx.send(
+        Method::POST,
+        &format!("/festivals/chatting/{room}/join"),
+        Some(&alice),
+        None,
+    )
+    .await;
+    let mut a = stomp(&ctx, &alice).await;
+    a.subscribe(
+        "0",
+        &format!("/topic/chat/chatRoomId{room}"),
+        &[("receipt", "in")],
+    )
+    .await
+    .unwrap();
+    receipt(&mut a, "in").await;
+    assert_eq!(ctx.get("/readyz", None).await.0, 200);
+
+    ctx.server.begin_shutdown();
+    common::eventually("the node reports itself unready", || async {
+        ctx.get("/readyz", None).await.0 == 503
+    })
+    .await;
+    let (_, ready) = ctx.get("/readyz", None).await;
+    assert_eq!(ready["components"]["node"]["status"], "DOWN", "{ready}");
+    // Still serving: new requests and the open chat socket.
+    let (status, _) = ctx.get(&format!("/festivals/{room}"), None).await;
+    assert_eq!(status, 200);
+    a.send_json(
+        "/publish/chat.send",
+        &json!({"chatRoomId": room, "content": "아직 열려 있어요"}),
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(next_message(&mut a).await["content"], "아직 열려 있어요");
+}
+
+/// After the drain, chat sockets are told to reconnect (and how to continue) before they close.
+#[tokio::test]
+async fn a_shutdown_tells_chat_sockets_to_reconnect() {
+    let mut ctx = start(|_| {}).await;
+    let alice = ctx.user_token("alice@example.com").await;
+    let mut a = stomp(&ctx, &alice).await;
+    ctx.server.begin_shutdown();
+    let frame = a
+        .next_frame()
+        .await
+        .unwrap()
+        .expect("an ERROR before the close");
+    assert_eq!(frame.command, Command::Error, "{frame:?}");
+    assert_eq!(frame.header("message"), Some("server shutting down"));
+    let body = String::from_utf8_lossy(&frame.body);
+    assert!(
+        body.contains("reconnect") && body.contains("resume-after"),
+        "{body}"
+    );
+}

@@ -665,3 +665,17 @@ async fn ranks_and_admission_are_pushed_over_the_chat_stomp_connection() {
         Some("ranks are /user/queue/rank/festival{id}")
     );
 }
+
+/// A node shutting down ends its event streams with a `reconnect` event, so pages reconnect
+/// (to another node) at once instead of waiting for the browser's retry.
+#[tokio::test]
+async fn a_shutdown_tells_event_streams_to_reconnect() {
+    let mut ctx = start(|c| c.queue.watch_poll_ms = 20).await;
+    let (_admin, users, _id, q) = three_waiting(&ctx).await;
+    let mut events = Events::open(&ctx, &format!("{q}/events?access_token={}", users[2])).await;
+    assert_eq!(events.next().await.0, "rank");
+    ctx.server.begin_shutdown();
+    let (name, body) = events.next().await;
+    assert_eq!(name, "reconnect", "{body}");
+    assert_eq!(body["reason"], "server shutting down");
+}

@@ -170,7 +170,11 @@ impl<K: Sink<Wire> + Send + Unpin> Conn<'_, K> {
             let reading = held.is_none() && !self.sending.is_full();
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Some(Fault::new("server shutting down")),
+                () = shutdown.cancelled() => {
+                    return Some(Fault::new("server shutting down").detail(
+                        "reconnect (another node answers) and SUBSCRIBE with resume-after to continue",
+                    ));
+                }
                 () = tokio::time::sleep_until(expires.unwrap_or(deadline)), if expires.is_some() => {
                     return Some(Fault::new("session expired")
                         .detail("reconnect with a fresh access token"));
