@@ -228,6 +228,17 @@ async function login(page, email) {
   await shot(admin, 'admin');
   check(true, 'admin created a festival and watched a queue');
 
+  // Swagger UI, shipped with the server (the browser has no internet), renders our document.
+  const docs = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+  const refused = [];
+  docs.on('console', (m) => { if (/Content Security Policy|Failed to load/.test(m.text())) refused.push(m.text()); });
+  await docs.goto(`${BASE}/swagger-ui/index.html`);
+  await docs.waitForSelector('.opblock-summary-path');
+  const paths = await docs.$$eval('.opblock-summary-path', (els) => els.map((e) => e.textContent));
+  check(paths.some((p) => p.includes('/reservations')), 'Swagger UI lists the reservation routes');
+  check(refused.length === 0, `Swagger UI loads without refusals: ${refused.join('; ')}`);
+  await shot(docs, 'swagger-ui');
+
   await browser.close();
   console.log('e2e: all checks passed');
 })().catch((e) => {
