@@ -89,6 +89,13 @@ impl Metrics {
             .register_collector(Box::new(CacheCollector { name, stats }));
     }
 
+    /// Exposes a shared service's state as `somsom_dependency_up{dependency=name}` (1 or 0) and
+    /// `somsom_dependency_outages_total{dependency=name}`.
+    pub fn register_dependency(&mut self, dependency: Arc<crate::outage::Dependency>) {
+        self.registry
+            .register_collector(Box::new(DependencyCollector(dependency)));
+    }
+
     /// For registering more metrics while the server is being built.
     pub fn registry_mut(&mut self) -> &mut Registry {
         &mut self.registry
@@ -217,6 +224,45 @@ impl prometheus_client::collector::Collector for CacheCollector {
             let metric = family.encode_family(&labels)?;
             counter.encode(metric)?;
         }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct DependencyCollector(Arc<crate::outage::Dependency>);
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DependencyLabels {
+    dependency: &'static str,
+}
+
+impl prometheus_client::collector::Collector for DependencyCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let labels = DependencyLabels {
+            dependency: self.0.name(),
+        };
+        let up = ConstGauge::new(i64::from(self.0.is_up()));
+        let mut family = encoder.encode_descriptor(
+            "dependency_up",
+            "Whether the service answers (1) or is known to be down (0)",
+            None,
+            up.metric_type(),
+        )?;
+        up.encode(family.encode_family(&labels)?)?;
+        let outages = ConstCounter::new(self.0.outages());
+        let mut family = encoder.encode_descriptor(
+            "dependency_outages",
+            "Times the service went down since start",
+            None,
+            outages.metric_type(),
+        )?;
+        outages.encode(family.encode_family(&labels)?)?;
         Ok(())
     }
 }

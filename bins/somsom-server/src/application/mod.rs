@@ -116,6 +116,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let auth = crate::auth::build::identity_provider(&config, &db, sender, clock.clone()).await?;
     let mut metrics = Metrics::new();
+    if let Some(redis) = &redis {
+        metrics.register_dependency(redis.dependency.clone());
+    }
     let festivals =
         crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
             .await?;

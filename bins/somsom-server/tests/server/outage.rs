@@ -177,6 +177,9 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let (_, ready) = ctx.get("/readyz", None).await;
     assert_eq!(ready["components"]["database"]["status"], "UP", "{ready}");
     assert_eq!(ready["components"]["redis"]["status"], "DOWN", "{ready}");
+    let base = ctx.server.url("");
+    let up = r#"somsom_dependency_up{dependency="redis"}"#;
+    assert_eq!(common::metric(&base, up).await, 0);
     let before = proxy.swallowed_commands();
 
     // While it is down: the waiting room answers 503 with the API's body and Retry-After; the
@@ -230,6 +233,9 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
         ctx.get("/readyz", None).await.0 == 200
     })
     .await;
+    assert_eq!(common::metric(&base, up).await, 1);
+    let outages = r#"somsom_dependency_outages_total{dependency="redis"}"#;
+    assert!(common::metric(&base, outages).await >= 1);
     // The entry cached before the outage does not hide the festival created during it.
     let mut found = search().await;
     found.sort_unstable();
