@@ -3,7 +3,7 @@
 //! writes it, so there is one source of truth and nothing to replay after a restart.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -12,8 +12,9 @@ use crate::{Result, RoomId, UserId};
 /// The application's record of room membership.
 #[async_trait]
 pub trait Members: Send + Sync + std::fmt::Debug + 'static {
-    /// The members of `room`, in any order (none for a room nobody joined).
-    async fn of(&self, room: RoomId) -> Result<Vec<UserId>>;
+    /// The members of `room`, in any order (none for a room nobody joined). Shared, so an
+    /// implementation that caches a room's list hands it out without copying it per message.
+    async fn of(&self, room: RoomId) -> Result<Arc<[UserId]>>;
 }
 
 /// Membership in memory, for tests and single-process applications.
@@ -54,14 +55,14 @@ impl MemoryMembers {
 
 #[async_trait]
 impl Members for MemoryMembers {
-    async fn of(&self, room: RoomId) -> Result<Vec<UserId>> {
+    async fn of(&self, room: RoomId) -> Result<Arc<[UserId]>> {
         Ok(self
             .rooms
             .lock()
             .expect("poisoned")
             .get(&room)
             .map(|members| members.iter().copied().collect())
-            .unwrap_or_default())
+            .unwrap_or_else(|| Arc::from([])))
     }
 }
 
@@ -75,7 +76,10 @@ mod tests {
         assert!(members.join(RoomId(1), UserId(7)));
         assert!(!members.join(RoomId(1), UserId(7)));
         assert!(members.join(RoomId(1), UserId(8)));
-        assert_eq!(members.of(RoomId(1)).await.unwrap(), [UserId(7), UserId(8)]);
+        assert_eq!(
+            *members.of(RoomId(1)).await.unwrap(),
+            [UserId(7), UserId(8)]
+        );
         assert!(members.leave(RoomId(1), UserId(7)));
         assert!(!members.leave(RoomId(1), UserId(7)));
         assert!(members.leave(RoomId(1), UserId(8)));

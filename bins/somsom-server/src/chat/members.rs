@@ -148,14 +148,12 @@ impl TableMembers {
 
 #[async_trait]
 impl chat_relay::Members for TableMembers {
-    async fn of(&self, room: RoomId) -> chat_relay::Result<Vec<UserId>> {
-        let members = self
-            .recent
+    async fn of(&self, room: RoomId) -> chat_relay::Result<Arc<[UserId]>> {
+        self.recent
             .try_get_with(room, async {
                 of(&self.db, room).await.map(Arc::<[UserId]>::from)
             })
             .await
-            .map_err(|e| chat_relay::ChatError::unavailable("database", e))?;
-        Ok(members.to_vec())
+            .map_err(|e| chat_relay::ChatError::unavailable("database", e))
     }
 }

@@ -27,6 +27,19 @@ async fn festival(ctx: &Ctx, admin: &str, name: &str) -> i64 {
     created["id"].as_i64().unwrap()
 }
 
+/// Joins `room`'s chat as the holder of `token`.
+async fn join(ctx: &Ctx, token: &str, room: i64) {
+    let (status, body) = ctx
+        .send(
+            Method::POST,
+            &format!("/festivals/chatting/{room}/join"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
 fn ws_url(ctx: &Ctx) -> String {
     ctx.server.url("/ws-chat").replacen("http://", "ws://", 1)
 }
@@ -206,15 +219,7 @@ async fn stomp_chat_with_server_set_senders_and_live_unread_counts() {
     let stranger = ctx.user_token("stranger@example.com").await;
     let room = festival(&ctx, &admin, "서울 재즈").await;
     for token in [&alice, &bob] {
-        let (status, _) = ctx
-            .send(
-                Method::POST,
-                &format!("/festivals/chatting/{room}/join"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200);
+        join(&ctx, token, room).await;
     }
     let topic = format!("/topic/chat/chatRoomId{room}");
 
@@ -370,15 +375,7 @@ async fn unread_counts_survive_a_redis_that_lost_everything() {
     let bob = ctx.user_token("bob@example.com").await;
     let room = festival(&ctx, &admin, "통영 한산대첩").await;
     for token in [&alice, &bob] {
-        let (status, _) = ctx
-            .send(
-                Method::POST,
-                &format!("/festivals/chatting/{room}/join"),
-                Some(token),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200);
+        join(&ctx, token, room).await;
     }
 
     // Everything under this deployment's prefix goes, as after a restart of an empty Redis.
@@ -428,13 +425,7 @@ async fn a_draining_node_is_unready_but_still_serves() {
     let admin = ctx.admin_token("admin@example.com").await;
     let alice = ctx.user_token("alice@example.com").await;
     let room = festival(&ctx, &admin, "안동 탈춤").await;
-    ctx.send(
-        Method::POST,
-        &format!("/festivals/chatting/{room}/join"),
-        Some(&alice),
-        None,
-    )
-    .await;
+    join(&ctx, &alice, room).await;
     let mut a = stomp(&ctx, &alice).await;
     a.subscribe(
         "0",

@@ -1,7 +1,8 @@
 //! The JSON names clients see: in the body of a SEND, of a MESSAGE, of an unread count.
 
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use crate::{ChatMessage, RoomId};
 
@@ -46,21 +47,21 @@ impl MessageFields {
 
     /// A stored message as the body of a MESSAGE frame.
     pub fn message(&self, message: &ChatMessage) -> Bytes {
-        let mut body = Map::with_capacity(5);
-        body.insert(self.content.clone(), message.content.clone().into());
-        body.insert(self.sender_id.clone(), message.sender_id.0.into());
-        body.insert(self.sender_name.clone(), message.sender_name.clone().into());
-        body.insert(self.room.clone(), message.chat_room_id.0.into());
-        body.insert(self.send_time.clone(), message.send_time.into());
-        Bytes::from(serde_json::to_vec(&body).expect("a map of plain values serialises"))
+        object(&[
+            (&self.content, Scalar::Text(&message.content)),
+            (&self.sender_id, Scalar::Signed(message.sender_id.0)),
+            (&self.sender_name, Scalar::Text(&message.sender_name)),
+            (&self.room, Scalar::Signed(message.chat_room_id.0)),
+            (&self.send_time, Scalar::Signed(message.send_time)),
+        ])
     }
 
     /// A room's unread count as the body of a MESSAGE frame.
     pub fn unread(&self, room: RoomId, count: u64) -> Bytes {
-        let mut body = Map::with_capacity(2);
-        body.insert(self.room.clone(), room.0.into());
-        body.insert(self.unread_count.clone(), count.into());
-        Bytes::from(serde_json::to_vec(&body).expect("a map of plain values serialises"))
+        object(&[
+            (&self.room, Scalar::Signed(room.0)),
+            (&self.unread_count, Scalar::Unsigned(count)),
+        ])
     }
 
     /// The room and the text of a SEND body, or why it is not one.
@@ -80,6 +81,39 @@ impl MessageFields {
             _ => Err(expected()),
         }
     }
+}
+
+/// One value of a body.
+enum Scalar<'a> {
+    Text(&'a str),
+    Signed(i64),
+    Unsigned(u64),
+}
+
+impl Serialize for Scalar<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Scalar::Text(text) => serializer.serialize_str(text),
+            Scalar::Signed(n) => serializer.serialize_i64(*n),
+            Scalar::Unsigned(n) => serializer.serialize_u64(*n),
+        }
+    }
+}
+
+/// A JSON object written straight from borrowed names and values, in this order: a body is
+/// made once per message and shared by every subscriber, without copying its text.
+fn object(entries: &[(&String, Scalar<'_>)]) -> Bytes {
+    struct Object<'a, 'b>(&'a [(&'a String, Scalar<'b>)]);
+    impl Serialize for Object<'_, '_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(self.0.len()))?;
+            for (name, value) in self.0 {
+                map.serialize_entry(name, value)?;
+            }
+            map.end()
+        }
+    }
+    Bytes::from(serde_json::to_vec(&Object(entries)).expect("names and scalars serialise"))
 }
 
 impl Default for MessageFields {
