@@ -9,6 +9,8 @@
 #   Python   with PyJWT, aiosmtpd, stomp.py, http_ece   TEST_PYTHON
 #   Node     @stomp/stompjs, ws, playwright-core        TEST_NODE_MODULES
 #   Chromium Debian's, for the web app's browser test  TEST_CHROMIUM
+#   HAProxy  Debian's, for the rolling-restart test     TEST_HAPROXY
+#   promtool Debian's, checks the alert rules            TEST_PROMTOOL
 #
 # Tools are installed once into $SOMSOM_CACHE (default ~/.cache/somsom), never into the repo.
 # The moto and tansu processes started here are stopped when the sourcing shell exits.
@@ -123,6 +125,21 @@ _ensure_browser() {
   fi
 }
 
+_ensure_ops_tools() {
+  # Debian's HAProxy (the rolling-restart test runs deploy/haproxy/haproxy.cfg) and promtool
+  # (checks deploy/prometheus/alerts.yml). Installed only; neither runs as a service here.
+  if ! command -v haproxy >/dev/null || ! command -v promtool >/dev/null; then
+    _log "installing Debian's haproxy and prometheus (for promtool)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy prometheus \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy prometheus; }; } \
+      >"$SOMSOM_CACHE/logs/ops-tools-install.log" 2>&1 || { tail -n 20 "$SOMSOM_CACHE/logs/ops-tools-install.log" >&2; return 1; }
+    # The package's own Prometheus is not wanted on a test machine.
+    { systemctl stop prometheus prometheus-node-exporter || pkill -x prometheus; } >/dev/null 2>&1 || true
+  fi
+  export TEST_HAPROXY=${TEST_HAPROXY:-$(command -v haproxy)}
+  export TEST_PROMTOOL=${TEST_PROMTOOL:-$(command -v promtool)}
+}
+
 _stop_services() {
   [ -n "${SOMSOM_MOTO_PID:-}" ] && kill "$SOMSOM_MOTO_PID" 2>/dev/null
   [ -n "${SOMSOM_TANSU_PID:-}" ] && kill "$SOMSOM_TANSU_PID" 2>/dev/null
@@ -136,6 +153,7 @@ _ensure_moto
 _ensure_tansu
 _ensure_node_clients
 _ensure_browser
+_ensure_ops_tools
 
 export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 export TEST_MYSQL_URL=${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}

@@ -75,7 +75,7 @@ impl ChatServer {
         gatekeeper: Arc<dyn Gatekeeper>,
     ) -> Self {
         Self {
-            hub: Arc::new(Hub::with_fields(config.fields.clone())),
+            hub: Arc::new(Hub::new(config.fields.clone(), Arc::new(SystemClock))),
             config: Arc::new(config),
             relay,
             store,
@@ -101,9 +101,11 @@ impl ChatServer {
         self
     }
 
-    /// Uses `clock` for acceptance times (tests).
+    /// Uses `clock` for acceptance times and delivery lags (tests); set it before
+    /// [`start`](Self::start).
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.hub = Arc::new(Hub::new(self.config.fields.clone(), clock.clone()));
         self.clock = clock;
         self
     }

@@ -22,8 +22,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::MessageFields;
+use crate::lag::{DeliveryLag, LagRecorder};
 use crate::relay::Delivery;
-use crate::{RoomId, UserId};
+use crate::{Clock, RoomId, SystemClock, UserId};
 
 /// A connection's number on this node.
 pub type ConnectionId = u64;
@@ -149,6 +150,7 @@ impl Outbox {
 
 /// Counters of one hub.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HubStats {
     /// Connections open now.
     pub connections: u64,
@@ -156,6 +158,8 @@ pub struct HubStats {
     pub delivered: u64,
     /// Deliveries refused because an outbox was full (each closed a connection).
     pub overflowed: u64,
+    /// How long messages took from acceptance to this node's fan-out.
+    pub lag: DeliveryLag,
 }
 
 /// A user already has as many connections on this node as allowed.
@@ -166,7 +170,7 @@ pub struct TooManyConnections(pub usize);
 type SubscriberMap<K> = RwLock<HashMap<K, IndexMap<(ConnectionId, Arc<str>), Subscriber>>>;
 
 /// The local fan-out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     rooms: SubscriberMap<RoomId>,
     unread: SubscriberMap<UserId>,
@@ -176,8 +180,17 @@ pub struct Hub {
     open: AtomicU64,
     delivered: AtomicU64,
     overflowed: AtomicU64,
+    lag: LagRecorder,
     /// The JSON names of the bodies it renders.
     fields: MessageFields,
+    /// Measures lags against messages' acceptance times.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(MessageFields::default(), Arc::new(SystemClock))
+    }
 }
 
 fn add<K: Hash + Eq>(map: &SubscriberMap<K>, key: K, outbox: &Outbox, subscription: Arc<str>) {
@@ -207,11 +220,19 @@ fn remove<K: Hash + Eq>(
 }
 
 impl Hub {
-    /// An empty hub rendering bodies with `fields`.
-    pub fn with_fields(fields: MessageFields) -> Self {
+    /// An empty hub rendering bodies with `fields` and measuring lags on `clock`.
+    pub fn new(fields: MessageFields, clock: Arc<dyn Clock>) -> Self {
         Self {
+            rooms: SubscriberMap::default(),
+            unread: SubscriberMap::default(),
+            connections: RwLock::default(),
+            next_id: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            overflowed: AtomicU64::new(0),
+            lag: LagRecorder::default(),
             fields,
-            ..Self::default()
+            clock,
         }
     }
 
@@ -316,6 +337,7 @@ impl Hub {
             connections: self.open.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
             overflowed: self.overflowed.load(Ordering::Relaxed),
+            lag: self.lag.snapshot(),
         }
     }
 
@@ -324,6 +346,8 @@ impl Hub {
     pub fn dispatch(&self, delivery: &Delivery) {
         let message = &delivery.message;
         let room = message.chat_room_id;
+        self.lag
+            .record(self.clock.now().timestamp_millis() - message.send_time);
         let mut gone = false;
         if let Some(list) = self.rooms.read().expect("poisoned").get(&room) {
             let body = self.fields.message(message);

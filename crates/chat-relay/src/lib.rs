@@ -5,6 +5,7 @@
 pub mod client;
 pub mod connection;
 mod hub;
+mod lag;
 mod members;
 mod model;
 pub mod presence;
@@ -25,6 +26,7 @@ pub use connection::{
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::HubStats;
+pub use lag::{DeliveryLag, LAG_BOUNDS_MS};
 pub use members::{Members, MemoryMembers};
 pub use model::{Appended, CONTENT_MAX, ChatMessage, Draft, HistoryPage, Member, RoomId, UserId};
 pub use presence::{MemoryPresence, Presence};

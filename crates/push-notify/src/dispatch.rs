@@ -105,6 +105,8 @@ pub struct Round {
     pub resent: usize,
     /// Tokens deactivated because the provider said they are gone.
     pub gone: usize,
+    /// For each reminder finished as delivered, how long after it was due.
+    pub lateness: Vec<Duration>,
 }
 
 /// Sends due reminders; see the [module docs](self).
@@ -174,9 +176,17 @@ impl Dispatcher {
 
     /// Runs rounds until `cancel`; a round under way is finished first.
     pub async fn run(&self, cancel: CancellationToken) {
+        self.run_observed(cancel, |_| {}).await;
+    }
+
+    /// [`run`](Self::run), handing every round's figures to `observe` (for metrics).
+    pub async fn run_observed(&self, cancel: CancellationToken, mut observe: impl FnMut(&Round)) {
         while !cancel.is_cancelled() {
             let idle = match self.round().await {
-                Ok(round) => round.claimed < self.config.batch,
+                Ok(round) => {
+                    observe(&round);
+                    round.claimed < self.config.batch
+                }
                 Err(e) => {
                     tracing::warn!(
                         error = &e as &dyn std::error::Error,
@@ -352,7 +362,12 @@ impl Dispatcher {
             }
         }
         round.delivered = delivered.len();
-        self.ledger.notified(&delivered, self.clock.now()).await?;
+        let now = self.clock.now();
+        round.lateness = delivered
+            .iter()
+            .map(|r| (now - r.due).to_std().unwrap_or_default())
+            .collect();
+        self.ledger.notified(&delivered, now).await?;
         self.source.finish(&done).await?;
         Ok(round)
     }

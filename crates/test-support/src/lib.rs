@@ -28,6 +28,11 @@ pub const PYTHON: &str = "TEST_PYTHON";
 /// A `node_modules` folder holding `@stomp/stompjs` and `ws` (Node.js STOMP client tests).
 pub const NODE_MODULES: &str = "TEST_NODE_MODULES";
 
+/// Debian's `haproxy` binary, for the rolling-restart test behind a real load balancer.
+pub const HAPROXY: &str = "TEST_HAPROXY";
+/// Prometheus's `promtool`, which checks and unit-tests the alert rules in `deploy/`.
+pub const PROMTOOL: &str = "TEST_PROMTOOL";
+
 /// True when `.ci/run` (or a developer) demands that every service be present.
 pub fn services_required() -> bool {
     matches!(

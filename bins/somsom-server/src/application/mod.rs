@@ -154,15 +154,19 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
             db.clone(),
             shutdown.clone(),
         )));
+    metrics.register_chat(chat.server.clone());
 
     let tickets: Arc<dyn ticket_lock::TicketEngine> = Arc::new(tickets);
     let push = crate::push::build::build(
         &config,
         &db,
-        tickets.clone(),
-        festivals.catalog.clone(),
-        clock.clone(),
-        overrides.push_sender,
+        crate::push::build::Inputs {
+            tickets: tickets.clone(),
+            catalog: festivals.catalog.clone(),
+            clock: clock.clone(),
+            sender: overrides.push_sender,
+            activity: metrics.activity(),
+        },
         &tasks,
     )
     .await?;
@@ -187,6 +191,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         queues: queues.clone(),
         planning: push.planning.clone(),
         clock: clock.clone(),
+        activity: metrics.activity(),
     };
     let state = AppState {
         desk,

@@ -82,8 +82,15 @@ impl Application {
         });
         // Sold out closes a festival's waiting room; tickets coming back reopen it.
         let (tickets, queues) = (state.tickets.clone(), state.queues.clone());
+        let readings = state.metrics.activity().queues.clone();
         tasks.spawn("sold-out-watcher", move |cancel| {
-            crate::queues::sold_out::watch(tickets, queues, Duration::from_secs(1), cancel)
+            crate::queues::sold_out::watch(
+                tickets,
+                queues,
+                readings,
+                Duration::from_secs(1),
+                cancel,
+            )
         });
         let limits = ConnectionLimits {
             max_connections: state.http.max_connections,

@@ -12,18 +12,36 @@ use crate::config::{Config, PushSchedulerKind};
 use crate::db::Database;
 use crate::tasks::Tasks;
 
+/// What the reminders are planned from and reported to.
+pub(crate) struct Inputs {
+    /// Bookings, which reminders follow.
+    pub tickets: Arc<dyn ticket_lock::TicketEngine>,
+    /// Festivals, for the reminders' text.
+    pub catalog: Arc<dyn festival_catalog::Catalog>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// A sender replacing the configured one (tests).
+    pub sender: Option<Arc<dyn push_notify::Sender>>,
+    /// Dispatch rounds are counted here.
+    pub activity: Arc<crate::metrics::Activity>,
+}
+
 /// Reminders: devices, the ledger and (with `scheduler = "sql"`) the plan in the server's
 /// database, or the plan on EventBridge Scheduler feeding an SQS queue; the planner task that
 /// follows reservations, a reconciliation at start, and this node's dispatcher.
 pub(crate) async fn build(
     config: &Config,
     db: &Database,
-    tickets: Arc<dyn ticket_lock::TicketEngine>,
-    catalog: Arc<dyn festival_catalog::Catalog>,
-    clock: Arc<dyn Clock>,
-    sender: Option<Arc<dyn push_notify::Sender>>,
+    inputs: Inputs,
     tasks: &Tasks,
 ) -> Result<crate::push::Push, BuildError> {
+    let Inputs {
+        tickets,
+        catalog,
+        clock,
+        sender,
+        activity,
+    } = inputs;
     use push_notify::send::Route;
     use push_notify::send::fcm::{FcmSender, ServiceAccount};
     use push_notify::send::webpush::{VapidKey, WebPushSender};
@@ -116,7 +134,9 @@ pub(crate) async fn build(
     tasks.spawn("push-planner", planner_task);
     if settings.run_dispatcher {
         tasks.spawn("push-dispatcher", move |cancel| async move {
-            dispatcher.run(cancel).await;
+            dispatcher
+                .run_observed(cancel, |round| activity.reminder_round(round))
+                .await;
         });
     }
     Ok(crate::push::Push {

@@ -9,6 +9,7 @@ use festival_catalog::{Catalog, CatalogError, SaleState};
 use ticket_lock::{Booked, Booking, Reservation, ReservationId, TicketEngine, TicketError};
 use waiting_queue::{Consumption, QueueError};
 
+use crate::metrics::{Activity, BookingOutcome};
 use crate::push::Planning;
 use crate::queues::{Queues, festival_queue};
 
@@ -25,6 +26,8 @@ pub struct BookingDesk {
     pub planning: Planning,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Bookings and cancellations are counted here.
+    pub activity: Arc<Activity>,
 }
 
 impl std::fmt::Debug for BookingDesk {
@@ -90,12 +93,42 @@ pub enum BookingError {
     Catalog(CatalogError),
 }
 
+impl BookingError {
+    /// How metrics count it.
+    fn outcome(&self) -> BookingOutcome {
+        let failed = match self {
+            Self::Tickets(TicketError::SoldOut { .. }) => return BookingOutcome::SoldOut,
+            Self::Tickets(e) => e.is_retryable(),
+            Self::Queue(e) => e.is_retryable(),
+            Self::Catalog(e) => e.is_retryable(),
+            _ => false,
+        };
+        if failed {
+            BookingOutcome::Failed
+        } else {
+            BookingOutcome::Refused
+        }
+    }
+}
+
 impl BookingDesk {
     /// Books: within the sale's window; through the waiting room unless the sale is not queued,
     /// using the admission once (given back if the booking is refused, so the user can try
     /// again while it lasts); then the reminder is planned. A retry with the same idempotency
     /// key answers with the first reservation, whatever the token.
     pub async fn book(&self, request: BookingRequest) -> Result<Booked, BookingError> {
+        let quantity = request.quantity;
+        let result = self.try_book(request).await;
+        let outcome = match &result {
+            Ok(booked) if booked.replayed => BookingOutcome::Replayed,
+            Ok(_) => BookingOutcome::Booked,
+            Err(e) => e.outcome(),
+        };
+        self.activity.booking(outcome, quantity);
+        result
+    }
+
+    async fn try_book(&self, request: BookingRequest) -> Result<Booked, BookingError> {
         let now = self.clock.now();
         let festival = match self.catalog.get(request.festival).await {
             Ok(festival) => festival,
@@ -186,6 +219,7 @@ impl BookingDesk {
     /// and the reminder plan follows.
     pub async fn cancel(&self, user: i64, id: ReservationId) -> Result<Reservation, BookingError> {
         let cancelled = self.tickets.cancel(ticket_lock::UserId(user), id).await?;
+        self.activity.cancellation(cancelled.quantity);
         self.planning
             .cancelled(cancelled.user.0, cancelled.festival.0, cancelled.date)
             .await;

@@ -212,11 +212,28 @@ async fn reminders_follow_reservations_and_reach_every_active_device_once() {
     .await;
 
     assert!(ctx.pushes.is_empty(), "nothing is due yet");
-    clock.advance(chrono::Duration::days(2));
+    // An hour past the due time, as after an outage of the senders.
+    clock.advance(chrono::Duration::days(2) + chrono::Duration::hours(1));
     eventually("both of the fan's active devices are reminded", || async {
         ctx.pushes.len() >= 2
     })
     .await;
+    // One reminder (two devices), delivered an hour late: in the 3,600 s bucket, not below.
+    let base = ctx.server.url("");
+    let delivered = r#"somsom_reminders_total{outcome="delivered"}"#;
+    eventually("the round is counted", || async {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains(&format!("{delivered} 1"))
+    })
+    .await;
+    let bucket = |le: &str| format!("somsom_reminder_lateness_seconds_bucket{{le=\"{le}\"}}");
+    assert_eq!(common::metric(&base, &bucket("1800.0")).await, 0);
+    assert_eq!(common::metric(&base, &bucket("3600.0")).await, 1);
     let mut to: Vec<_> = ctx
         .pushes
         .sent()
@@ -286,6 +303,20 @@ async fn a_booking_after_the_reminder_time_is_reminded_at_once() {
         ctx.pushes.sent()[0].1.body,
         "2099-07-01 에 Jazz이 시작됩니다."
     );
+    // Booked after the reminder time: due at once, so not late.
+    let base = ctx.server.url("");
+    eventually("the round is counted", || async {
+        reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("somsom_reminder_lateness_seconds_count 1")
+    })
+    .await;
+    let on_time = r#"somsom_reminder_lateness_seconds_bucket{le="1.0"}"#;
+    assert_eq!(common::metric(&base, on_time).await, 1);
 }
 
 #[tokio::test]

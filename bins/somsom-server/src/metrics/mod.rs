@@ -1,5 +1,10 @@
-//! Prometheus metrics at `/metrics`: request counts and latency histograms per route, plus
-//! whatever the engines register.
+//! Prometheus metrics at `/metrics`: request counts and latency histograms per route, what a
+//! drop looks like ([`Activity`]), and collectors reading the engines at scrape time.
+
+mod activity;
+mod collectors;
+
+pub use activity::{Activity, BookingOutcome, QueueReading, QueueReadings};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,6 +61,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
+    activity: Arc<Activity>,
 }
 
 impl Metrics {
@@ -76,24 +82,41 @@ impl Metrics {
             "Time from request to response head, by method and route template",
             latency.clone(),
         );
+        let activity = Activity::register(&mut registry);
+        registry.register_collector(Box::new(collectors::QueueCollector(
+            activity.queues.clone(),
+        )));
         Self {
             registry,
             requests,
             latency,
+            activity,
         }
+    }
+
+    /// What the workflows record into.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// Exposes a cache's counters as `somsom_cache_{hits,misses,coalesced,errors}_total{cache=name}`.
     pub fn register_cache(&mut self, name: &'static str, stats: Arc<search_cache::CacheStats>) {
         self.registry
-            .register_collector(Box::new(CacheCollector { name, stats }));
+            .register_collector(Box::new(collectors::CacheCollector { name, stats }));
     }
 
     /// Exposes a shared service's state as `somsom_dependency_up{dependency=name}` (1 or 0) and
     /// `somsom_dependency_outages_total{dependency=name}`.
     pub fn register_dependency(&mut self, dependency: Arc<crate::outage::Dependency>) {
         self.registry
-            .register_collector(Box::new(DependencyCollector(dependency)));
+            .register_collector(Box::new(collectors::DependencyCollector(dependency)));
+    }
+
+    /// Exposes this node's chat hub as `somsom_chat_connections`, `somsom_chat_deliveries_total`,
+    /// `somsom_chat_overflows_total` and `somsom_chat_delivery_lag_seconds`.
+    pub fn register_chat(&mut self, chat: chat_relay::ChatServer) {
+        self.registry
+            .register_collector(Box::new(collectors::ChatCollector(chat)));
     }
 
     /// For registering more metrics while the server is being built.
@@ -181,88 +204,4 @@ pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Result<Response, Ap
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     Ok(response)
-}
-
-/// Reads a cache's counters at scrape time.
-#[derive(Debug)]
-struct CacheCollector {
-    name: &'static str,
-    stats: Arc<search_cache::CacheStats>,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CacheLabels {
-    cache: &'static str,
-}
-
-impl prometheus_client::collector::Collector for CacheCollector {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric;
-        use prometheus_client::metrics::counter::ConstCounter;
-        let s = self.stats.snapshot();
-        let counters = [
-            ("cache_hits", "Lookups answered from the cache", s.hits),
-            ("cache_misses", "Lookups that ran the query", s.misses),
-            (
-                "cache_coalesced",
-                "Lookups that waited for a query another caller was running",
-                s.coalesced,
-            ),
-            (
-                "cache_errors",
-                "Cache backend failures (the query ran uncached)",
-                s.errors,
-            ),
-        ];
-        let labels = CacheLabels { cache: self.name };
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            let mut family = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-            let metric = family.encode_family(&labels)?;
-            counter.encode(metric)?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct DependencyCollector(Arc<crate::outage::Dependency>);
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyLabels {
-    dependency: &'static str,
-}
-
-impl prometheus_client::collector::Collector for DependencyCollector {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric;
-        use prometheus_client::metrics::counter::ConstCounter;
-        use prometheus_client::metrics::gauge::ConstGauge;
-        let labels = DependencyLabels {
-            dependency: self.0.name(),
-        };
-        let up = ConstGauge::new(i64::from(self.0.is_up()));
-        let mut family = encoder.encode_descriptor(
-            "dependency_up",
-            "Whether the service answers (1) or is known to be down (0)",
-            None,
-            up.metric_type(),
-        )?;
-        up.encode(family.encode_family(&labels)?)?;
-        let outages = ConstCounter::new(self.0.outages());
-        let mut family = encoder.encode_descriptor(
-            "dependency_outages",
-            "Times the service went down since start",
-            None,
-            outages.metric_type(),
-        )?;
-        outages.encode(family.encode_family(&labels)?)?;
-        Ok(())
-    }
 }
