@@ -63,10 +63,11 @@ _ensure_moto() {
     "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]>=5,<6'
   fi
   # PyJWT checks SomSom's tokens against its JWKS; aiosmtpd receives its e-mail; stomp.py is a
-  # third-party STOMP client for the chat; http_ece decrypts what the Web Push sender encrypts.
-  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stomp, websocket, http_ece' 2>/dev/null \
+  # third-party STOMP client for the chat; http_ece decrypts what the Web Push sender encrypts;
+  # schemathesis fuzzes the API from its OpenAPI document.
+  "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stomp, websocket, http_ece, schemathesis' 2>/dev/null \
     || "$venv/bin/pip" install -q --disable-pip-version-check 'pyjwt[crypto]>=2.8,<3' 'aiosmtpd>=1.4,<2' \
-      'stomp.py>=8.1,<9' 'websocket-client>=1.6,<2' 'http_ece>=1.2,<2'
+      'stomp.py>=8.1,<9' 'websocket-client>=1.6,<2' 'http_ece>=1.2,<2' 'schemathesis>=4.32,<5'
   export TEST_PYTHON="$venv/bin/python"
   local port; port=$(_free_port)
   "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$SOMSOM_CACHE/logs/moto.log" 2>&1 &

@@ -6,6 +6,7 @@ use std::sync::LazyLock;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, header};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorCode};
@@ -28,6 +29,8 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::auth::signup,
         crate::auth::confirm_signup,
         crate::auth::resend_code,
+        crate::auth::forgot_password,
+        crate::auth::reset_password,
         crate::auth::login,
         crate::auth::signout,
         crate::auth::verify_token,
@@ -64,7 +67,7 @@ use crate::error::{ErrorBody, ErrorCode};
         crate::push::list,
     ),
     components(schemas(ErrorBody, ErrorCode)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Accounts, tokens and sessions"),
@@ -92,6 +95,86 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Adds to every operation what the middleware and the extractors can answer whatever its
+/// handler does, so the document lists every status a client can get (checked by the fuzzer in
+/// `tests/server/api_fuzz.rs`):
+///
+/// - 401 everywhere: a bearer token, when sent, must be valid on every route;
+/// - 408 everywhere: the request timeout;
+/// - 400, 413 and 415 where there is a body (malformed, too large, not JSON);
+/// - 400 where there are parameters (a path or query value of the wrong type);
+/// - 503 wherever the database or Redis is used (an outage answers at once).
+struct CommonAnswers;
+
+/// Operations answered without the database or Redis.
+const NO_BACKEND: &[&str] = &[
+    "/healthz",
+    "/actuator/health",
+    "/readyz",
+    "/metrics",
+    "/v3/api-docs",
+    "/.well-known/jwks.json",
+    "/notification/vapid-public-key",
+];
+
+fn error_answer(why: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(why)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build(),
+    )
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in &mut openapi.paths.paths {
+            let uses_backend = !NO_BACKEND.contains(&path.as_str());
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let body = operation.request_body.is_some();
+                let params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let answers = &mut operation.responses.responses;
+                let mut add = |status: &str, why: &str| {
+                    answers
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error_answer(why));
+                };
+                add("401", "The bearer token sent is not valid");
+                add(
+                    "408",
+                    "The request took longer than the server's request timeout",
+                );
+                if body || params {
+                    add("400", "The request is malformed");
+                }
+                if body {
+                    add("413", "The body is larger than the server accepts");
+                    add(
+                        "415",
+                        "The body is not of a content type this operation reads",
+                    );
+                }
+                if uses_backend {
+                    add(
+                        "503",
+                        "A service this operation needs is down or overloaded; try again after Retry-After",
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -195,7 +195,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
 
 /// `GET /metrics`
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus/OpenMetrics text exposition", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus/OpenMetrics text exposition", content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Result<Response, ApiError> {
     let body = metrics.encode().map_err(ApiError::internal)?;
     let mut response = body.into_response();

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod api_fuzz;
 mod auth;
 mod binary;
 mod chat;
