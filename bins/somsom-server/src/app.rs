@@ -37,6 +37,8 @@ pub struct AppState {
     pub users: crate::auth::UserRows,
     /// Backends checked by `/readyz`.
     pub readiness: Readiness,
+    /// The database's outage state, when it is a server that can go away (MySQL/MariaDB).
+    pub database: Option<Arc<crate::outage::Dependency>>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
     /// HTTP settings (limits, CORS).
@@ -165,6 +167,12 @@ pub fn app_with(state: AppState, extra: Router<AppState>) -> Router {
     if http.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(crate::metrics::metrics));
     }
+    if let Some(database) = &state.database {
+        routes = routes.route_layer(from_fn_with_state(
+            database.clone(),
+            crate::outage::gate::database_gate,
+        ));
+    }
     let router = Router::new()
         .route("/", get(crate::web::index))
         .route("/sw.js", get(crate::web::service_worker))
@@ -275,5 +283,10 @@ impl AppState {
 /// A 503 for a backend that is not available right now.
 pub fn unavailable(backend: &str, error: &(dyn std::error::Error + 'static)) -> ApiError {
     tracing::warn!(backend, error = %crate::error::Report(error), "backend unavailable");
-    ApiError::new(ErrorCode::ServiceUnavailable).with_retry_after(1)
+    let answer = ApiError::new(ErrorCode::ServiceUnavailable).with_retry_after(1);
+    if crate::outage::gate::is_database_outage(error) {
+        answer.with_dependency(crate::outage::gate::DATABASE)
+    } else {
+        answer
+    }
 }

@@ -44,6 +44,12 @@ pub const MEMORY: &str = "sqlite::memory:";
 impl Database {
     /// Opens a pool for `url` ([`MEMORY`]: in this process, kept nowhere). A SQLite file (and its directory) is created when missing.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
+        Self::connect_with(url, Duration::from_secs(10)).await
+    }
+
+    /// [`connect`](Self::connect), waiting at most `acquire_timeout` for a MySQL/MariaDB
+    /// connection (past it a request answers 503).
+    pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<Self, DbError> {
         if url == MEMORY {
             // One connection, kept for the pool's life: an in-memory SQLite database is private
             // to its connection and gone when it closes.
@@ -87,7 +93,7 @@ impl Database {
             let options = MySqlConnectOptions::from_str(&url).map_err(DbError::Connect)?;
             let pool = MySqlPoolOptions::new()
                 .max_connections(32)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(acquire_timeout)
                 .connect_with(options)
                 .await
                 .map_err(DbError::Connect)?;

@@ -109,17 +109,6 @@ impl Modify for BearerAuth {
 /// - 503 wherever the database or Redis is used (an outage answers at once).
 struct CommonAnswers;
 
-/// Operations answered without the database or Redis.
-const NO_BACKEND: &[&str] = &[
-    "/healthz",
-    "/actuator/health",
-    "/readyz",
-    "/metrics",
-    "/v3/api-docs",
-    "/.well-known/jwks.json",
-    "/notification/vapid-public-key",
-];
-
 fn error_answer(why: &str) -> RefOr<utoipa::openapi::Response> {
     RefOr::T(
         ResponseBuilder::new()
@@ -135,7 +124,7 @@ fn error_answer(why: &str) -> RefOr<utoipa::openapi::Response> {
 impl Modify for CommonAnswers {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in &mut openapi.paths.paths {
-            let uses_backend = !NO_BACKEND.contains(&path.as_str());
+            let uses_backend = !crate::outage::NO_BACKEND_ROUTES.contains(&path.as_str());
             let operations = [
                 &mut item.get,
                 &mut item.put,

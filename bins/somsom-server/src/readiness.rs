@@ -212,14 +212,14 @@ impl ReadinessCheck for DatabaseCheck {
     }
 }
 
-/// Redis as the outage watch last saw it: answered at once, without asking Redis (the watch
-/// probes it in the background).
-pub struct RedisCheck(pub Arc<crate::outage::Dependency>);
+/// A shared service (Redis, MySQL/MariaDB) as the outage watch last saw it: answered at once,
+/// without asking the service (the watch probes it in the background).
+pub struct DependencyCheck(pub Arc<crate::outage::Dependency>);
 
 #[async_trait]
-impl ReadinessCheck for RedisCheck {
+impl ReadinessCheck for DependencyCheck {
     fn name(&self) -> &'static str {
-        "redis"
+        self.0.name()
     }
     async fn check(&self) -> Result<(), String> {
         if self.0.is_up() {

@@ -28,7 +28,7 @@ use crate::backends;
 use crate::config::{Config, Invalid};
 use crate::db::Database;
 use crate::metrics::Metrics;
-use crate::readiness::{DatabaseCheck, Readiness, ReadinessCheck, RedisCheck};
+use crate::readiness::{DatabaseCheck, DependencyCheck, Readiness, ReadinessCheck};
 use crate::tasks::Tasks;
 
 /// A built server, bound to its address and ready to run.
@@ -72,11 +72,30 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     config.validate()?;
     let proxies = crate::client_ip::TrustedProxies::parse(&config.http.trusted_proxies)
         .map_err(|e| Invalid::one(format!("http.trusted_proxies: {e}")))?;
-    let db = Database::connect(&config.database_url).await?;
+    let db = Database::connect_with(
+        &config.database_url,
+        Duration::from_secs(config.database_acquire_timeout_secs.max(1)),
+    )
+    .await?;
     db.migrate().await?;
 
     let tasks = Tasks::new();
-    let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseCheck(db.clone()))];
+    // A database server can go away; it gets the outage watch and gate (a SQLite file cannot).
+    let database = matches!(db, Database::MySql(_))
+        .then(|| crate::outage::Dependency::new(crate::outage::gate::DATABASE));
+    let mut checks: Vec<Arc<dyn ReadinessCheck>> = match &database {
+        Some(dependency) => {
+            let (watched, probe) = (
+                dependency.clone(),
+                Arc::new(crate::outage::DatabaseProbe::new(&config.database_url)),
+            );
+            tasks.spawn("database-watch", move |cancel| {
+                crate::outage::watch(watched, probe, cancel)
+            });
+            vec![Arc::new(DependencyCheck(dependency.clone()))]
+        }
+        None => vec![Arc::new(DatabaseCheck(db.clone()))],
+    };
     let redis = match &config.redis_url {
         Some(url) => Some(backends::SharedRedis {
             connection: backends::redis(url).await?,
@@ -85,7 +104,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         None => None,
     };
     if let Some(redis) = &redis {
-        checks.push(Arc::new(RedisCheck(redis.dependency.clone())));
+        checks.push(Arc::new(DependencyCheck(redis.dependency.clone())));
         let (dependency, probe) = (
             redis.dependency.clone(),
             Arc::new(crate::outage::RedisProbe(redis.connection.clone())),
@@ -118,6 +137,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     let mut metrics = Metrics::new();
     if let Some(redis) = &redis {
         metrics.register_dependency(redis.dependency.clone());
+    }
+    if let Some(database) = &database {
+        metrics.register_dependency(database.clone());
     }
     let festivals =
         crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
@@ -198,6 +220,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         users: users.clone(),
         db,
         readiness: Readiness::new(checks),
+        database,
         metrics: Arc::new(metrics),
         http: Arc::new(config.http.clone()),
         shutdown,

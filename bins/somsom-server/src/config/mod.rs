@@ -56,6 +56,9 @@ pub struct Config {
     /// On SIGTERM, how long the node keeps serving while `/readyz` already answers 503, so a
     /// load balancer moves new traffic away before connections close (0: close at once).
     pub drain_secs: u64,
+    /// How long a request waits for a MySQL/MariaDB connection from the pool before it answers
+    /// 503 (while the database is known to be down, requests answer 503 at once instead).
+    pub database_acquire_timeout_secs: u64,
     /// E-mail addresses that become admins once confirmed (`SOMSOM_ADMIN_EMAILS`, comma-separated).
     #[serde(deserialize_with = "string_or_list")]
     pub admin_emails: Vec<String>,
@@ -96,6 +99,7 @@ impl Default for Config {
             log: LogSettings::default(),
             shutdown_grace_secs: 30,
             drain_secs: 0,
+            database_acquire_timeout_secs: 10,
             admin_emails: Vec::new(),
             auth: AuthSettings::default(),
             smtp_url: None,

@@ -47,6 +47,8 @@ pub struct ApiError {
     status: StatusCode,
     fields: BTreeMap<String, FieldIssue>,
     retry_after_secs: Option<u64>,
+    /// The shared service whose failure this is (for the outage gate), if known.
+    dependency: Option<&'static str>,
 }
 
 /// The JSON error body, as documented in the OpenAPI document.
@@ -76,6 +78,7 @@ impl ApiError {
             status: code.status(),
             fields: BTreeMap::new(),
             retry_after_secs: None,
+            dependency: None,
         }
     }
 
@@ -94,6 +97,17 @@ impl ApiError {
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self
+    }
+
+    /// Names the shared service that failed (the outage gate marks it down).
+    pub fn with_dependency(mut self, dependency: &'static str) -> Self {
+        self.dependency = Some(dependency);
+        self
+    }
+
+    /// The shared service whose failure this is, if known.
+    pub fn dependency(&self) -> Option<&'static str> {
+        self.dependency
     }
 
     /// A 500 for an unexpected failure: logs `error` (never shown to the client).

@@ -5,6 +5,7 @@
 //! the service (four times a second while down, once a second while up) and marks it up again;
 //! recovery never waits on a user's request.
 
+pub mod gate;
 pub mod guarded;
 
 use std::sync::Arc;
@@ -13,6 +14,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
+
+/// Routes answered without the database or Redis: health, readiness, metrics, the API document
+/// and public keys. Every other route needs the database (the caller's account at least).
+pub const NO_BACKEND_ROUTES: &[&str] = &[
+    "/healthz",
+    "/actuator/health",
+    "/readyz",
+    "/metrics",
+    "/v3/api-docs",
+    "/.well-known/jwks.json",
+    "/notification/vapid-public-key",
+];
 
 /// How often a down dependency is probed.
 const PROBE_DOWN: Duration = Duration::from_millis(250);
@@ -191,6 +204,45 @@ impl Probe for RedisProbe {
             .await
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// `SELECT 1` on MySQL/MariaDB over a connection of its own: a pool busy with a rush must not
+/// look like an outage. The connection is kept between probes and dropped when one fails or is
+/// cut off by the watch's timeout.
+pub struct DatabaseProbe {
+    url: String,
+    connection: tokio::sync::Mutex<Option<sqlx::MySqlConnection>>,
+}
+
+impl DatabaseProbe {
+    /// Probes the database at `url` (`mysql://` or `mariadb://`).
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.replacen("mariadb:", "mysql:", 1),
+            connection: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Probe for DatabaseProbe {
+    async fn probe(&self) -> Result<(), String> {
+        use sqlx::Connection;
+        let mut slot = self.connection.lock().await;
+        // Out of the slot while in use: if this future is dropped, so is the connection.
+        let mut connection = match slot.take() {
+            Some(connection) => connection,
+            None => sqlx::MySqlConnection::connect(&self.url)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        sqlx::query("SELECT 1")
+            .execute(&mut connection)
+            .await
+            .map_err(|e| e.to_string())?;
+        *slot = Some(connection);
+        Ok(())
     }
 }
 

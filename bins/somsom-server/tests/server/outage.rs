@@ -1,7 +1,9 @@
-//! Redis going away under a running node, through a proxy the test controls: while Redis is known
-//! to be down, requests that need it answer 503 without asking it (the proxy sees nothing but the
-//! outage probe), the search answers from the database, `/readyz` says so, and once Redis is back
-//! everything recovers by itself, with no cached answer outliving a change made meanwhile.
+//! Redis and MariaDB going away under a running node, through a proxy the test controls. While
+//! Redis is known to be down, requests that need it answer 503 without asking it (the proxy sees
+//! nothing but the outage probe), the search answers from the database, `/readyz` says so, and
+//! once Redis is back everything recovers by itself, with no cached answer outliving a change
+//! made meanwhile. While MariaDB is known to be down, every route that needs it answers 503 at
+//! once instead of waiting for a pool connection, and the node recovers by itself too.
 
 use crate::common;
 
@@ -16,11 +18,12 @@ use tokio::task::AbortHandle;
 
 use common::{eventually, festival_ids, start};
 
-/// A TCP proxy in front of Redis that can turn into a black hole: connections are accepted and
+/// A TCP proxy (in front of Redis or MariaDB) that can turn into a black hole: connections are accepted and
 /// what clients send is recorded, but nothing is forwarded or answered (a partition, the worst
 /// kind of outage: nothing fails, everything waits).
 struct Proxy {
-    url: String,
+    /// `host:port` to connect to instead of the target.
+    addr: String,
     state: Arc<ProxyState>,
 }
 
@@ -33,13 +36,11 @@ struct ProxyState {
 }
 
 impl Proxy {
+    /// In front of `target` (`host:port`).
     async fn start(target: &str) -> Self {
-        let target = target
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .to_owned();
+        let target = target.to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(ProxyState::default());
         let accepting = state.clone();
         tokio::spawn(async move {
@@ -60,7 +61,7 @@ impl Proxy {
                     .push(task.abort_handle());
             }
         });
-        Self { url, state }
+        Self { addr, state }
     }
 
     /// Drops every connection; new ones go into the black hole (`true`) or through.
@@ -123,10 +124,11 @@ fn commands(mut bytes: &[u8]) -> Vec<String> {
 #[tokio::test]
 async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let redis = test_support::require_service!(test_support::REDIS);
-    let proxy = Proxy::start(&redis).await;
+    let target = redis.trim_start_matches("redis://").trim_end_matches('/');
+    let proxy = Proxy::start(target).await;
     let prefix = format!("{}:", test_support::unique_name("outage"));
     let ctx = start(|c| {
-        c.redis_url = Some(proxy.url.clone());
+        c.redis_url = Some(format!("redis://{}", proxy.addr));
         c.redis_key_prefix = prefix.clone();
     })
     .await;
@@ -240,6 +242,114 @@ async fn a_node_fails_fast_while_redis_is_down_and_recovers_by_itself() {
     let mut found = search().await;
     found.sort_unstable();
     assert_eq!(found, [first, second]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_fails_fast_while_mariadb_is_down_and_recovers_by_itself() {
+    let mysql = test_support::require_service!(test_support::MYSQL);
+    let db = test_support::mysql::TestDatabase::create(&mysql)
+        .await
+        .unwrap();
+    let target = db
+        .url()
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let proxy = Proxy::start(&target).await;
+    let ctx = start(|c| {
+        c.database_url = db.url().replacen(&target, &proxy.addr, 1);
+        // Without the gate, every request below would wait this long for a pool connection.
+        c.database_acquire_timeout_secs = 600;
+    })
+    .await;
+    let admin = ctx.admin_token("admin@example.com").await;
+    let fan = ctx.user_token("fan@example.com").await;
+    let (status, body) = ctx
+        .send(
+            Method::POST,
+            "/festivals/create",
+            Some(&admin),
+            Some(
+                json!({"title": "정전 축제", "startDate": "2099-08-01", "endDate": "2099-08-01",
+                        "saleQueued": false}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let festival = body["id"].as_i64().unwrap();
+    let base = ctx.server.url("");
+    let up = r#"somsom_dependency_up{dependency="database"}"#;
+    assert_eq!(common::metric(&base, up).await, 1);
+
+    // Figures for docs/benchmarks.md, printed, never asserted.
+    let cut = std::time::Instant::now();
+    proxy.set_blackhole(true);
+    eventually("the node notices that the database is gone", || async {
+        ctx.get("/readyz", None).await.0 == 503
+    })
+    .await;
+    let noticed = cut.elapsed();
+    let (_, ready) = ctx.get("/readyz", None).await;
+    assert_eq!(ready["components"]["database"]["status"], "DOWN", "{ready}");
+    assert_eq!(common::metric(&base, up).await, 0);
+    assert_eq!(
+        ctx.get("/healthz", None).await.0,
+        200,
+        "alive, just not ready"
+    );
+
+    // Twenty requests at once, reads and a booking: each answers 503 with the API's body and
+    // Retry-After instead of waiting (ten minutes here) for a connection.
+    let down = std::time::Instant::now();
+    let requests = (0..20).map(|i| {
+        let (ctx, fan) = (&ctx, fan.clone());
+        async move {
+            let request = match i % 3 {
+                0 => ctx.http.get(ctx.server.url("/festivals")),
+                1 => ctx.http.get(ctx.server.url("/me")).bearer_auth(&fan),
+                _ => ctx
+                    .http
+                    .post(ctx.server.url("/reservations"))
+                    .bearer_auth(&fan)
+                    .json(&json!({"festivalId": festival, "festivalDate": "2099-08-01", "quantity": 1})),
+            };
+            request.send().await.unwrap()
+        }
+    });
+    let answers = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        futures::future::join_all(requests),
+    )
+    .await
+    .expect("requests answer while the database is down instead of waiting for it");
+    let per_request = down.elapsed() / 20;
+    for response in answers {
+        assert_eq!(response.status().as_u16(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
+    }
+
+    let back = std::time::Instant::now();
+    proxy.set_blackhole(false);
+    eventually("the festivals answer again", || async {
+        ctx.get("/festivals", None).await.0 == 200
+    })
+    .await;
+    eprintln!(
+        "database outage: noticed {} ms after the cut, then 503 in {} µs per request \
+         (20 at once, HTTP), back {} ms after the database returned",
+        noticed.as_millis(),
+        per_request.as_micros(),
+        back.elapsed().as_millis()
+    );
+    let (status, body) = ctx.book(&fan, festival, "2099-08-01", 1, None).await;
+    assert_eq!(status, 200, "booking works again: {body}");
+    assert_eq!(common::metric(&base, up).await, 1);
+    let outages = r#"somsom_dependency_outages_total{dependency="database"}"#;
+    assert!(common::metric(&base, outages).await >= 1);
 }
 
 #[test]
