@@ -7,7 +7,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use http::{HeaderName, HeaderValue, Method, Request, header};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -63,6 +63,8 @@ pub struct AppState {
     pub queues: crate::queues::Queues,
     /// Booking and cancelling, across the engines.
     pub desk: crate::workflows::BookingDesk,
+    /// E-ticket codes, check-in and staff grants.
+    pub gate: crate::workflows::Gate,
     /// Festival chat.
     pub chat: crate::chat::Chat,
     /// Devices, reminders and notifications.
@@ -104,6 +106,20 @@ fn routes() -> Router<AppState> {
             delete(crate::reservations::cancel),
         )
         .route("/me", get(crate::reservations::me))
+        .route("/checkins", post(crate::tickets::check_in))
+        .route("/checkins/sync", post(crate::tickets::sync))
+        .route(
+            "/checkins/festivals/{festivalId}/days/{date}",
+            get(crate::tickets::day_list),
+        )
+        .route(
+            "/admin/staff/{email}",
+            put(crate::tickets::grant_staff).delete(crate::tickets::revoke_staff),
+        )
+        .route(
+            "/admin/festivals/{festivalId}/report",
+            get(crate::tickets::report::report),
+        )
         .route("/notification/activate", post(crate::push::activate))
         .route("/notification/deactivate", post(crate::push::deactivate))
         .route(

@@ -24,6 +24,7 @@ pub mod readiness;
 pub mod reservations;
 pub mod tasks;
 pub mod telemetry;
+pub mod tickets;
 pub mod web;
 pub mod workflows;
 

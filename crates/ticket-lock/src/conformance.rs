@@ -60,6 +60,7 @@ pub async fn run_all(factory: &Factory) {
     idempotent_retries(&*engine).await;
     reservations_page_newest_first(&*engine).await;
     holdings_and_the_walk_over_active_bookings(&*engine).await;
+    a_day_and_a_reservation_read_by_anyone(&*engine).await;
     no_oversell_under_contention(std::slice::from_ref(&engine), 1).await;
     user_cap_holds_under_contention(std::slice::from_ref(&engine), 2).await;
     retry_storm_books_once(std::slice::from_ref(&engine), 3).await;
@@ -305,6 +306,54 @@ pub async fn holdings_and_the_walk_over_active_bookings(engine: &dyn TicketEngin
         .map(|r| r.id)
         .collect();
     assert_eq!(ours, vec![b.id, c.id, d.id]);
+}
+
+/// Any reservation reads back by id whoever booked it; a day's reservations, cancelled ones too,
+/// walk in id order and no other day's or festival's come with them.
+pub async fn a_day_and_a_reservation_read_by_anyone(engine: &dyn TicketEngine) {
+    engine.create_inventory(inventory(61, 100)).await.unwrap();
+    engine.create_inventory(inventory(62, 100)).await.unwrap();
+    let mut booked = Vec::new();
+    for (user, festival, n) in [
+        (91, 61, 0),
+        (92, 61, 0),
+        (93, 61, 1),
+        (94, 62, 0),
+        (95, 61, 0),
+    ] {
+        let r = engine
+            .reserve(booking(user, festival, day(n), 1))
+            .await
+            .unwrap()
+            .reservation;
+        booked.push(r);
+    }
+    engine.cancel(UserId(92), booked[1].id).await.unwrap();
+    let read = engine.reservation_by_id(booked[3].id).await.unwrap();
+    assert_eq!(read.user, UserId(94));
+    assert!(matches!(
+        engine.reservation_by_id(ReservationId(i64::MAX)).await,
+        Err(TicketError::ReservationNotFound)
+    ));
+    let mut walked = Vec::new();
+    let mut after = ReservationId(0);
+    loop {
+        let page = engine
+            .day_reservations(FestivalId(61), day(0), after, 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        walked.extend(page.into_iter().map(|r| (r.id, r.status)));
+    }
+    assert_eq!(
+        walked,
+        vec![
+            (booked[0].id, Status::Active),
+            (booked[1].id, Status::Cancelled),
+            (booked[4].id, Status::Active),
+        ]
+    );
 }
 
 /// The same key books once and answers with the first reservation; a different booking under

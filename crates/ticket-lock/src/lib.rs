@@ -130,6 +130,20 @@ pub trait TicketEngine: Send + Sync + std::fmt::Debug {
         id: ReservationId,
     ) -> Result<Reservation, TicketError>;
 
+    /// Anyone's reservation by its id (for staff at the gate, who check other people's
+    /// tickets); [`TicketError::ReservationNotFound`] if there is none.
+    async fn reservation_by_id(&self, id: ReservationId) -> Result<Reservation, TicketError>;
+
+    /// Every reservation of a festival day, active and cancelled, in id order after `after`, at
+    /// most `limit` (a gate's ticket list, an organiser's report).
+    async fn day_reservations(
+        &self,
+        festival: FestivalId,
+        date: chrono::NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError>;
+
     /// Tickets the user holds (in active reservations) for a festival day.
     async fn held(
         &self,

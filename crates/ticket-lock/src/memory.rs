@@ -243,6 +243,32 @@ impl TicketEngine for MemoryTickets {
         Ok(held(&self.lock(), user, festival, date))
     }
 
+    async fn reservation_by_id(&self, id: ReservationId) -> Result<Reservation, TicketError> {
+        self.lock()
+            .reservations
+            .get(&id)
+            .cloned()
+            .ok_or(TicketError::ReservationNotFound)
+    }
+
+    async fn day_reservations(
+        &self,
+        festival: FestivalId,
+        date: NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError> {
+        Ok(self
+            .lock()
+            .reservations
+            .range(ReservationId(after.0.saturating_add(1))..)
+            .map(|(_, r)| r)
+            .filter(|r| r.festival == festival && r.date == date)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
     async fn active_from(
         &self,
         from: NaiveDate,

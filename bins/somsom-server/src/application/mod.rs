@@ -215,8 +215,15 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         clock: clock.clone(),
         activity: metrics.activity(),
     };
+    let gate = crate::workflows::Gate {
+        tickets: tickets.clone(),
+        codes: ticket_codes(&db).await?,
+        db: db.clone(),
+        clock: clock.clone(),
+    };
     let state = AppState {
         desk,
+        gate,
         users: users.clone(),
         db,
         readiness: Readiness::new(checks),
@@ -284,4 +291,22 @@ impl Application {
         self.extra = self.extra.merge(routes);
         self
     }
+}
+
+/// The e-ticket key: made by the first node to start and kept in `server_secrets`, so every node
+/// (and every restart) issues and reads the same codes.
+async fn ticket_codes(db: &Database) -> Result<crate::tickets::codes::TicketCodes, BuildError> {
+    let fresh: String = {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::thread_rng().r#gen();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let secret = db
+        .shared_secret("ticket_code_key", &fresh)
+        .await
+        .map_err(engine_failed("ticket code key"))?;
+    crate::tickets::codes::TicketCodes::new(secret.as_bytes()).ok_or_else(|| BuildError::Secret {
+        name: "ticket_code_key",
+        reason: format!("at least {} bytes", crate::tickets::codes::SECRET_MIN),
+    })
 }

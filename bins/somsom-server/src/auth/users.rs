@@ -49,6 +49,13 @@ pub async fn by_username(db: &Database, username: &str) -> Result<Option<User>, 
     Ok(row.map(user))
 }
 
+/// The row with this (normalised) e-mail.
+pub async fn by_email(db: &Database, email: &str) -> Result<Option<User>, sqlx::Error> {
+    const SQL: &str = "SELECT id, name, username, email, role FROM users WHERE email = ? LIMIT 1";
+    let row = on_db!(db, pool => sqlx::query_as::<_, Columns>(SQL).bind(email).fetch_optional(pool).await)?;
+    Ok(row.map(user))
+}
+
 /// The row with this id.
 pub async fn by_id(db: &Database, id: i64) -> Result<Option<User>, sqlx::Error> {
     const SQL: &str = "SELECT id, name, username, email, role FROM users WHERE id = ?";

@@ -85,6 +85,14 @@ pub enum ErrorCode {
     UserChatroomNotFound,
     /// 403: only members may read or write in a chat room.
     ChatroomNotJoined,
+    /// 400: the ticket code is malformed, forged or altered.
+    TicketCodeInvalid,
+    /// 409: the ticket's reservation was cancelled.
+    TicketCancelled,
+    /// 409: the ticket is for another day than the one being checked in.
+    TicketWrongDay,
+    /// 409: the ticket was checked in already (`details` say by whom, at which gate, when).
+    TicketAlreadyCheckedIn,
 }
 
 impl ErrorCode {
@@ -99,7 +107,8 @@ impl ErrorCode {
             NotFound | FestivalNotFound | UserNotFound | TicketNotFound | ReservationNotFound => {
                 StatusCode::NOT_FOUND
             }
-            TicketSoldOut | FestivalDayClosed => StatusCode::BAD_REQUEST,
+            TicketSoldOut | FestivalDayClosed | TicketCodeInvalid => StatusCode::BAD_REQUEST,
+            TicketCancelled | TicketWrongDay | TicketAlreadyCheckedIn => StatusCode::CONFLICT,
             TicketLimitExceeded | ReservationAlreadyCancelled => StatusCode::CONFLICT,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             QueueAdmissionRequired
@@ -241,6 +250,19 @@ impl ErrorCode {
             ChatroomNotJoined => (
                 "채팅방에 참여한 뒤 이용할 수 있습니다.",
                 "Please join the chat room first.",
+            ),
+            TicketCodeInvalid => (
+                "올바르지 않은 티켓입니다.",
+                "This is not a valid ticket code.",
+            ),
+            TicketCancelled => (
+                "취소된 예매의 티켓입니다.",
+                "This ticket's reservation was cancelled.",
+            ),
+            TicketWrongDay => ("다른 날짜의 티켓입니다.", "This ticket is for another day."),
+            TicketAlreadyCheckedIn => (
+                "이미 입장 처리된 티켓입니다.",
+                "This ticket was checked in already.",
             ),
         };
         match lang {

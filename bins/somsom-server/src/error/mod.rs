@@ -49,6 +49,8 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
     /// The shared service whose failure this is (for the outage gate), if known.
     dependency: Option<&'static str>,
+    /// More about this error, by code (see [`ErrorBody::details`]).
+    details: Option<serde_json::Value>,
 }
 
 /// The JSON error body, as documented in the OpenAPI document.
@@ -63,6 +65,11 @@ pub struct ErrorBody {
     /// Each field at fault and why; absent when no field is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<BTreeMap<String, String>>,
+    /// More about the error, by code: for `TICKET_ALREADY_CHECKED_IN` the first check-in
+    /// (`checkedInBy`, `gate`, `checkedInAt`). Absent for most codes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -79,6 +86,7 @@ impl ApiError {
             fields: BTreeMap::new(),
             retry_after_secs: None,
             dependency: None,
+            details: None,
         }
     }
 
@@ -96,6 +104,12 @@ impl ApiError {
     /// Adds `Retry-After` (for 429 and 503).
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// Adds `details` to the body.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
         self
     }
 
@@ -145,6 +159,7 @@ impl ApiError {
                     .map(|(k, v)| (k.clone(), v.render(lang)))
                     .collect()
             }),
+            details: self.details.clone(),
         }
     }
 

@@ -6,6 +6,8 @@ use ticket_lock::Reservation;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::festivals::FestivalPreview;
+use crate::tickets::Ticket;
+use crate::tickets::codes::TicketCodes;
 
 /// `POST /reservations`
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -38,10 +40,13 @@ pub struct ReservationResult {
     pub quantity: u32,
     /// `ACTIVE` or `CANCELLED`.
     pub status: String,
+    /// One e-ticket per ticket while the reservation is active (none once cancelled).
+    pub tickets: Vec<Ticket>,
 }
 
-impl From<&Reservation> for ReservationResult {
-    fn from(r: &Reservation) -> Self {
+impl ReservationResult {
+    /// The answer for `r`, its tickets coded with `codes`.
+    pub fn new(r: &Reservation, codes: &TicketCodes) -> Self {
         Self {
             reservation_id: r.id.0,
             created_at: r.created_at,
@@ -49,6 +54,7 @@ impl From<&Reservation> for ReservationResult {
             festival_date: r.date,
             quantity: r.quantity,
             status: r.status.as_str().to_owned(),
+            tickets: Ticket::all_of(r, codes),
         }
     }
 }
@@ -71,11 +77,13 @@ pub struct ReservationItem {
     pub quantity: u32,
     /// `ACTIVE` or `CANCELLED`.
     pub status: String,
+    /// One e-ticket per ticket while the reservation is active (none once cancelled).
+    pub tickets: Vec<Ticket>,
 }
 
 impl ReservationItem {
-    /// The item for `r` with its festival.
-    pub fn new(r: &Reservation, festival: Option<FestivalPreview>) -> Self {
+    /// The item for `r` with its festival, its tickets coded with `codes`.
+    pub fn new(r: &Reservation, festival: Option<FestivalPreview>, codes: &TicketCodes) -> Self {
         Self {
             id: r.id.0,
             reservation_date: r.created_at.with_timezone(&ticket_lock::kst()).date_naive(),
@@ -83,6 +91,7 @@ impl ReservationItem {
             festival_info: festival,
             quantity: r.quantity,
             status: r.status.as_str().to_owned(),
+            tickets: Ticket::all_of(r, codes),
         }
     }
 }

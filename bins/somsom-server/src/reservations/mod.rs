@@ -83,6 +83,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
               (status = 503, body = crate::error::ErrorBody)))]
 pub async fn reserve(
     State(desk): State<crate::workflows::BookingDesk>,
+    State(gate): State<crate::workflows::Gate>,
     user: CurrentUser,
     headers: HeaderMap,
     JsonBody(body): JsonBody<ReservationRequest>,
@@ -108,7 +109,8 @@ pub async fn reserve(
             admission_token: crate::queues::admission_token(&headers).map(str::to_owned),
         })
         .await?;
-    let mut response = Json(ReservationResult::from(&booked.reservation)).into_response();
+    let mut response =
+        Json(ReservationResult::new(&booked.reservation, &gate.codes)).into_response();
     if booked.replayed {
         response
             .headers_mut()
@@ -125,6 +127,7 @@ pub async fn reserve(
 pub async fn list(
     State(tickets): State<Arc<dyn TicketEngine>>,
     State(festivals): State<Festivals>,
+    State(gate): State<crate::workflows::Gate>,
     user: CurrentUser,
     Query(query): Query<ReservationQuery>,
 ) -> Result<Json<ReservationList>, ApiError> {
@@ -132,7 +135,7 @@ pub async fn list(
     let page = tickets
         .reservations(ticket_lock::UserId(user.user.id), window)
         .await?;
-    let items = with_festivals(&festivals, &page.reservations).await?;
+    let items = with_festivals(&festivals, &page.reservations, &gate.codes).await?;
     Ok(Json(ReservationList {
         reservations: items,
         has_next: page.has_next,
@@ -144,6 +147,7 @@ pub async fn list(
 async fn with_festivals(
     festivals: &Festivals,
     reservations: &[ticket_lock::Reservation],
+    codes: &crate::tickets::codes::TicketCodes,
 ) -> Result<Vec<ReservationItem>, ApiError> {
     let mut previews: HashMap<i64, Option<FestivalPreview>> = HashMap::new();
     for r in reservations {
@@ -159,7 +163,7 @@ async fn with_festivals(
     }
     Ok(reservations
         .iter()
-        .map(|r| ReservationItem::new(r, previews.get(&r.festival.0).cloned().flatten()))
+        .map(|r| ReservationItem::new(r, previews.get(&r.festival.0).cloned().flatten(), codes))
         .collect())
 }
 
@@ -170,13 +174,14 @@ async fn with_festivals(
               (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn cancel(
     State(desk): State<crate::workflows::BookingDesk>,
+    State(gate): State<crate::workflows::Gate>,
     user: CurrentUser,
     Path(id): Path<i64>,
 ) -> Result<Json<ReservationResult>, ApiError> {
     let cancelled = desk
         .cancel(user.user.id, ticket_lock::ReservationId(id))
         .await?;
-    Ok(Json(ReservationResult::from(&cancelled)))
+    Ok(Json(ReservationResult::new(&cancelled, &gate.codes)))
 }
 
 /// `GET /me`: the signed-in user's profile, upcoming reservations and chat rooms.
@@ -185,6 +190,7 @@ pub async fn cancel(
 pub async fn me(
     State(tickets): State<Arc<dyn TicketEngine>>,
     State(festivals): State<Festivals>,
+    State(gate): State<crate::workflows::Gate>,
     State(db): State<crate::db::Database>,
     State(chat): State<crate::chat::Chat>,
     user: CurrentUser,
@@ -204,7 +210,7 @@ pub async fn me(
         .filter(|r| r.status == ticket_lock::Status::Active && r.date >= today)
         .collect();
     upcoming.sort_by_key(|r| (r.date, r.id));
-    let upcoming = with_festivals(&festivals, &upcoming).await?;
+    let upcoming = with_festivals(&festivals, &upcoming, &gate.codes).await?;
     let chat_rooms = crate::chat::rooms_of(&db, &festivals, &chat, user.user.id).await?;
     Ok(Json(MyPage {
         profile: Profile {

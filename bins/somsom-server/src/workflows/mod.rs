@@ -1,16 +1,19 @@
 //! What SomSom does across engines, as functions that return domain errors: booking and
 //! cancelling ([`booking`]), creating and changing festivals ([`festival`]), joining and leaving
-//! chat rooms ([`chat`]), granting the admin role ([`accounts`]). The HTTP handlers
+//! chat rooms ([`chat`]), granting the admin role ([`accounts`]), checking tickets in at the
+//! gate ([`checkin`]). The HTTP handlers
 //! and the command line call these and only translate; nothing here knows about HTTP but the
 //! mapping of its errors onto the API's codes, kept beside them.
 
 pub mod accounts;
 pub mod booking;
 pub mod chat;
+pub mod checkin;
 pub mod festival;
 
 pub use booking::{BookingDesk, BookingError, BookingRequest};
 pub use chat::MembershipError;
+pub use checkin::{CheckInError, Gate};
 pub use festival::FestivalError;
 
 use crate::error::{ApiError, ErrorCode};
@@ -53,6 +56,26 @@ impl From<MembershipError> for ApiError {
             MembershipError::Catalog(e) => crate::festivals::catalog_error(e),
             MembershipError::Database(e) => crate::app::unavailable("database", &e),
             MembershipError::Chat(e) => e.into(),
+        }
+    }
+}
+
+impl From<CheckInError> for ApiError {
+    fn from(e: CheckInError) -> Self {
+        match e {
+            CheckInError::Code(_) | CheckInError::NoSuchTicket => {
+                ApiError::new(ErrorCode::TicketCodeInvalid)
+            }
+            CheckInError::Cancelled => ApiError::new(ErrorCode::TicketCancelled),
+            CheckInError::WrongDay(date) => ApiError::new(ErrorCode::TicketWrongDay)
+                .with_details(serde_json::json!({ "festivalDate": date })),
+            CheckInError::NotStaff => ApiError::new(ErrorCode::PermissionDenied),
+            CheckInError::AlreadyCheckedIn(first) => {
+                ApiError::new(ErrorCode::TicketAlreadyCheckedIn)
+                    .with_details(crate::tickets::first_check_in(&first))
+            }
+            CheckInError::Tickets(e) => crate::reservations::ticket_error(e),
+            CheckInError::Database(e) => ApiError::database(e),
         }
     }
 }

@@ -11,6 +11,7 @@ mod chat;
 mod chat_multi_node;
 mod e2e;
 mod festivals;
+mod gate;
 mod hostile;
 mod multi_node;
 mod openapi;

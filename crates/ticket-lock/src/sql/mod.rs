@@ -412,6 +412,38 @@ impl TicketEngine for SqlTickets {
         .map_err(unavailable)
     }
 
+    async fn reservation_by_id(&self, id: ReservationId) -> Result<Reservation, TicketError> {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(pool) => statements::sqlite::reservation_by_id(pool, id).await,
+            #[cfg(feature = "mysql")]
+            SqlPool::MySql(pool) => statements::mysql::reservation_by_id(pool, id).await,
+        }
+        .map_err(unavailable)?
+        .ok_or(TicketError::ReservationNotFound)
+    }
+
+    async fn day_reservations(
+        &self,
+        festival: FestivalId,
+        date: NaiveDate,
+        after: ReservationId,
+        limit: u32,
+    ) -> Result<Vec<Reservation>, TicketError> {
+        let limit = i64::from(limit);
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(pool) => {
+                statements::sqlite::day_reservations(pool, festival, date, after, limit).await
+            }
+            #[cfg(feature = "mysql")]
+            SqlPool::MySql(pool) => {
+                statements::mysql::day_reservations(pool, festival, date, after, limit).await
+            }
+        }
+        .map_err(unavailable)
+    }
+
     async fn active_from(
         &self,
         from: NaiveDate,

@@ -576,6 +576,39 @@ macro_rules! dialect {
                 Ok(count(held))
             }
 
+            pub(crate) async fn reservation_by_id(
+                pool: &Pool<Db>,
+                id: ReservationId,
+            ) -> Result<Option<Reservation>, sqlx::Error> {
+                let sql = format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?");
+                let row: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(row.map(Reservation::from))
+            }
+
+            pub(crate) async fn day_reservations(
+                pool: &Pool<Db>,
+                festival: FestivalId,
+                date: NaiveDate,
+                after: ReservationId,
+                limit: i64,
+            ) -> Result<Vec<Reservation>, sqlx::Error> {
+                let sql = format!(
+                    "SELECT {RESERVATION_COLUMNS} FROM reservations \
+                     WHERE festival_id = ? AND festival_date = ? AND id > ? ORDER BY id LIMIT ?"
+                );
+                let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(festival)
+                    .bind(date)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                Ok(rows.into_iter().map(Reservation::from).collect())
+            }
+
             pub(crate) async fn active_from(
                 pool: &Pool<Db>,
                 from: NaiveDate,
