@@ -29,7 +29,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
 
 /// Only our own origin: scripts, styles, API calls, the chat's WebSocket and the event stream.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self' ws: wss:; worker-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+    connect-src 'self' ws: wss:; worker-src 'self'; media-src 'self' blob: mediastream:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn file(content_type: &'static str, body: &'static str) -> Response {
     (

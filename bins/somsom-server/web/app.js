@@ -28,6 +28,11 @@ const WORDS = {
     waitingCount: '대기', admittedCount: '입장', rate: '초당 입장', paused: '일시 정지', soldOut: '매진되었습니다.',
     limit: '1인 예매 한도를 넘었습니다.', expired: '입장 시간이 지났습니다. 다시 줄을 서 주세요.', loginFirst: '먼저 로그인하세요.',
     status: '상태', ACTIVE: '예매됨', CANCELLED: '취소됨', profile: '내 정보', reservations: '예매 내역', requeue: '다시 줄 서기',
+    ticket: '티켓', tickets: '모바일 티켓', showTickets: '티켓 보기', offlineTickets: '오프라인입니다. 저장해 둔 티켓을 보여드립니다.',
+    scan: '입장 확인', gate: '게이트', ticketCode: '티켓 코드', checkIn: '입장 처리', camera: '카메라로 읽기',
+    checkedIn: '입장 완료', cameraUnsupported: '이 브라우저는 QR 인식을 지원하지 않습니다. 코드를 입력하세요.',
+    TICKET_ALREADY_CHECKED_IN: '이미 입장한 티켓입니다', TICKET_CODE_INVALID: '올바르지 않은 티켓입니다', TICKET_CANCELLED: '취소된 티켓입니다',
+    TICKET_WRONG_DAY: '다른 날짜의 티켓입니다', report: '판매·입장 현황', sold: '판매', capacity: '전체', checkedInCount: '입장', toCome: '입장 전',
   },
   en: {
     brand: 'SomSom', festivals: 'Festivals', my: 'My page', notifications: 'Notifications', admin: 'Admin', login: 'Log in',
@@ -54,6 +59,11 @@ const WORDS = {
     waitingCount: 'Waiting', admittedCount: 'Admitted', rate: 'Admissions/s', paused: 'Paused', soldOut: 'Sold out.',
     limit: 'You have reached the limit per person.', expired: 'Your admission expired. Please queue again.', loginFirst: 'Please log in first.',
     status: 'Status', ACTIVE: 'Booked', CANCELLED: 'Cancelled', profile: 'Profile', reservations: 'Reservations', requeue: 'Queue again',
+    ticket: 'Ticket', tickets: 'Mobile tickets', showTickets: 'Show tickets', offlineTickets: 'You are offline: here are the tickets saved on this device.',
+    scan: 'Check-in', gate: 'Gate', ticketCode: 'Ticket code', checkIn: 'Check in', camera: 'Scan with the camera',
+    checkedIn: 'Checked in', cameraUnsupported: 'This browser cannot read QR codes; type the code instead.',
+    TICKET_ALREADY_CHECKED_IN: 'Already checked in', TICKET_CODE_INVALID: 'Not a valid ticket', TICKET_CANCELLED: 'Cancelled ticket',
+    TICKET_WRONG_DAY: 'Ticket for another day', report: 'Sales and check-in', sold: 'Sold', capacity: 'Capacity', checkedInCount: 'In', toCome: 'To come',
   },
 };
 let lang = localStorage.getItem('lang') || 'ko';
@@ -149,7 +159,7 @@ function nav() {
   const s = session.get();
   const links = [['#/', 'festivals']];
   if (s) links.push(['#/me', 'my'], ['#/notifications', 'notifications']);
-  if (s?.role === 'ADMIN') links.push(['#/admin', 'admin']);
+  if (s?.role === 'ADMIN') links.push(['#/admin', 'admin'], ['#/scan', 'scan']);
   const n = document.getElementById('nav');
   n.replaceChildren(...links.map(([href, k]) => h('a', { href, 'aria-current': location.hash.split('?')[0] === href ? 'page' : null, text: t(k) })));
   if (s) n.append(h('a', { href: '#/logout', text: t('logout') }));
@@ -183,6 +193,7 @@ async function route() {
       case 'chat': return await chatPage(Number(parts[1]));
       case 'notifications': return await notificationsPage();
       case 'admin': return await adminPage();
+      case 'scan': return scanPage();
       default: location.hash = '#/';
     }
   } catch (e) {
@@ -469,14 +480,43 @@ async function logout() {
 }
 
 // ---------- my page ----------
+// The SVG documents of the server's QR codes, as nodes (parsed, never injected as HTML).
+function svgNode(svg) {
+  const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+  const node = document.importNode(doc.documentElement, true);
+  node.setAttribute('role', 'img');
+  return node;
+}
+function ticketList(r) {
+  return h('div', { class: 'tickets', 'aria-label': t('tickets') }, (r.tickets ?? []).map((tk) => h('figure', { class: 'ticket', 'data-ticket': tk.number },
+    tk.qrSvg ? svgNode(tk.qrSvg) : null,
+    h('figcaption', {}, `${t('ticket')} ${tk.number}/${r.quantity} `, h('code', { text: tk.code })))));
+}
+// Upcoming tickets stay on this device, so they show at the gate without a signal.
+function offlineTicketsPage(gen) {
+  const saved = JSON.parse(localStorage.getItem('tickets') || '[]');
+  page(gen, t('my'), h('p', { class: 'muted', role: 'status', text: t('offlineTickets') }),
+    saved.length ? h('ul', { class: 'plain', id: 'upcoming' }, saved.map((r) => h('li', { class: 'card', 'data-reservation': r.id },
+      h('h3', { text: r.festivalInfo?.name ?? `#${r.id}` }), h('p', { text: `${r.festivalDate} · ${t('quantity')} ${r.quantity}` }), ticketList(r))))
+      : h('p', { class: 'muted', text: t('none') }));
+}
 async function myPage() {
   const gen = routeGen;
   if (!requireLogin()) return;
-  const [me, all] = await Promise.all([api('GET', '/me'), api('GET', '/reservations?limit=50')]);
+  let me; let all;
+  try {
+    [me, all] = await Promise.all([api('GET', '/me'), api('GET', '/reservations?limit=50')]);
+  } catch (e) {
+    if (!e.status) return offlineTicketsPage(gen);
+    throw e;
+  }
+  localStorage.setItem('tickets', JSON.stringify(me.upcomingReservations));
+  const withQr = new Map(me.upcomingReservations.map((r) => [r.id, r]));
   const row = (r) => {
     const li = h('li', { class: 'card', 'data-reservation': r.id },
       h('h3', { text: r.festivalInfo?.name ?? `#${r.id}` }),
       h('p', {}, `${r.festivalDate} · ${t('quantity')} ${r.quantity} · `, h('span', { class: `status-${r.status}`, 'data-status': r.status, text: t(r.status) })));
+    if (withQr.has(r.id)) li.append(ticketList(withQr.get(r.id)));
     if (r.status === 'ACTIVE' && r.festivalDate >= today()) {
       li.append(h('button', {
         type: 'button', class: 'danger', text: t('cancel'), 'aria-label': `${t('cancel')} ${r.festivalInfo?.name ?? ''} ${r.festivalDate}`,
@@ -499,6 +539,62 @@ async function myPage() {
       h('a', { href: `#/chat/${c.id}`, text: c.title }), ` · ${c.userCount} ${t('members')} `,
       c.unReadCount ? h('span', { class: 'badge', 'aria-label': `${c.unReadCount} ${t('unread')}`, text: c.unReadCount }) : null)))
       : h('p', { class: 'muted', text: t('none') }));
+}
+
+// ---------- check-in (staff) ----------
+function scanPage() {
+  const gen = routeGen;
+  if (!requireLogin()) return;
+  const result = h('p', { id: 'scan-result', role: 'status', 'aria-live': 'assertive' });
+  const code = h('input', { id: 'scan-code', name: 'code', autocomplete: 'off', required: true });
+  const video = h('video', { id: 'scan-video', muted: true, playsinline: true, hidden: true });
+  let stream; let busy = false;
+  onLeave(() => stream?.getTracks().forEach((tr) => tr.stop()));
+  async function submit(value) {
+    if (busy || !value) return;
+    busy = true;
+    const day = document.getElementById('scan-date').value;
+    const gate = document.getElementById('scan-gate').value || 'main';
+    try {
+      const r = await api('POST', '/checkins', { body: { code: value.trim(), gate, festivalDate: day } });
+      result.className = 'ok';
+      result.dataset.result = 'ok';
+      result.textContent = `${t('checkedIn')} · #${r.reservationId} ${t('ticket')} ${r.ticket}`;
+    } catch (e) {
+      result.className = 'error';
+      result.dataset.result = e.body?.code ?? 'error';
+      const first = e.body?.details;
+      result.textContent = e.body?.code && WORDS[lang][e.body.code]
+        ? `${t(e.body.code)}${first?.gate ? ` · ${t('gate')} ${first.gate} · ${new Date(first.checkedInAt).toLocaleTimeString(lang)}` : ''}`
+        : failure(e);
+    } finally {
+      busy = false;
+      code.value = '';
+      code.focus();
+    }
+  }
+  async function camera() {
+    if (!('BarcodeDetector' in window) || !navigator.mediaDevices?.getUserMedia) { toast(t('cameraUnsupported')); return; }
+    const detector = new BarcodeDetector({ formats: ['qr_code'] });
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' } });
+    video.srcObject = stream; video.hidden = false; await video.play();
+    let last = '';
+    const look = async () => {
+      if (gen !== routeGen) return;
+      const [found] = await detector.detect(video).catch(() => []);
+      if (found && found.rawValue !== last) { last = found.rawValue; await submit(found.rawValue); }
+      setTimeout(look, 250);
+    };
+    look();
+  }
+  page(gen, t('scan'),
+    h('form', { id: 'scan-form', onsubmit: (e) => { e.preventDefault(); submit(code.value); } },
+      field('scan-date', t('date'), { type: 'date', value: today() }),
+      field('scan-gate', t('gate'), { value: 'main', maxlength: 64 }),
+      h('label', { for: 'scan-code', text: t('ticketCode') }), code,
+      h('button', { type: 'submit', text: t('checkIn') }),
+      h('button', { type: 'button', class: 'secondary', text: t('camera'), onclick: () => camera().catch((e) => toast(e.message)) })),
+    result, video);
 }
 
 // ---------- chat ----------
@@ -596,6 +692,7 @@ async function adminPage() {
   if (!requireLogin()) return;
   const result = h('p', { role: 'status', id: 'admin-result' });
   const stats = h('dl', { id: 'queue-stats', class: 'card' });
+  const report = h('table', { id: 'gate-report', class: 'card' });
   let timer;
   onLeave(() => clearInterval(timer));
   async function watch(id) {
@@ -609,6 +706,12 @@ async function adminPage() {
           [t('soldOut'), String(s.soldOut)], [t('paused'), String(s.paused)]]
           .flatMap(([k, v]) => [h('dt', { text: k }), h('dd', { text: v })]));
       } catch (e) { stats.replaceChildren(h('p', { class: 'error', text: failure(e) })); }
+      try {
+        const r = await api('GET', `/admin/festivals/${id}/report`);
+        report.replaceChildren(h('caption', { text: t('report') }),
+          h('tr', {}, [t('date'), t('capacity'), t('sold'), t('CANCELLED'), t('checkedInCount'), t('toCome')].map((c) => h('th', { scope: 'col', text: c }))),
+          ...r.days.map((d) => h('tr', { 'data-date': d.date }, [d.date, d.capacity, d.sold, d.cancelled, d.checkedIn, d.toCome].map((c) => h('td', { text: String(c) })))));
+      } catch (e) { report.replaceChildren(h('caption', { class: 'error', text: failure(e) })); }
     };
     await show();
     timer = setInterval(show, 2000);
@@ -641,7 +744,7 @@ async function adminPage() {
     h('h2', { text: t('queueStats') }),
     h('form', { onsubmit: (e) => { e.preventDefault(); watch(new FormData(e.target).get('festival')); } },
       field('festival', t('festivalId'), { type: 'number', min: 1 }), h('button', { type: 'submit', text: t('watch') })),
-    stats);
+    stats, report);
 }
 
 // ---------- start ----------
@@ -651,4 +754,6 @@ document.getElementById('lang').addEventListener('click', () => {
   route();
 });
 addEventListener('hashchange', route);
+// The service worker keeps the app for offline use (tickets at a gate without signal).
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('/sw.js').catch(() => {});
 route();

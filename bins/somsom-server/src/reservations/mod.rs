@@ -210,7 +210,14 @@ pub async fn me(
         .filter(|r| r.status == ticket_lock::Status::Active && r.date >= today)
         .collect();
     upcoming.sort_by_key(|r| (r.date, r.id));
-    let upcoming = with_festivals(&festivals, &upcoming, &gate.codes).await?;
+    let mut upcoming = with_festivals(&festivals, &upcoming, &gate.codes).await?;
+    // My page shows each upcoming ticket as a QR code.
+    for item in &mut upcoming {
+        item.tickets = std::mem::take(&mut item.tickets)
+            .into_iter()
+            .map(crate::tickets::Ticket::with_qr)
+            .collect();
+    }
     let chat_rooms = crate::chat::rooms_of(&db, &festivals, &chat, user.user.id).await?;
     Ok(Json(MyPage {
         profile: Profile {

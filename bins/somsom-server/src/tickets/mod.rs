@@ -29,6 +29,9 @@ pub struct Ticket {
     pub number: u32,
     /// What the gate scans.
     pub code: String,
+    /// The code as a QR code (an SVG document), on my page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr_svg: Option<String>,
 }
 
 impl Ticket {
@@ -40,9 +43,38 @@ impl Ticket {
         codes
             .tickets(r.id.0, r.festival.0, r.date, r.quantity)
             .into_iter()
-            .map(|(number, code)| Self { number, code })
+            .map(|(number, code)| Self {
+                number,
+                code,
+                qr_svg: None,
+            })
             .collect()
     }
+
+    /// With its QR code drawn.
+    #[must_use]
+    pub fn with_qr(mut self) -> Self {
+        self.qr_svg = qr_svg(&self.code);
+        self
+    }
+}
+
+/// `code` as a QR code: an SVG document of black modules on white with the standard quiet zone,
+/// at least 240 px square (scannable from a phone screen held to a gate's camera).
+pub fn qr_svg(code: &str) -> Option<String> {
+    use qrcode::render::svg;
+    let qr =
+        qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M).ok()?;
+    let document = qr
+        .render::<svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .dark_color(svg::Color("#000000"))
+        .light_color(svg::Color("#ffffff"))
+        .quiet_zone(true)
+        .build();
+    // Inline in a page: the XML declaration has no place there.
+    let start = document.find("<svg")?;
+    Some(document[start..].to_owned())
 }
 
 /// A check-in as answered: the ticket, who let it in, where and when.

@@ -1,7 +1,8 @@
 //! The web app in a real browser: `tests/web/e2e.cjs` drives Debian's Chromium through
 //! playwright-core against this server on loopback (sign up → confirm → log in → search →
 //! waiting room → booking → my page → chat between two browsers across a dropped connection →
-//! cancel; the admin page; accessibility checks), and saves screenshots of every page at phone
+//! cancel; the tickets' QR codes read back by an independent decoder, offline, and checked in
+//! at the scanner page; the admin page; accessibility checks), and saves screenshots of every page at phone
 //! and desktop widths under the target directory (`e2e-screenshots`).
 
 use crate::common;
@@ -25,6 +26,26 @@ async fn code(
     codes
         .last_code(&q["email"])
         .ok_or(http::StatusCode::NOT_FOUND)
+}
+
+/// Reads a QR code out of a PNG with rqrr, a decoder independent of the server's encoder.
+async fn decode_qr(png: axum::body::Bytes) -> Result<String, http::StatusCode> {
+    let unreadable = |_| http::StatusCode::UNPROCESSABLE_ENTITY;
+    let picture = image::load_from_memory(&png)
+        .map_err(unreadable)?
+        .to_luma8();
+    let (width, height) = (picture.width() as usize, picture.height() as usize);
+    let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(width, height, |x, y| {
+        picture.get_pixel(x as u32, y as u32).0[0]
+    });
+    let grids = prepared.detect_grids();
+    let grid = grids
+        .first()
+        .ok_or(http::StatusCode::UNPROCESSABLE_ENTITY)?;
+    let (_, content) = grid
+        .decode()
+        .map_err(|_| http::StatusCode::UNPROCESSABLE_ENTITY)?;
+    Ok(content)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +74,7 @@ async fn the_web_app_works_in_a_real_browser() {
     let oracle_addr: SocketAddr = oracle.local_addr().unwrap();
     let routes = axum::Router::new()
         .route("/code", axum::routing::get(code))
+        .route("/decode-qr", axum::routing::post(decode_qr))
         .with_state(codes);
     tokio::spawn(async move { axum::serve(oracle, routes).await.unwrap() });
 

@@ -164,6 +164,38 @@ async function login(page, email) {
   await accessible(page, 'my page');
   await shot(page, 'my-page');
 
+  // Each ticket shows as a QR code; the test's own decoder (rqrr, behind the oracle) reads the
+  // picture back, and it is the code printed under it.
+  const ticket = `[data-reservation="${reservation}"] [data-ticket="1"]`;
+  await page.waitForSelector(`${ticket} svg`);
+  const shown = (await page.textContent(`${ticket} code`)).trim();
+  const png = await page.locator(`${ticket} svg`).screenshot();
+  const decoded = await (await fetch(`${ORACLE}/decode-qr`, { method: 'POST', body: png })).text();
+  check(decoded === shown, `the QR on my page decodes to its ticket's code (${decoded})`);
+  // Without a signal, my page still shows the tickets saved on the phone.
+  await page.context().setOffline(true);
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.evaluate(() => { location.hash = '#/me'; });
+  await page.waitForSelector(`[data-reservation="${reservation}"] [data-ticket="2"] svg`);
+  check(true, 'offline, my page shows the saved tickets');
+  await shot(page, 'my-page-offline');
+  await page.context().setOffline(false);
+
+  // At the gate: staff check the decoded code in by typing it, once; the second try is refused.
+  const gate = await (await browser.newContext({ viewport: PHONE })).newPage();
+  await login(gate, 'admin@example.com');
+  await gate.goto(`${BASE}/#/scan`);
+  await gate.fill('#scan-date', festival.date);
+  await gate.fill('#scan-code', decoded);
+  await gate.getByRole('button', { name: '입장 처리' }).click();
+  await gate.waitForSelector('#scan-result[data-result="ok"]');
+  await gate.fill('#scan-code', decoded);
+  await gate.getByRole('button', { name: '입장 처리' }).click();
+  await gate.waitForSelector('#scan-result[data-result="TICKET_ALREADY_CHECKED_IN"]');
+  check(true, 'the scanner page lets the ticket in once');
+  await accessible(gate, 'scan');
+  await shot(gate, 'scan');
+
   // Chat between two browser contexts.
   await page.goto(`${BASE}/#/festival/${festival.id}`);
   await page.getByRole('button', { name: '채팅 참여' }).click();
