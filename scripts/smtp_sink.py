@@ -1,5 +1,5 @@
-"""A local SMTP server for tests (aiosmtpd): writes the first message it receives, decoded, as
-JSON to the file given, prints "ready" once listening, and runs until its stdin closes.
+"""A local SMTP server for tests (aiosmtpd): appends every message it receives, decoded, as one
+JSON line to the file given, prints "ready" once listening, and runs until its stdin closes.
 
     python smtp_sink.py PORT OUT.json
 """
@@ -19,10 +19,11 @@ class Handler:
             "from": envelope.mail_from,
             "subject": str(make_header(decode_header(msg["Subject"]))),
             "content_type": msg.get_content_type(),
+            "message_id": msg.get("Message-ID"),
             "body": msg.get_payload(decode=True).decode(msg.get_content_charset() or "utf-8"),
         }
-        with open(sys.argv[2], "w") as f:
-            json.dump(out, f)
+        with open(sys.argv[2], "a") as f:
+            f.write(json.dumps(out) + "\n")
         return "250 OK"
 
 

@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod festivals;
 pub mod generate;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod outage;

@@ -15,11 +15,16 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts the sink with `python` on a free loopback port; returns once it listens.
     pub fn start(python: &str) -> Self {
-        use std::io::BufRead;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        Self::start_on(python, port)
+    }
+
+    /// Starts the sink on `port` (a server told to use it before it listened).
+    pub fn start_on(python: &str, port: u16) -> Self {
+        use std::io::BufRead;
         let out = std::env::temp_dir().join(format!("{}.json", crate::unique_name("smtp")));
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/smtp_sink.py");
         let mut child = Command::new(python)
@@ -49,17 +54,24 @@ impl SmtpSink {
     }
 
     /// The first message received, waiting up to ten seconds: `{to, from, subject,
-    /// content_type, body}` with the body decoded.
+    /// content_type, message_id, body}` with the body decoded.
     pub fn message(&self) -> Option<serde_json::Value> {
         for _ in 0..200 {
-            if let Ok(text) = std::fs::read_to_string(&self.out)
-                && let Ok(json) = serde_json::from_str(&text)
-            {
-                return Some(json);
+            if let Some(first) = self.messages().into_iter().next() {
+                return Some(first);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    /// Every message received so far, in order.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
     }
 }
 

@@ -207,6 +207,23 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         ),
         None => None,
     };
+    let codes = ticket_codes(&db).await?;
+    let postman: Arc<dyn crate::mail::Postman> = match &config.smtp_url {
+        Some(url) => Arc::new(
+            crate::mail::SmtpPostman::new(url, &config.smtp_from)
+                .map_err(|e| Invalid::one(format!("smtp_url: {e}")))?,
+        ),
+        None => Arc::new(crate::mail::LogPostman),
+    };
+    let (mailer, mail) = crate::mail::Mailer::new(
+        db.clone(),
+        tickets.clone(),
+        festivals.catalog.clone(),
+        codes.clone(),
+        postman,
+        clock.clone(),
+    );
+    tasks.spawn("mail-sender", move |cancel| mailer.run(cancel));
     let desk = crate::workflows::BookingDesk {
         catalog: festivals.catalog.clone(),
         tickets: tickets.clone(),
@@ -214,10 +231,11 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         planning: push.planning.clone(),
         clock: clock.clone(),
         activity: metrics.activity(),
+        mail,
     };
     let gate = crate::workflows::Gate {
         tickets: tickets.clone(),
-        codes: ticket_codes(&db).await?,
+        codes,
         db: db.clone(),
         clock: clock.clone(),
     };

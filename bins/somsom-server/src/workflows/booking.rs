@@ -28,6 +28,8 @@ pub struct BookingDesk {
     pub clock: Arc<dyn Clock>,
     /// Bookings and cancellations are counted here.
     pub activity: Arc<Activity>,
+    /// Their confirmation e-mails are queued here.
+    pub mail: crate::mail::Outbox,
 }
 
 impl std::fmt::Debug for BookingDesk {
@@ -194,6 +196,9 @@ impl BookingDesk {
             Ok(booked) => {
                 let r = &booked.reservation;
                 self.planning.booked(r.user.0, r.festival.0, r.date).await;
+                if !booked.replayed {
+                    self.mail.queue(crate::mail::outbox::Kind::Booked, r).await;
+                }
                 Ok(booked)
             }
             Err(refused) => {
@@ -220,6 +225,9 @@ impl BookingDesk {
     pub async fn cancel(&self, user: i64, id: ReservationId) -> Result<Reservation, BookingError> {
         let cancelled = self.tickets.cancel(ticket_lock::UserId(user), id).await?;
         self.activity.cancellation(cancelled.quantity);
+        self.mail
+            .queue(crate::mail::outbox::Kind::Cancelled, &cancelled)
+            .await;
         self.planning
             .cancelled(cancelled.user.0, cancelled.festival.0, cancelled.date)
             .await;

@@ -13,6 +13,7 @@ mod e2e;
 mod festivals;
 mod gate;
 mod hostile;
+mod mail;
 mod multi_node;
 mod openapi;
 mod operator;
