@@ -42,6 +42,9 @@ struct Args {
     /// (percent-encoded in the URL).
     #[arg(long, value_delimiter = ',')]
     words: Vec<String>,
+    /// Words from a file, one per line (more than a command line holds: e-ticket codes).
+    #[arg(long, conflicts_with = "words")]
+    words_file: Option<std::path::PathBuf>,
 }
 
 fn fill(template: &str, i: usize, c: usize) -> String {
@@ -148,7 +151,22 @@ async fn run(
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(path) = &args.words_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                args.words = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            Err(e) => {
+                eprintln!("somsom-load: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
     let tokens: Vec<String> = match &args.tokens {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => text

@@ -132,7 +132,9 @@ const LEASE_MS: i64 = 60_000;
 /// How often the sender looks without being woken.
 const POLL: Duration = Duration::from_secs(1);
 /// Rows leased at once.
-const BATCH: i64 = 20;
+const BATCH: i64 = 32;
+/// SMTP transactions under way at once (each its own connection).
+const SENDS_AT_ONCE: usize = 8;
 
 impl Mailer {
     /// A sender and the outbox that feeds it.
@@ -223,12 +225,21 @@ impl Mailer {
         Ok(queued)
     }
 
-    /// Leases due rows and sends each; returns how many it leased.
+    /// Leases due rows and sends them, a few at once; returns how many it leased.
     pub async fn round(&self) -> Result<usize, sqlx::Error> {
+        use futures::StreamExt;
         let now = self.clock.now().timestamp_millis();
         let rows = outbox::lease(&self.db, now, LEASE_MS, BATCH).await?;
-        for row in &rows {
-            match self.send(row).await {
+        let leased = rows.len();
+        let mut outcomes = futures::stream::iter(rows)
+            .map(|row| async move {
+                let outcome = self.send(&row).await;
+                (row, outcome)
+            })
+            .buffer_unordered(SENDS_AT_ONCE);
+        while let Some((row, outcome)) = outcomes.next().await {
+            let row = &row;
+            match outcome {
                 Ok(()) => outbox::sent(&self.db, row, self.clock.now().timestamp_millis()).await?,
                 Err(e) => {
                     // 1 s, 2 s, 4 s … at most a minute between attempts.
@@ -240,7 +251,7 @@ impl Mailer {
                 }
             }
         }
-        Ok(rows.len())
+        Ok(leased)
     }
 
     async fn send(&self, row: &Leased) -> Result<(), String> {
