@@ -19,32 +19,43 @@ pending() { # mails not yet sent, read from the database
   esac
 }
 
+mail_account() { # mail_account EMAIL -> prints an access token (the code read from the sink)
+  : > "$work/mail.jsonl"
+  curl -sf -X POST "$url/signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"Festival1!\",\"name\":\"bench\"}" >/dev/null
+  for _ in $(seq 1 50); do [ -s "$work/mail.jsonl" ] && break; sleep 0.1; done
+  local code; code=$(tail -1 "$work/mail.jsonl" | python3 -c "import json,re,sys; print(re.search(r'\\b\\d{6}\\b', json.load(sys.stdin)['body']).group())")
+  curl -sf -X POST "$url/confirm-signup" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"name\":\"bench\",\"code\":\"$code\"}" >/dev/null
+  curl -sf -X POST "$url/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$1\",\"password\":\"Festival1!\"}" | json '["accessToken"]'
+  : > "$work/mail.jsonl"
+}
+
 run() { # run DB_URL LABEL
   local p smtp; p=$(port); smtp=$(port)
   "$python" scripts/smtp_sink.py "$smtp" "$work/mail.jsonl" < <(sleep 100000) > /dev/null &
   export SOMSOM_DATABASE_URL=$1 SOMSOM_LOG__FORMAT=json SOMSOM_SMTP_URL=smtp://127.0.0.1:$smtp
   SOMSOM_LISTEN=127.0.0.1:$p SOMSOM_AUTH__ATTEMPTS_PER_ADDRESS_PER_MINUTE=100000 \
+    SOMSOM_AUTH__SIGNUPS_PER_ADDRESS_PER_HOUR=1000 \
     "$server" >"$work/server.log" 2>&1 &
   local pid=$!
   url=http://127.0.0.1:$p
   for _ in $(seq 1 100); do curl -sf "$url/healthz" >/dev/null && break; sleep 0.1; done
-  # With SMTP configured the sign-up code arrives at the sink, not in the log.
-  curl -sf -X POST "$url/signup" -H 'content-type: application/json' \
-    -d '{"email":"admin@bench.local","password":"Festival1!","name":"bench"}' >/dev/null
-  for _ in $(seq 1 50); do [ -s "$work/mail.jsonl" ] && break; sleep 0.1; done
-  local code; code=$(tail -1 "$work/mail.jsonl" | grep -o '[0-9]\{6\}' | head -1)
-  curl -sf -X POST "$url/confirm-signup" -H 'content-type: application/json' \
-    -d "{\"email\":\"admin@bench.local\",\"name\":\"bench\",\"code\":\"$code\"}" >/dev/null
-  : > "$work/mail.jsonl"
+  # With SMTP configured, sign-up codes arrive at the sink, not in the log.
+  mail_account admin@bench.local > /dev/null
   "$server" grant-admin admin@bench.local 2>/dev/null
   local admin; admin=$(curl -sf -X POST "$url/login" -H 'content-type: application/json' \
     -d '{"email":"admin@bench.local","password":"Festival1!"}' | json '["accessToken"]')
   local festival; festival=$(curl -sf -X POST "$url/festivals/create" -H "authorization: Bearer $admin" \
     -H 'content-type: application/json' \
-    -d "{\"title\":\"Gate rush\",\"startDate\":\"2099-08-15\",\"endDate\":\"2099-08-15\",\"ticketsPerDay\":$TICKETS,\"maxPerReservation\":4,\"maxPerUserPerDay\":$TICKETS,\"saleQueued\":false}" \
+    -d "{\"title\":\"Gate rush\",\"startDate\":\"2099-08-15\",\"endDate\":\"2099-08-15\",\"ticketsPerDay\":$TICKETS,\"maxPerReservation\":4,\"maxPerUserPerDay\":1000,\"saleQueued\":false}" \
     | json '["id"]')
   echo "$admin" > "$work/admin"
-  "$load" "$url/reservations" -X POST -n "$RESERVATIONS" -c 16 --tokens "$work/admin" \
+  # Buyers of up to 1,000 tickets each (the most a festival lets one person hold for a day).
+  : > "$work/buyers"
+  for i in $(seq 1 $(( (TICKETS + 999) / 1000 ))); do mail_account "buyer$i@bench.local" >> "$work/buyers"; done
+  "$load" "$url/reservations" -X POST -n "$RESERVATIONS" -c "$(wc -l < "$work/buyers")" --tokens "$work/buyers" \
     --body "{\"festivalId\":$festival,\"festivalDate\":\"2099-08-15\",\"quantity\":4}" 2>/dev/null
   local start; start=$(date +%s.%N); local queued; queued=$(pending "$1")
   until [ "$(pending "$1")" = 0 ]; do sleep 0.2; done

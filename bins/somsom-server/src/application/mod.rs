@@ -215,7 +215,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         ),
         None => Arc::new(crate::mail::LogPostman),
     };
-    let (mailer, mail) = crate::mail::Mailer::new(
+    let (mailer, mail, writer) = crate::mail::Mailer::new(
         db.clone(),
         tickets.clone(),
         festivals.catalog.clone(),
@@ -223,6 +223,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         postman,
         clock.clone(),
     );
+    tasks.spawn("mail-outbox", writer);
     tasks.spawn("mail-sender", move |cancel| mailer.run(cancel));
     let desk = crate::workflows::BookingDesk {
         catalog: festivals.catalog.clone(),

@@ -54,17 +54,35 @@ pub async fn enqueue(
     user: i64,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    Ok(enqueue_many(db, &[(kind, reservation, user)], now).await? > 0)
+}
+
+/// Adds many mails in one statement (a booking rush queues them in batches); returns how many
+/// were new.
+pub async fn enqueue_many(
+    db: &Database,
+    mails: &[(Kind, i64, i64)],
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    if mails.is_empty() {
+        return Ok(0);
+    }
     let insert = match db {
         Database::Sqlite(_) => "INSERT OR IGNORE INTO mail_outbox",
         Database::MySql(_) => "INSERT IGNORE INTO mail_outbox",
     };
+    let rows = vec!["(?, ?, ?, ?, ?)"; mails.len()].join(", ");
     let sql = format!(
-        "{insert} (kind, reservation_id, user_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)"
+        "{insert} (kind, reservation_id, user_id, created_at, next_attempt_at) VALUES {rows}"
     );
-    let done = on_db!(db, pool => sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-        .bind(kind.as_str()).bind(reservation).bind(user).bind(now).bind(now)
-        .execute(pool).await?.rows_affected());
-    Ok(done > 0)
+    let done = on_db!(db, pool => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+        for (kind, reservation, user) in mails {
+            query = query.bind(kind.as_str()).bind(*reservation).bind(*user).bind(now).bind(now);
+        }
+        query.execute(pool).await?.rows_affected()
+    });
+    Ok(done)
 }
 
 /// Leases up to `limit` due rows until `now + lease_ms`. Rows another node leased are skipped:

@@ -197,7 +197,7 @@ impl BookingDesk {
                 let r = &booked.reservation;
                 self.planning.booked(r.user.0, r.festival.0, r.date).await;
                 if !booked.replayed {
-                    self.mail.queue(crate::mail::outbox::Kind::Booked, r).await;
+                    self.mail.queue(crate::mail::outbox::Kind::Booked, r);
                 }
                 Ok(booked)
             }
@@ -226,8 +226,7 @@ impl BookingDesk {
         let cancelled = self.tickets.cancel(ticket_lock::UserId(user), id).await?;
         self.activity.cancellation(cancelled.quantity);
         self.mail
-            .queue(crate::mail::outbox::Kind::Cancelled, &cancelled)
-            .await;
+            .queue(crate::mail::outbox::Kind::Cancelled, &cancelled);
         self.planning
             .cancelled(cancelled.user.0, cancelled.festival.0, cancelled.date)
             .await;
