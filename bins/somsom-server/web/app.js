@@ -32,7 +32,7 @@ const WORDS = {
     scan: '입장 확인', gate: '게이트', ticketCode: '티켓 코드', checkIn: '입장 처리', camera: '카메라로 읽기',
     checkedIn: '입장 완료', cameraUnsupported: '이 브라우저는 QR 인식을 지원하지 않습니다. 코드를 입력하세요.',
     TICKET_ALREADY_CHECKED_IN: '이미 입장한 티켓입니다', TICKET_CODE_INVALID: '올바르지 않은 티켓입니다', TICKET_CANCELLED: '취소된 티켓입니다',
-    TICKET_WRONG_DAY: '다른 날짜의 티켓입니다', report: '판매·입장 현황', sold: '판매', capacity: '전체', checkedInCount: '입장', toCome: '입장 전',
+    TICKET_WRONG_DAY: '다른 날짜의 티켓입니다', staff: '입장 확인 스태프', staffFestival: '축제 번호 (비우면 모든 축제)', grant: '권한 주기', granted: '권한을 줬습니다', report: '판매·입장 현황', sold: '판매', capacity: '전체', checkedInCount: '입장', toCome: '입장 전',
   },
   en: {
     brand: 'SomSom', festivals: 'Festivals', my: 'My page', notifications: 'Notifications', admin: 'Admin', login: 'Log in',
@@ -63,7 +63,7 @@ const WORDS = {
     scan: 'Check-in', gate: 'Gate', ticketCode: 'Ticket code', checkIn: 'Check in', camera: 'Scan with the camera',
     checkedIn: 'Checked in', cameraUnsupported: 'This browser cannot read QR codes; type the code instead.',
     TICKET_ALREADY_CHECKED_IN: 'Already checked in', TICKET_CODE_INVALID: 'Not a valid ticket', TICKET_CANCELLED: 'Cancelled ticket',
-    TICKET_WRONG_DAY: 'Ticket for another day', report: 'Sales and check-in', sold: 'Sold', capacity: 'Capacity', checkedInCount: 'In', toCome: 'To come',
+    TICKET_WRONG_DAY: 'Ticket for another day', staff: 'Check-in staff', staffFestival: 'Festival id (empty: every festival)', grant: 'Grant', granted: 'Granted', report: 'Sales and check-in', sold: 'Sold', capacity: 'Capacity', checkedInCount: 'In', toCome: 'To come',
   },
 };
 let lang = localStorage.getItem('lang') || 'ko';
@@ -693,6 +693,7 @@ async function adminPage() {
   const result = h('p', { role: 'status', id: 'admin-result' });
   const stats = h('dl', { id: 'queue-stats', class: 'card' });
   const report = h('table', { id: 'gate-report', class: 'card' });
+  const staffResult = h('p', { role: 'status', id: 'staff-result' });
   let timer;
   onLeave(() => clearInterval(timer));
   async function watch(id) {
@@ -744,7 +745,22 @@ async function adminPage() {
     h('h2', { text: t('queueStats') }),
     h('form', { onsubmit: (e) => { e.preventDefault(); watch(new FormData(e.target).get('festival')); } },
       field('festival', t('festivalId'), { type: 'number', min: 1 }), h('button', { type: 'submit', text: t('watch') })),
-    stats, report);
+    stats, report,
+    h('h2', { text: t('staff') }),
+    h('form', {
+      id: 'grant-staff',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const f = Object.fromEntries(new FormData(e.target));
+        const query = f.staffFestival ? `?festivalId=${encodeURIComponent(f.staffFestival)}` : '';
+        try {
+          await api('PUT', `/admin/staff/${encodeURIComponent(f.staffEmail)}${query}`);
+          staffResult.textContent = `${t('granted')}: ${f.staffEmail}`;
+        } catch (err) { staffResult.textContent = failure(err); }
+      },
+    }, field('staffEmail', t('email'), { type: 'email' }), field('staffFestival', t('staffFestival'), { type: 'number', min: 1, required: false }),
+    h('button', { type: 'submit', text: t('grant') })),
+    staffResult);
 }
 
 // ---------- start ----------

@@ -208,23 +208,25 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         None => None,
     };
     let codes = ticket_codes(&db).await?;
-    let postman: Arc<dyn crate::mail::Postman> = match &config.smtp_url {
-        Some(url) => Arc::new(
-            crate::mail::SmtpPostman::new(url, &config.smtp_from)
-                .map_err(|e| Invalid::one(format!("smtp_url: {e}")))?,
-        ),
-        None => Arc::new(crate::mail::LogPostman),
+    // Confirmations go out through the SMTP server sign-up codes use; without one, none are kept.
+    let mail = match &config.smtp_url {
+        Some(url) => {
+            let postman = crate::mail::SmtpPostman::new(url, &config.smtp_from)
+                .map_err(|e| Invalid::one(format!("smtp_url: {e}")))?;
+            let (mailer, mail, writer) = crate::mail::Mailer::new(
+                db.clone(),
+                tickets.clone(),
+                festivals.catalog.clone(),
+                codes.clone(),
+                Arc::new(postman),
+                clock.clone(),
+            );
+            tasks.spawn("mail-outbox", writer);
+            tasks.spawn("mail-sender", move |cancel| mailer.run(cancel));
+            mail
+        }
+        None => crate::mail::Outbox::disabled(),
     };
-    let (mailer, mail, writer) = crate::mail::Mailer::new(
-        db.clone(),
-        tickets.clone(),
-        festivals.catalog.clone(),
-        codes.clone(),
-        postman,
-        clock.clone(),
-    );
-    tasks.spawn("mail-outbox", writer);
-    tasks.spawn("mail-sender", move |cancel| mailer.run(cancel));
     let desk = crate::workflows::BookingDesk {
         catalog: festivals.catalog.clone(),
         tickets: tickets.clone(),

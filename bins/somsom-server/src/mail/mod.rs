@@ -76,24 +76,14 @@ impl Postman for SmtpPostman {
     }
 }
 
-/// Without an SMTP server: the mail is only noted in the log (without its text).
-pub struct LogPostman;
-
-#[async_trait]
-impl Postman for LogPostman {
-    async fn post(&self, _: &str, _: &str, subject: &str, _: &str) -> Result<(), String> {
-        tracing::info!(%subject, "confirmation not e-mailed: no smtp_url configured");
-        Ok(())
-    }
-}
-
 /// Queues confirmations (what the booking workflow holds). The rows are written by a task in
 /// batches, one statement for all the bookings that came in meanwhile, so a booking rush does not
 /// pay one more write per booking; a crash before a batch is written loses only rows the catch-up
 /// at start restores (bookings; a cancellation in that millisecond goes unmailed).
 #[derive(Clone)]
 pub struct Outbox {
-    queue: tokio::sync::mpsc::UnboundedSender<(Kind, i64, i64)>,
+    /// `None` without an SMTP server: nobody to mail, nothing kept.
+    queue: Option<tokio::sync::mpsc::UnboundedSender<(Kind, i64, i64)>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -105,10 +95,15 @@ impl std::fmt::Debug for Outbox {
 impl Outbox {
     /// Queues the confirmation of `kind` for `reservation` (never waits).
     pub fn queue(&self, kind: Kind, reservation: &Reservation) {
-        // Closed only once the server stops; the catch-up at the next start covers a booking.
-        let _ = self
-            .queue
-            .send((kind, reservation.id.0, reservation.user.0));
+        if let Some(queue) = &self.queue {
+            // Closed only once the server stops; the catch-up at the next start covers a booking.
+            let _ = queue.send((kind, reservation.id.0, reservation.user.0));
+        }
+    }
+
+    /// An outbox that keeps nothing (no SMTP server is configured).
+    pub fn disabled() -> Self {
+        Self { queue: None }
     }
 }
 
@@ -198,7 +193,7 @@ impl Mailer {
             clock,
             wake,
         };
-        (mailer, Outbox { queue }, writer)
+        (mailer, Outbox { queue: Some(queue) }, writer)
     }
 
     /// Sends until `cancel`, after catching up on bookings whose row a crash lost.

@@ -92,6 +92,9 @@ pub struct CheckInRecord {
     pub festival_date: NaiveDate,
     /// The staff member's `users.id`.
     pub checked_in_by: i64,
+    /// Their e-mail, when the answer is about someone else's scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_in_by_email: Option<String>,
     /// The gate.
     pub gate: String,
     /// When it was scanned.
@@ -107,15 +110,20 @@ impl From<&CheckIn> for CheckInRecord {
             festival_id: c.festival_id,
             festival_date: c.festival_date,
             checked_in_by: c.staff_user_id,
+            checked_in_by_email: None,
             gate: c.gate.clone(),
             checked_in_at: DateTime::from_timestamp_millis(c.scanned_at).unwrap_or_default(),
         }
     }
 }
 
-/// The `details` of a `TICKET_ALREADY_CHECKED_IN` answer: the first check-in.
-pub fn first_check_in(first: &CheckIn) -> serde_json::Value {
-    serde_json::to_value(CheckInRecord::from(first)).unwrap_or_default()
+/// The `details` of a `TICKET_ALREADY_CHECKED_IN` answer: the first check-in, and who made it.
+pub fn first_check_in(first: &CheckIn, by: Option<String>) -> serde_json::Value {
+    let record = CheckInRecord {
+        checked_in_by_email: by,
+        ..CheckInRecord::from(first)
+    };
+    serde_json::to_value(record).unwrap_or_default()
 }
 
 /// `POST /checkins`
@@ -353,9 +361,12 @@ pub async fn sync(
             .await;
         let (result, first) = match outcome {
             Ok(_) => ("CHECKED_IN".to_owned(), None),
-            Err(CheckInError::AlreadyCheckedIn(first)) => (
+            Err(CheckInError::AlreadyCheckedIn(first, by)) => (
                 "TICKET_ALREADY_CHECKED_IN".to_owned(),
-                Some(CheckInRecord::from(&*first)),
+                Some(CheckInRecord {
+                    checked_in_by_email: by,
+                    ..CheckInRecord::from(&*first)
+                }),
             ),
             Err(CheckInError::Database(e)) => return Err(ApiError::database(e)),
             Err(CheckInError::Tickets(e)) if e.is_retryable() => {

@@ -81,9 +81,9 @@ pub enum CheckInError {
     /// The scanner may not check tickets in at this festival.
     #[error("not staff of this festival")]
     NotStaff,
-    /// Checked in before: the first check-in.
+    /// Checked in before: the first check-in, and the e-mail of the staff member who made it.
     #[error("checked in already")]
-    AlreadyCheckedIn(Box<CheckIn>),
+    AlreadyCheckedIn(Box<CheckIn>, Option<String>),
     /// The reservations could not be read.
     #[error(transparent)]
     Tickets(TicketError),
@@ -153,7 +153,12 @@ impl Gate {
                 check_in,
                 quantity: reservation.quantity,
             }),
-            Some(first) => Err(CheckInError::AlreadyCheckedIn(Box::new(first))),
+            Some(first) => {
+                let by = crate::auth::users::by_id(&self.db, first.staff_user_id)
+                    .await?
+                    .map(|u| u.email);
+                Err(CheckInError::AlreadyCheckedIn(Box::new(first), by))
+            }
         }
     }
 }

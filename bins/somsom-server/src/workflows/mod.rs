@@ -70,9 +70,9 @@ impl From<CheckInError> for ApiError {
             CheckInError::WrongDay(date) => ApiError::new(ErrorCode::TicketWrongDay)
                 .with_details(serde_json::json!({ "festivalDate": date })),
             CheckInError::NotStaff => ApiError::new(ErrorCode::PermissionDenied),
-            CheckInError::AlreadyCheckedIn(first) => {
+            CheckInError::AlreadyCheckedIn(first, by) => {
                 ApiError::new(ErrorCode::TicketAlreadyCheckedIn)
-                    .with_details(crate::tickets::first_check_in(&first))
+                    .with_details(crate::tickets::first_check_in(&first, by))
             }
             CheckInError::Tickets(e) => crate::reservations::ticket_error(e),
             CheckInError::Database(e) => ApiError::database(e),

@@ -113,6 +113,10 @@ async fn tickets_check_in_once_and_every_bad_code_is_refused_with_its_own_code()
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["code"], "TICKET_ALREADY_CHECKED_IN");
     assert_eq!(again["details"]["checkedInBy"], first["checkedInBy"]);
+    assert_eq!(
+        again["details"]["checkedInByEmail"], "staff@example.com",
+        "who"
+    );
     assert_eq!(again["details"]["gate"], "A");
     assert_eq!(again["details"]["checkedInAt"], first["checkedInAt"]);
     let (status, _) = scan(&ctx, &admin, &tickets[1], DAY1).await;

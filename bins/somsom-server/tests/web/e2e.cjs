@@ -256,6 +256,13 @@ async function login(page, email) {
   await admin.fill('#festival', String(festival.id));
   await admin.getByRole('button', { name: '보기' }).click();
   await admin.waitForSelector('#queue-stats dt');
+  await admin.waitForSelector('#gate-report tr[data-date]');
+  check(true, 'the admin page shows the sales and check-in report');
+  await admin.fill('#staffEmail', 'friend@example.com');
+  await admin.fill('#staffFestival', String(festival.id));
+  await admin.getByRole('button', { name: '권한 주기' }).click();
+  await admin.waitForFunction(() => document.querySelector('#staff-result')?.textContent.includes('friend@example.com'));
+  check(true, 'the admin grants check-in at a festival');
   await accessible(admin, 'admin');
   await shot(admin, 'admin');
   check(true, 'admin created a festival and watched a queue');
