@@ -207,7 +207,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         ),
         None => None,
     };
-    let codes = ticket_codes(&db).await?;
+    let codes = ticket_codes(&config, &db).await?;
     // Confirmations go out through the SMTP server sign-up codes use; without one, none are kept.
     let mail = match &config.smtp_url {
         Some(url) => {
@@ -314,20 +314,33 @@ impl Application {
     }
 }
 
-/// The e-ticket key: made by the first node to start and kept in `server_secrets`, so every node
-/// (and every restart) issues and reads the same codes.
-async fn ticket_codes(db: &Database) -> Result<crate::tickets::codes::TicketCodes, BuildError> {
-    let fresh: String = {
-        use rand::Rng;
-        let bytes: [u8; 32] = rand::thread_rng().r#gen();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The e-ticket key: configured (inline or as a file), or made by the first node to start and
+/// kept in `server_secrets`, so every node (and every restart) issues and reads the same codes.
+async fn ticket_codes(
+    config: &Config,
+    db: &Database,
+) -> Result<crate::tickets::codes::TicketCodes, BuildError> {
+    let configured = crate::config::secret(
+        "tickets.code_secret",
+        &config.tickets.code_secret,
+        &config.tickets.code_secret_file,
+    )
+    .map_err(secret_error("tickets.code_secret"))?;
+    let secret = match configured {
+        Some(secret) => secret,
+        None => {
+            let fresh: String = {
+                use rand::Rng;
+                let bytes: [u8; 32] = rand::thread_rng().r#gen();
+                bytes.iter().map(|b| format!("{b:02x}")).collect()
+            };
+            db.shared_secret("ticket_code_key", &fresh)
+                .await
+                .map_err(engine_failed("ticket code key"))?
+        }
     };
-    let secret = db
-        .shared_secret("ticket_code_key", &fresh)
-        .await
-        .map_err(engine_failed("ticket code key"))?;
     crate::tickets::codes::TicketCodes::new(secret.as_bytes()).ok_or_else(|| BuildError::Secret {
-        name: "ticket_code_key",
+        name: "tickets.code_secret",
         reason: format!("at least {} bytes", crate::tickets::codes::SECRET_MIN),
     })
 }

@@ -185,11 +185,27 @@ impl Config {
                 waiting_queue::token::SECRET_MIN
             ));
         }
+        if self
+            .tickets
+            .code_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < crate::tickets::codes::SECRET_MIN)
+        {
+            problems.push(format!(
+                "tickets.code_secret: at least {} bytes",
+                crate::tickets::codes::SECRET_MIN
+            ));
+        }
         for (name, inline, file) in [
             (
                 "queue.token_secret",
                 &self.queue.token_secret,
                 &self.queue.token_secret_file,
+            ),
+            (
+                "tickets.code_secret",
+                &self.tickets.code_secret,
+                &self.tickets.code_secret_file,
             ),
             (
                 "push.vapid_private_key",

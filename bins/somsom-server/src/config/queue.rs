@@ -96,6 +96,13 @@ pub struct TicketSettings {
     pub max_per_reservation: u32,
     /// Most tickets one user may hold for one day, unless the festival says otherwise.
     pub max_per_user_per_day: u32,
+    /// The e-ticket key, at least 32 bytes. Unset, one is made at first start and kept in the
+    /// database, which every node shares.
+    #[serde(deserialize_with = "empty_is_none")]
+    pub code_secret: Option<String>,
+    /// A file holding the e-ticket key (mounted secrets).
+    #[serde(deserialize_with = "empty_is_none")]
+    pub code_secret_file: Option<String>,
 }
 
 impl Default for TicketSettings {
@@ -105,6 +112,8 @@ impl Default for TicketSettings {
             per_day: 100,
             max_per_reservation: 4,
             max_per_user_per_day: 4,
+            code_secret: None,
+            code_secret_file: None,
         }
     }
 }

@@ -97,6 +97,7 @@ async fn keys_can_come_from_files_and_then_never_reach_the_database() {
             "vapid.key",
             push_notify::send::webpush::VapidKey::generate().private_base64(),
         ),
+        ("tickets.key", "t".repeat(40)),
     ];
     for (name, contents) in &files {
         std::fs::write(dir.path().join(name), contents).unwrap();
@@ -105,6 +106,7 @@ async fn keys_can_come_from_files_and_then_never_reach_the_database() {
     let ctx = start(|c| {
         c.auth.signing_key_file = path("signing.pem");
         c.queue.token_secret_file = path("queue.key");
+        c.tickets.code_secret_file = path("tickets.key");
         c.push.vapid_private_key_file = path("vapid.key");
     })
     .await;
