@@ -195,6 +195,24 @@ impl Database {
         }
     }
 
+    /// `configured` if there is one, else the shared secret `name`, which the first node to ask
+    /// makes from 32 random bytes (hex).
+    pub async fn configured_or_shared(
+        &self,
+        configured: Option<String>,
+        name: &str,
+    ) -> Result<String, sqlx::Error> {
+        if let Some(secret) = configured {
+            return Ok(secret);
+        }
+        let fresh: String = {
+            use rand::Rng;
+            let bytes: [u8; 32] = rand::thread_rng().r#gen();
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        self.shared_secret(name, &fresh).await
+    }
+
     /// Closes every connection (at shutdown, so SQLite checkpoints its WAL).
     pub async fn close(&self) {
         match self {

@@ -326,19 +326,10 @@ async fn ticket_codes(
         &config.tickets.code_secret_file,
     )
     .map_err(secret_error("tickets.code_secret"))?;
-    let secret = match configured {
-        Some(secret) => secret,
-        None => {
-            let fresh: String = {
-                use rand::Rng;
-                let bytes: [u8; 32] = rand::thread_rng().r#gen();
-                bytes.iter().map(|b| format!("{b:02x}")).collect()
-            };
-            db.shared_secret("ticket_code_key", &fresh)
-                .await
-                .map_err(engine_failed("ticket code key"))?
-        }
-    };
+    let secret = db
+        .configured_or_shared(configured, "ticket_code_key")
+        .await
+        .map_err(engine_failed("ticket code key"))?;
     crate::tickets::codes::TicketCodes::new(secret.as_bytes()).ok_or_else(|| BuildError::Secret {
         name: "tickets.code_secret",
         reason: format!("at least {} bytes", crate::tickets::codes::SECRET_MIN),

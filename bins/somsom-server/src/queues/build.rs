@@ -51,20 +51,11 @@ pub(crate) async fn build(
         &settings.token_secret_file,
     )
     .map_err(secret_error("queue.token_secret"))?;
-    let secret = match configured {
-        Some(secret) => secret,
-        None => {
-            // Made by the first node to start, read back by every other one.
-            let fresh: String = {
-                use rand::Rng;
-                let bytes: [u8; 32] = rand::thread_rng().r#gen();
-                bytes.iter().map(|b| format!("{b:02x}")).collect()
-            };
-            db.shared_secret("queue_token_key", &fresh)
-                .await
-                .map_err(engine_failed("queue token key"))?
-        }
-    };
+    // Made by the first node to start, read back by every other one, unless configured.
+    let secret = db
+        .configured_or_shared(configured, "queue_token_key")
+        .await
+        .map_err(engine_failed("queue token key"))?;
     let tokens = AdmissionTokens::new(secret.as_bytes()).ok_or_else(|| BuildError::Secret {
         name: "queue.token_secret",
         reason: format!("at least {} bytes", waiting_queue::token::SECRET_MIN),

@@ -428,13 +428,27 @@ pub async fn grant_staff(
     Path(email): Path<String>,
     Query(query): Query<StaffQuery>,
 ) -> Result<Json<StaffGrant>, ApiError> {
+    change_staff(&state, &user, email, query, true).await
+}
+
+/// Grants (`grant`) or revokes check-in for the user with `email`, as the admin `user`.
+async fn change_staff(
+    state: &crate::AppState,
+    user: &CurrentUser,
+    email: String,
+    query: StaffQuery,
+    grant: bool,
+) -> Result<Json<StaffGrant>, ApiError> {
     user.require_admin()?;
-    let id = staff_user(&state, &email).await?;
+    let id = staff_user(state, &email).await?;
     let festival = query.festival_id.unwrap_or(store::EVERY_FESTIVAL);
-    let now = state.desk.clock.now().timestamp_millis();
-    let changed = store::grant(&state.db, id, festival, now)
-        .await
-        .map_err(ApiError::database)?;
+    let changed = if grant {
+        let now = state.desk.clock.now().timestamp_millis();
+        store::grant(&state.db, id, festival, now).await
+    } else {
+        store::revoke(&state.db, id, festival).await
+    }
+    .map_err(ApiError::database)?;
     Ok(Json(StaffGrant {
         email,
         festival_id: query.festival_id,
@@ -452,15 +466,5 @@ pub async fn revoke_staff(
     Path(email): Path<String>,
     Query(query): Query<StaffQuery>,
 ) -> Result<Json<StaffGrant>, ApiError> {
-    user.require_admin()?;
-    let id = staff_user(&state, &email).await?;
-    let festival = query.festival_id.unwrap_or(store::EVERY_FESTIVAL);
-    let changed = store::revoke(&state.db, id, festival)
-        .await
-        .map_err(ApiError::database)?;
-    Ok(Json(StaffGrant {
-        email,
-        festival_id: query.festival_id,
-        changed,
-    }))
+    change_staff(&state, &user, email, query, false).await
 }
