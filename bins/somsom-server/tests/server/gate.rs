@@ -310,6 +310,34 @@ async fn an_offline_gate_downloads_the_day_and_uploads_its_scans_first_scan_winn
         .await;
     assert_eq!(list["tickets"][1]["status"], "CHECKED_IN");
     assert_eq!(list["tickets"][2]["status"], "VALID");
+
+    // Uploads and gate names are bounded: 5,000 scans at most, names of 64 characters.
+    let scans: Vec<Value> = (0..5_001)
+        .map(|_| json!({"code": "x", "scannedAt": "2099-08-01T01:00:00Z"}))
+        .collect();
+    let (status, body) = ctx
+        .send(
+            Method::POST,
+            "/checkins/sync",
+            Some(&staff),
+            Some(json!({"gate": "side", "festivalDate": DAY1, "scans": scans})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("BAD_REQUEST")),
+        "{body}"
+    );
+    let (status, body) = ctx
+        .send(
+            Method::POST,
+            "/checkins",
+            Some(&staff),
+            Some(json!({"code": tickets[2], "gate": "g".repeat(65), "festivalDate": DAY1})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"]["gate"].is_string(), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
