@@ -5,7 +5,7 @@
 #   Redis    127.0.0.1:6379 (started if down)          TEST_REDIS_URL
 #   MariaDB  127.0.0.1:3306, root, no password         TEST_MYSQL_URL
 #   moto     AWS SQS/SNS/DynamoDB/Cognito on loopback  AWS_ENDPOINT_URL (+ test credentials)
-#   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS
+#   tansu    Kafka-protocol broker, in-memory storage  TEST_KAFKA_BROKERS (its binary: TEST_TANSU)
 #   Python   with PyJWT, aiosmtpd, stomp.py, http_ece   TEST_PYTHON
 #   Node     @stomp/stompjs, ws, playwright-core        TEST_NODE_MODULES
 #   Chromium Debian's, for the web app's browser test  TEST_CHROMIUM
@@ -89,6 +89,7 @@ _ensure_tansu() {
       || { tail -n 30 "$SOMSOM_CACHE/logs/tansu-install.log" >&2; return 1; }
     rm -rf "$SOMSOM_CACHE/tansu-target"
   fi
+  export TEST_TANSU="$bin"
   local port; port=$(_free_port)
   "$bin" broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \

@@ -20,6 +20,13 @@ pub trait ReadinessCheck: Send + Sync {
     fn name(&self) -> &'static str;
     /// Succeeds when the backend answers.
     async fn check(&self) -> Result<(), String>;
+    /// Whether the backend is shared by every node, with the outage handled by each node (fast
+    /// 503s, fallbacks). Its failure is reported but leaves the node ready: every node sees the
+    /// same outage, and a load balancer that took them all out would answer nothing at all
+    /// where the nodes answer fast and honestly.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Every check of this server. Reports are shared for a second: a flood of `/readyz` costs the
@@ -93,13 +100,16 @@ impl Readiness {
             if let Some(why) = &outcome.error {
                 tracing::warn!(backend = check.name(), error = %why, "readiness check failed");
             }
-            (check.name().to_owned(), outcome)
+            (check.name().to_owned(), (outcome, check.shared()))
         }))
         .await;
-        let all_up = results.iter().all(|(_, c)| c.status == Status::Up);
+        let all_up = results
+            .iter()
+            .all(|(_, (c, shared))| *shared || c.status == Status::Up);
+        let results = results.into_iter().map(|(name, (c, _))| (name, c));
         Health {
             status: if all_up { Status::Up } else { Status::Down },
-            components: Some(results.into_iter().collect()),
+            components: Some(results.collect()),
         }
     }
 }
@@ -172,11 +182,11 @@ pub async fn actuator_health() -> Json<Health> {
     Json(Health::alive())
 }
 
-/// `GET /readyz`: every configured backend answers.
+/// `GET /readyz`: whether this node should get traffic, with every configured backend's state.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Every backend answers", body = Health),
-        (status = 503, description = "At least one backend does not", body = Health)))]
+        (status = 200, description = "The node serves; a shared service (database server, Redis, Kafka) listed as DOWN is one the node answers for fast without it", body = Health),
+        (status = 503, description = "The node drains, or a backend of its own (a SQLite file) does not answer", body = Health)))]
 pub async fn readyz(
     State(readiness): State<Readiness>,
     authenticated: Option<axum::Extension<cognito_auth::extract::Authenticated>>,
@@ -212,8 +222,9 @@ impl ReadinessCheck for DatabaseCheck {
     }
 }
 
-/// A shared service (Redis, MySQL/MariaDB) as the outage watch last saw it: answered at once,
-/// without asking the service (the watch probes it in the background).
+/// A shared service (MySQL/MariaDB, Redis, Kafka) as the outage watch last saw it: answered at
+/// once, without asking the service (the watch probes it in the background). Reported, but it
+/// leaves the node ready ([`ReadinessCheck::shared`]).
 pub struct DependencyCheck(pub Arc<crate::outage::Dependency>);
 
 #[async_trait]
@@ -228,44 +239,7 @@ impl ReadinessCheck for DependencyCheck {
             Err("down (not answering the outage probe)".to_owned())
         }
     }
-}
-
-/// The Kafka cluster answers a metadata request.
-#[cfg(feature = "kafka")]
-pub struct KafkaCheck(Arc<rdkafka::consumer::BaseConsumer>);
-
-#[cfg(feature = "kafka")]
-impl KafkaCheck {
-    /// A metadata-only client for `config` (librdkafka connects lazily).
-    pub fn new(config: &rdkafka::ClientConfig) -> Result<Self, rdkafka::error::KafkaError> {
-        Ok(Self(Arc::new(config.create()?)))
-    }
-}
-
-#[cfg(feature = "kafka")]
-#[async_trait]
-impl ReadinessCheck for KafkaCheck {
-    fn name(&self) -> &'static str {
-        "kafka"
-    }
-    async fn check(&self) -> Result<(), String> {
-        use rdkafka::consumer::Consumer;
-        let consumer = self.0.clone();
-        // librdkafka's metadata call blocks its thread.
-        tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_metadata(None, CHECK_DEADLINE)
-                .map(|m| m.brokers().len())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
-        .and_then(|brokers| {
-            if brokers > 0 {
-                Ok(())
-            } else {
-                Err("no brokers in metadata".to_owned())
-            }
-        })
+    fn shared(&self) -> bool {
+        true
     }
 }

@@ -37,7 +37,7 @@ mod lifecycle;
 mod sending;
 
 use config::Bucket;
-pub use config::{ChatConfig, Destinations, SendRate};
+pub use config::{ChatConfig, Destinations, Follow, SendRate};
 pub use fields::MessageFields;
 pub use gate::{FeedStream, Feeds, Gatekeeper, NoFeeds, Refusal, Session};
 
@@ -139,11 +139,17 @@ impl ChatServer {
     /// returns, every message published anywhere reaches this node's subscribers.
     pub async fn start(&self) -> crate::Result<impl Future<Output = ()> + Send + 'static> {
         let deliveries = self.relay.subscribe().await?;
-        let hub = self.hub.clone();
+        let follower = crate::follow::Follower::new(
+            self.hub.clone(),
+            self.store.clone(),
+            self.clock.clone(),
+            self.config.follow,
+        );
+        let health = self.relay.health();
         let shutdown = self.shutdown.clone();
         Ok(async move {
             tokio::select! {
-                () = hub.pump(deliveries) => {}
+                () = follower.run(deliveries, health) => {}
                 () = shutdown.cancelled() => {}
             }
         })

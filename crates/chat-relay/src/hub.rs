@@ -341,10 +341,30 @@ impl Hub {
         }
     }
 
+    /// Rooms with at least one subscription on this node.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        self.rooms
+            .read()
+            .expect("poisoned")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Whether a connection on this node subscribed to `room`.
+    pub fn follows(&self, room: RoomId) -> bool {
+        self.rooms.read().expect("poisoned").contains_key(&room)
+    }
+
     /// Hands a delivery to every local subscriber of its room, and its unread counts to the
     /// subscribers of those users. Never waits.
     pub fn dispatch(&self, delivery: &Delivery) {
-        let message = &delivery.message;
+        self.dispatch_message(&delivery.message);
+        self.dispatch_unread(delivery);
+    }
+
+    /// Hands a message to every local subscriber of its room. Never waits.
+    pub fn dispatch_message(&self, message: &crate::ChatMessage) {
         let room = message.chat_room_id;
         self.lag
             .record(self.clock.now().timestamp_millis() - message.send_time);
@@ -365,9 +385,14 @@ impl Hub {
         if gone {
             self.prune(&self.rooms, room);
         }
+    }
+
+    /// Hands a delivery's unread counts to the subscribers of those users. Never waits.
+    pub fn dispatch_unread(&self, delivery: &Delivery) {
         if delivery.unread.is_empty() {
             return;
         }
+        let room = delivery.message.chat_room_id;
         let users = self.unread.read().expect("poisoned");
         for (user, count) in &delivery.unread {
             let Some(list) = users.get(user) else {

@@ -4,6 +4,7 @@
 #[cfg(feature = "client")]
 pub mod client;
 pub mod connection;
+mod follow;
 mod hub;
 mod lag;
 mod members;
@@ -21,8 +22,8 @@ pub mod websocket;
 pub mod conformance;
 
 pub use connection::{
-    ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Gatekeeper, MessageFields, NoFeeds,
-    Refusal, SendRate, Session,
+    ChatConfig, ChatServer, Destinations, FeedStream, Feeds, Follow, Gatekeeper, MessageFields,
+    NoFeeds, Refusal, SendRate, Session,
 };
 pub use engine_clock::{Clock, ManualClock, SystemClock};
 pub use hub::HubStats;

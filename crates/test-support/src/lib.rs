@@ -30,6 +30,9 @@ pub const NODE_MODULES: &str = "TEST_NODE_MODULES";
 
 /// Debian's `haproxy` binary, for the rolling-restart test behind a real load balancer.
 pub const HAPROXY: &str = "TEST_HAPROXY";
+/// The `tansu` broker binary, for tests that start a Kafka-protocol broker of their own (one
+/// they can cut off behind a proxy that it advertises as its address).
+pub const TANSU: &str = "TEST_TANSU";
 /// Prometheus's `promtool`, which checks and unit-tests the alert rules in `deploy/`.
 pub const PROMTOOL: &str = "TEST_PROMTOOL";
 

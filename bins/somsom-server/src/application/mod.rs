@@ -57,6 +57,39 @@ pub struct Overrides {
     pub push_sender: Option<Arc<dyn push_notify::Sender>>,
 }
 
+/// Kafka's state, when brokers are configured: kept by a background probe (`kafka-watch`).
+#[cfg(feature = "kafka")]
+fn kafka_watch(
+    config: &Config,
+    tasks: &Tasks,
+) -> Result<Option<Arc<crate::outage::Dependency>>, BuildError> {
+    let Some(brokers) = &config.kafka_brokers else {
+        return Ok(None);
+    };
+    let probe =
+        crate::outage::KafkaProbe::new(&backends::kafka_config(brokers)).map_err(|source| {
+            backends::BackendError::Kafka {
+                brokers: brokers.clone(),
+                source,
+            }
+        })?;
+    let dependency = crate::outage::Dependency::new("kafka");
+    let watched = dependency.clone();
+    tasks.spawn("kafka-watch", move |cancel| {
+        crate::outage::watch(watched, Arc::new(probe), cancel)
+    });
+    Ok(Some(dependency))
+}
+
+/// Without the `kafka` feature a configured broker list is refused by validation.
+#[cfg(not(feature = "kafka"))]
+fn kafka_watch(
+    _config: &Config,
+    _tasks: &Tasks,
+) -> Result<Option<Arc<crate::outage::Dependency>>, BuildError> {
+    Ok(None)
+}
+
 /// Connects every configured backend, applies migrations and binds the listen address.
 pub async fn build(config: Config) -> Result<Application, BuildError> {
     build_with(config, Overrides::default()).await
@@ -113,15 +146,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
             crate::outage::watch(dependency, probe, cancel)
         });
     }
-    #[cfg(feature = "kafka")]
-    if let Some(brokers) = &config.kafka_brokers {
-        let check = crate::readiness::KafkaCheck::new(&backends::kafka_config(brokers)).map_err(
-            |source| backends::BackendError::Kafka {
-                brokers: brokers.clone(),
-                source,
-            },
-        )?;
-        checks.push(Arc::new(check));
+    let kafka = kafka_watch(&config, &tasks)?;
+    if let Some(kafka) = &kafka {
+        checks.push(Arc::new(DependencyCheck(kafka.clone())));
     }
 
     let sender: Arc<dyn CodeSender> = match (overrides.code_sender, &config.smtp_url) {
@@ -140,6 +167,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     }
     if let Some(database) = &database {
         metrics.register_dependency(database.clone());
+    }
+    if let Some(kafka) = &kafka {
+        metrics.register_dependency(kafka.clone());
     }
     let festivals =
         crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
@@ -162,7 +192,10 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         &config,
         &db,
         &users,
-        redis.as_ref(),
+        crate::chat::build::Shared {
+            redis: redis.as_ref(),
+            kafka: kafka.as_ref(),
+        },
         auth.clone(),
         &shutdown,
         &tasks,

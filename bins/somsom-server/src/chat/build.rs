@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_relay::presence::redis::RedisPresence;
+use chat_relay::relay::Failover;
 use chat_relay::store::sql::SqlStore as SqlChatStore;
 use chat_relay::websocket::Buffers;
 use chat_relay::{
@@ -19,17 +20,26 @@ use crate::config::{ChatStoreKind, Config};
 use crate::db::Database;
 use crate::tasks::Tasks;
 
+/// The shared services the chat uses when configured.
+pub(crate) struct Shared<'a> {
+    /// Presence and unread counts.
+    pub redis: Option<&'a crate::backends::SharedRedis>,
+    /// Kafka's state (the relay between nodes is built from the configuration).
+    pub kafka: Option<&'a Arc<crate::outage::Dependency>>,
+}
+
 /// The chat engine: messages in the configured store, presence in Redis when configured, the
 /// relay on Kafka when configured (with this node's share of the storing consumer group).
 pub(crate) async fn build(
     config: &Config,
     db: &Database,
     users: &crate::auth::UserRows,
-    redis: Option<&crate::backends::SharedRedis>,
+    shared: Shared<'_>,
     auth: Arc<dyn IdentityProvider>,
     shutdown: &CancellationToken,
     tasks: &Tasks,
 ) -> Result<Chat, BuildError> {
+    let Shared { redis, kafka } = shared;
     let settings = &config.chat;
     let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
     let store: Arc<dyn MessageStore> = match settings.store {
@@ -55,9 +65,14 @@ pub(crate) async fn build(
     // who is in a room now and the unread counts, which a Redis restart may lose.
     let members = crate::chat::members::TableMembers::new(db.clone());
     let sequencer = Sequencer::new(store.clone(), presence.clone(), Arc::new(members.clone()));
-    let relay: Arc<dyn Relay> = match &config.kafka_brokers {
-        Some(brokers) => kafka_relay(config, brokers, sequencer, tasks).await?,
-        None => Arc::new(MemoryRelay::new(sequencer)),
+    let relay: Arc<dyn Relay> = match (&config.kafka_brokers, kafka) {
+        (Some(brokers), Some(kafka)) => {
+            let primary = kafka_relay(config, brokers, sequencer.clone(), tasks).await?;
+            // While Kafka is down, messages are stored here and every node reads its rooms
+            // from the store (`chat_relay::relay::Failover`).
+            Arc::new(Failover::new(primary, sequencer, kafka.health()))
+        }
+        _ => Arc::new(MemoryRelay::new(sequencer)),
     };
     let mut chat_config = ChatConfig::default();
     // The original service's destinations and JSON names, which its clients use.

@@ -9,7 +9,7 @@ pub mod gate;
 pub mod guarded;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -52,7 +52,8 @@ pub trait Recovery: Send + Sync + 'static {
 /// One shared service and whether it is known to be up.
 pub struct Dependency {
     name: &'static str,
-    up: AtomicBool,
+    /// Whether it is believed to answer; watched by engines that change course (the chat).
+    up: tokio::sync::watch::Sender<bool>,
     /// Times it went down (for the log and the tests).
     outages: AtomicU64,
     recoveries: std::sync::Mutex<Vec<Arc<dyn Recovery>>>,
@@ -77,7 +78,7 @@ impl Dependency {
     pub fn new(name: &'static str) -> Arc<Self> {
         Arc::new(Self {
             name,
-            up: AtomicBool::new(true),
+            up: tokio::sync::watch::Sender::new(true),
             outages: AtomicU64::new(0),
             recoveries: std::sync::Mutex::default(),
         })
@@ -90,7 +91,12 @@ impl Dependency {
 
     /// Whether it is believed to answer.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        *self.up.borrow()
+    }
+
+    /// Its state from now on, as it changes.
+    pub fn health(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.up.subscribe()
     }
 
     /// How many times it went down since start.
@@ -100,7 +106,7 @@ impl Dependency {
 
     /// Marks it down after `error` (logged once per outage).
     pub fn failed(&self, error: &(dyn std::error::Error + 'static)) {
-        if self.up.swap(false, Ordering::AcqRel) {
+        if self.up.send_replace(false) {
             self.outages.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 dependency = self.name,
@@ -130,7 +136,7 @@ impl Dependency {
                 return;
             }
         }
-        if !self.up.swap(true, Ordering::AcqRel) {
+        if !self.up.send_replace(true) {
             tracing::info!(dependency = self.name, "dependency back");
         }
     }
@@ -243,6 +249,42 @@ impl Probe for DatabaseProbe {
             .map_err(|e| e.to_string())?;
         *slot = Some(connection);
         Ok(())
+    }
+}
+
+/// A metadata request to the Kafka cluster, from a metadata-only client (librdkafka connects
+/// lazily and reconnects by itself).
+#[cfg(feature = "kafka")]
+pub struct KafkaProbe(Arc<rdkafka::consumer::BaseConsumer>);
+
+#[cfg(feature = "kafka")]
+impl KafkaProbe {
+    /// A probe of the cluster `config` names.
+    pub fn new(config: &rdkafka::ClientConfig) -> Result<Self, rdkafka::error::KafkaError> {
+        Ok(Self(Arc::new(config.create()?)))
+    }
+}
+
+#[cfg(feature = "kafka")]
+#[async_trait]
+impl Probe for KafkaProbe {
+    async fn probe(&self) -> Result<(), String> {
+        use rdkafka::consumer::Consumer;
+        let consumer = self.0.clone();
+        // librdkafka's metadata call blocks its thread; the watch's timeout bounds the wait.
+        let brokers = tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, PROBE_TIMEOUT)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        if brokers > 0 {
+            Ok(())
+        } else {
+            Err("no brokers in metadata".to_owned())
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod e2e;
 mod festivals;
 mod gate;
 mod hostile;
+mod kafka_outage;
 mod mail;
 mod multi_node;
 mod openapi;

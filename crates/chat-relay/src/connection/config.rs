@@ -81,6 +81,30 @@ pub struct ChatConfig {
     pub max_replay: usize,
     /// How long one write to the client may take: a client that stopped reading is closed.
     pub write_timeout: Duration,
+    /// While the relay does not pass messages between nodes ([`Relay::health`]): how often
+    /// each subscribed room is read from the store, and for how long after the relay is back
+    /// (the other nodes' last messages stored without it).
+    ///
+    /// [`Relay::health`]: crate::Relay::health
+    pub follow: Follow,
+}
+
+/// How a node follows its rooms from the store while the relay is degraded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Follow {
+    /// How often each subscribed room is read.
+    pub interval: Duration,
+    /// How long rooms are still read from the store once the relay is back.
+    pub grace: Duration,
+}
+
+impl Default for Follow {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(250),
+            grace: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A connection's SEND allowance: `per_second` sustained, in bursts of up to `burst`.
@@ -143,6 +167,7 @@ impl Default for ChatConfig {
             }),
             max_replay: 500,
             write_timeout: Duration::from_secs(10),
+            follow: Follow::default(),
         }
     }
 }

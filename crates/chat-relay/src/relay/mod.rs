@@ -15,11 +15,16 @@
 //! [`MemoryRelay`] does all three in one process. `kafka::KafkaRelay` (feature `kafka`) puts
 //! drafts on an ingest topic keyed by room, runs the sequencer as a consumer group, and
 //! publishes deliveries on a second topic that every node reads in full.
+//!
+//! [`Failover`] keeps chat going while such a broker is down: it stores each message itself and
+//! the nodes read their rooms from the store until the broker is back.
 
+mod failover;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 mod memory;
 
+pub use failover::Failover;
 pub use memory::MemoryRelay;
 
 use std::sync::Arc;
@@ -112,4 +117,12 @@ pub trait Relay: Send + Sync + std::fmt::Debug + 'static {
     /// newer than the last one they had from that room. Returns once the subscription is
     /// established, so nothing published after this returns is missed.
     async fn subscribe(&self) -> Result<BoxStream<'static, Delivery>>;
+
+    /// Whether messages pass between nodes through this relay now, for a relay that can lose
+    /// that ability and keep going ([`Failover`]): `false` while messages are stored without
+    /// reaching the other nodes, and then every node's subscribers follow their rooms from the
+    /// store instead ([`ChatServer`](crate::ChatServer) does). `None` (the default): always.
+    fn health(&self) -> Option<tokio::sync::watch::Receiver<bool>> {
+        None
+    }
 }
