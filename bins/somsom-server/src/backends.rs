@@ -67,9 +67,13 @@ pub fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
 
 /// The AWS SDK configuration: the standard chain (credentials, region, `AWS_ENDPOINT_URL`), with
 /// the region and endpoint of `settings` taking precedence when set.
+///
+/// Every call is bounded ([`aws_timeouts`]): the SDK sets no read timeout of its own, so a
+/// service that accepts connections and never answers would hold a request forever.
 #[cfg(feature = "aws")]
 pub async fn aws_config(settings: &crate::config::AwsSettings) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(aws_timeouts(Duration::from_secs(5)));
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -77,4 +81,23 @@ pub async fn aws_config(settings: &crate::config::AwsSettings) -> aws_config::Sd
         loader = loader.endpoint_url(endpoint);
     }
     loader.load().await
+}
+
+/// Two seconds to connect, `attempt` for one try, three tries' worth for a whole call.
+#[cfg(feature = "aws")]
+pub fn aws_timeouts(attempt: Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(attempt * 3)
+        .build()
+}
+
+/// An SQS client for long polls (a receive may wait 20 s for messages by design).
+#[cfg(feature = "aws")]
+pub fn sqs_long_poll(sdk: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::config::Builder::from(sdk)
+        .timeout_config(aws_timeouts(Duration::from_secs(25)))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
 }

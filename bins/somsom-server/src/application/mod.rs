@@ -28,6 +28,7 @@ use crate::backends;
 use crate::config::{Config, Invalid};
 use crate::db::Database;
 use crate::metrics::Metrics;
+use crate::outage::Watches;
 use crate::readiness::{DatabaseCheck, DependencyCheck, Readiness, ReadinessCheck};
 use crate::tasks::Tasks;
 
@@ -61,7 +62,7 @@ pub struct Overrides {
 #[cfg(feature = "kafka")]
 fn kafka_watch(
     config: &Config,
-    tasks: &Tasks,
+    watches: &Watches,
 ) -> Result<Option<Arc<crate::outage::Dependency>>, BuildError> {
     let Some(brokers) = &config.kafka_brokers else {
         return Ok(None);
@@ -73,19 +74,14 @@ fn kafka_watch(
                 source,
             }
         })?;
-    let dependency = crate::outage::Dependency::new("kafka");
-    let watched = dependency.clone();
-    tasks.spawn("kafka-watch", move |cancel| {
-        crate::outage::watch(watched, Arc::new(probe), cancel)
-    });
-    Ok(Some(dependency))
+    Ok(Some(watches.watch("kafka", Arc::new(probe))))
 }
 
 /// Without the `kafka` feature a configured broker list is refused by validation.
 #[cfg(not(feature = "kafka"))]
 fn kafka_watch(
     _config: &Config,
-    _tasks: &Tasks,
+    _watches: &Watches,
 ) -> Result<Option<Arc<crate::outage::Dependency>>, BuildError> {
     Ok(None)
 }
@@ -113,43 +109,29 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
     db.migrate().await?;
 
     let tasks = Tasks::new();
+    // Every shared service gets a watch; readiness and metrics list them all at the end.
+    let watches = Watches::new(&tasks);
     // A database server can go away; it gets the outage watch and gate (a SQLite file cannot).
-    let database = matches!(db, Database::MySql(_))
-        .then(|| crate::outage::Dependency::new(crate::outage::gate::DATABASE));
+    let database = matches!(db, Database::MySql(_)).then(|| {
+        let probe = crate::outage::DatabaseProbe::new(&config.database_url);
+        watches.watch(crate::outage::gate::DATABASE, Arc::new(probe))
+    });
     let mut checks: Vec<Arc<dyn ReadinessCheck>> = match &database {
-        Some(dependency) => {
-            let (watched, probe) = (
-                dependency.clone(),
-                Arc::new(crate::outage::DatabaseProbe::new(&config.database_url)),
-            );
-            tasks.spawn("database-watch", move |cancel| {
-                crate::outage::watch(watched, probe, cancel)
-            });
-            vec![Arc::new(DependencyCheck(dependency.clone()))]
-        }
+        Some(_) => Vec::new(),
         None => vec![Arc::new(DatabaseCheck(db.clone()))],
     };
     let redis = match &config.redis_url {
-        Some(url) => Some(backends::SharedRedis {
-            connection: backends::redis(url).await?,
-            dependency: crate::outage::Dependency::new("redis"),
-        }),
+        Some(url) => {
+            let connection = backends::redis(url).await?;
+            let probe = crate::outage::RedisProbe(connection.clone());
+            Some(backends::SharedRedis {
+                connection,
+                dependency: watches.watch("redis", Arc::new(probe)),
+            })
+        }
         None => None,
     };
-    if let Some(redis) = &redis {
-        checks.push(Arc::new(DependencyCheck(redis.dependency.clone())));
-        let (dependency, probe) = (
-            redis.dependency.clone(),
-            Arc::new(crate::outage::RedisProbe(redis.connection.clone())),
-        );
-        tasks.spawn("redis-watch", move |cancel| {
-            crate::outage::watch(dependency, probe, cancel)
-        });
-    }
-    let kafka = kafka_watch(&config, &tasks)?;
-    if let Some(kafka) = &kafka {
-        checks.push(Arc::new(DependencyCheck(kafka.clone())));
-    }
+    let kafka = kafka_watch(&config, &watches)?;
 
     let sender: Arc<dyn CodeSender> = match (overrides.code_sender, &config.smtp_url) {
         (Some(sender), _) => sender,
@@ -160,17 +142,9 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         (None, None) => Arc::new(LogSender),
     };
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let auth = crate::auth::build::identity_provider(&config, &db, sender, clock.clone()).await?;
+    let auth = crate::auth::build::identity_provider(&config, &db, sender, clock.clone(), &watches)
+        .await?;
     let mut metrics = Metrics::new();
-    if let Some(redis) = &redis {
-        metrics.register_dependency(redis.dependency.clone());
-    }
-    if let Some(database) = &database {
-        metrics.register_dependency(database.clone());
-    }
-    if let Some(kafka) = &kafka {
-        metrics.register_dependency(kafka.clone());
-    }
     let festivals =
         crate::festivals::build::build(&config, &db, redis.as_ref(), clock.clone(), &mut metrics)
             .await?;
@@ -195,6 +169,7 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
         crate::chat::build::Shared {
             redis: redis.as_ref(),
             kafka: kafka.as_ref(),
+            watches: &watches,
         },
         auth.clone(),
         &shutdown,
@@ -210,6 +185,10 @@ async fn build_inner(config: Config, overrides: Overrides) -> Result<Application
             shutdown.clone(),
         )));
     metrics.register_chat(chat.server.clone());
+    for dependency in watches.all() {
+        checks.push(Arc::new(DependencyCheck(dependency.clone())));
+        metrics.register_dependency(dependency);
+    }
 
     let tickets: Arc<dyn ticket_lock::TicketEngine> = Arc::new(tickets);
     let push = crate::push::build::build(

@@ -72,18 +72,20 @@ pub(crate) async fn identity_provider(
     db: &Database,
     sender: Arc<dyn CodeSender>,
     clock: Arc<dyn Clock>,
+    watches: &crate::outage::Watches,
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     match config.auth.backend {
         AuthBackend::Local => Ok(Arc::new(local_identity(config, db, sender, clock).await?)),
-        AuthBackend::Cognito => cognito(config, clock).await,
+        AuthBackend::Cognito => cognito(config, clock, watches).await,
     }
 }
 
-/// Cognito's user pool, through the AWS SDK.
+/// Cognito's user pool, through the AWS SDK, failing fast while Cognito is known to be down.
 #[cfg(feature = "aws")]
 async fn cognito(
     config: &Config,
     clock: Arc<dyn Clock>,
+    watches: &crate::outage::Watches,
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     use cognito_auth::cognito::{CognitoConfig, CognitoIdentity};
     let settings = &config.auth.cognito;
@@ -105,16 +107,30 @@ async fn cognito(
         .with_client_secret(settings.client_secret.clone())
         .with_jwks_url(jwks_url);
     let client = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
-    let provider = CognitoIdentity::new(client, cognito, clock)
+    let provider = CognitoIdentity::new(client.clone(), cognito, clock)
         .await
         .map_err(engine_failed("identity provider (cognito)"))?;
-    Ok(Arc::new(provider))
+    let pool = settings.user_pool_id.clone();
+    let probe = crate::outage::Call(move || {
+        let request = client.describe_user_pool().user_pool_id(&pool);
+        async move {
+            request.send().await.map(drop).map_err(|e| {
+                aws_sdk_cognitoidentityprovider::error::DisplayErrorContext(e).to_string()
+            })
+        }
+    });
+    let dependency = watches.watch("cognito", Arc::new(probe));
+    Ok(Arc::new(crate::outage::guarded::GuardedIdentity::new(
+        Arc::new(provider),
+        dependency,
+    )))
 }
 
 #[cfg(not(feature = "aws"))]
 async fn cognito(
     _config: &Config,
     _clock: Arc<dyn Clock>,
+    _watches: &crate::outage::Watches,
 ) -> Result<Arc<dyn IdentityProvider>, BuildError> {
     Err(Invalid::not_built("auth.backend = cognito", "aws").into())
 }

@@ -26,6 +26,8 @@ pub(crate) struct Shared<'a> {
     pub redis: Option<&'a crate::backends::SharedRedis>,
     /// Kafka's state (the relay between nodes is built from the configuration).
     pub kafka: Option<&'a Arc<crate::outage::Dependency>>,
+    /// Where the AWS message store's watch goes.
+    pub watches: &'a crate::outage::Watches,
 }
 
 /// The chat engine: messages in the configured store, presence in Redis when configured, the
@@ -39,7 +41,11 @@ pub(crate) async fn build(
     shutdown: &CancellationToken,
     tasks: &Tasks,
 ) -> Result<Chat, BuildError> {
-    let Shared { redis, kafka } = shared;
+    let Shared {
+        redis,
+        kafka,
+        watches,
+    } = shared;
     let settings = &config.chat;
     let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
     let store: Arc<dyn MessageStore> = match settings.store {
@@ -48,7 +54,7 @@ pub(crate) async fn build(
             store.migrate().await.map_err(|e| failed("chat store", e))?;
             Arc::new(store)
         }
-        ChatStoreKind::Dynamodb => dynamodb_store(config).await?,
+        ChatStoreKind::Dynamodb => dynamodb_store(config, watches).await?,
         ChatStoreKind::Memory => Arc::new(chat_relay::MemoryStore::new()),
     };
     let presence: Arc<dyn Presence> = match redis {
@@ -120,26 +126,46 @@ pub(crate) async fn build(
     })
 }
 
-/// Messages kept in a DynamoDB table (created when missing).
+/// Messages kept in a DynamoDB table (created when missing), failing fast while DynamoDB is
+/// known to be down.
 #[cfg(feature = "aws")]
-async fn dynamodb_store(config: &Config) -> Result<Arc<dyn MessageStore>, BuildError> {
+async fn dynamodb_store(
+    config: &Config,
+    watches: &crate::outage::Watches,
+) -> Result<Arc<dyn MessageStore>, BuildError> {
     use chat_relay::store::dynamodb::DynamoStore;
     let settings = &config.chat;
     let failed = |what: &'static str, e: chat_relay::ChatError| engine_failed(what)(e);
     let sdk = crate::backends::aws_config(&config.aws).await;
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        &settings.dynamodb_table,
-    );
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(client.clone(), &settings.dynamodb_table);
     store
         .create_table()
         .await
         .map_err(|e| failed("chat store", e))?;
-    Ok(Arc::new(store))
+    let table = settings.dynamodb_table.clone();
+    let probe = crate::outage::Call(move || {
+        let request = client.describe_table().table_name(&table);
+        async move {
+            request
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+        }
+    });
+    let dependency = watches.watch("dynamodb", Arc::new(probe));
+    Ok(Arc::new(crate::outage::guarded::GuardedStore::new(
+        Arc::new(store),
+        dependency,
+    )))
 }
 
 #[cfg(not(feature = "aws"))]
-async fn dynamodb_store(_config: &Config) -> Result<Arc<dyn MessageStore>, BuildError> {
+async fn dynamodb_store(
+    _config: &Config,
+    _watches: &crate::outage::Watches,
+) -> Result<Arc<dyn MessageStore>, BuildError> {
     Err(crate::config::Invalid::not_built("chat.store = dynamodb", "aws").into())
 }
 

@@ -1,7 +1,8 @@
 //! Engines that stop asking a dependency known to be down: each call goes through
 //! [`Dependency::call`], so while Redis is down a waiting-room request, a cache lookup or a
 //! presence update fails at once with the engine's own "unavailable" error (which the API
-//! answers as 503 with `Retry-After`, and which the search cache treats as a miss).
+//! answers as 503 with `Retry-After`, and which the search cache treats as a miss). The same for
+//! the AWS services a request may need: Cognito and the DynamoDB message store.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,8 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chat_relay::{ChatError, Presence, RoomId, UserId};
+use chat_relay::{
+    Appended, ChatError, ChatMessage, Draft, HistoryPage, MessageStore, Presence, RoomId, UserId,
+};
 use chrono::{DateTime, Utc};
+use cognito_auth::jwt::Jwks;
+use cognito_auth::{
+    AuthError, Claims, IdentityProvider, Login, Profile, Revocation, Role, SignUp, SignUpOutcome,
+    Tokens,
+};
 use search_cache::{CacheError, CacheStore, Generation, Lookup};
 use waiting_queue::{
     Admission, Consumption, Place, Policy, QueueError, QueueName, QueueStats, Tick, TickRule,
@@ -252,5 +260,121 @@ impl Presence for GuardedPresence {
     }
     async fn unread(&self, user: UserId, rooms: &[RoomId]) -> chat_relay::Result<Vec<Option<u64>>> {
         through!(self, ChatError, self.inner.unread(user, rooms))
+    }
+}
+
+/// An identity provider (Cognito) that fails fast while its service is down. Verifying a token
+/// is local (the pool's published keys) and goes on regardless, so signed-in users keep using
+/// every route that does not need the provider itself.
+pub struct GuardedIdentity {
+    inner: Arc<dyn IdentityProvider>,
+    dependency: Arc<Dependency>,
+}
+
+impl GuardedIdentity {
+    /// `inner`, asked only while `dependency` is up (except to verify a token).
+    pub fn new(inner: Arc<dyn IdentityProvider>, dependency: Arc<Dependency>) -> Self {
+        Self { inner, dependency }
+    }
+}
+
+#[async_trait]
+impl IdentityProvider for GuardedIdentity {
+    async fn sign_up(&self, request: SignUp) -> cognito_auth::Result<SignUpOutcome> {
+        through!(self, AuthError, self.inner.sign_up(request))
+    }
+    async fn confirm_sign_up(
+        &self,
+        email: &str,
+        code: &str,
+        password: Option<&str>,
+    ) -> cognito_auth::Result<Profile> {
+        through!(
+            self,
+            AuthError,
+            self.inner.confirm_sign_up(email, code, password)
+        )
+    }
+    async fn resend_confirmation_code(&self, email: &str) -> cognito_auth::Result<()> {
+        through!(self, AuthError, self.inner.resend_confirmation_code(email))
+    }
+    async fn forgot_password(&self, email: &str) -> cognito_auth::Result<()> {
+        through!(self, AuthError, self.inner.forgot_password(email))
+    }
+    async fn reset_password(
+        &self,
+        email: &str,
+        code: &str,
+        new_password: &str,
+    ) -> cognito_auth::Result<()> {
+        through!(
+            self,
+            AuthError,
+            self.inner.reset_password(email, code, new_password)
+        )
+    }
+    async fn sign_in(&self, email: &str, password: &str) -> cognito_auth::Result<Login> {
+        through!(self, AuthError, self.inner.sign_in(email, password))
+    }
+    async fn refresh(&self, username: &str, refresh_token: &str) -> cognito_auth::Result<Tokens> {
+        through!(self, AuthError, self.inner.refresh(username, refresh_token))
+    }
+    async fn sign_out(&self, access_token: &str) -> cognito_auth::Result<()> {
+        through!(self, AuthError, self.inner.sign_out(access_token))
+    }
+    async fn verify(&self, access_token: &str) -> cognito_auth::Result<Claims> {
+        self.inner.verify(access_token).await
+    }
+    async fn profile(&self, email: &str) -> cognito_auth::Result<Profile> {
+        through!(self, AuthError, self.inner.profile(email))
+    }
+    async fn set_role(&self, email: &str, role: Role) -> cognito_auth::Result<()> {
+        through!(self, AuthError, self.inner.set_role(email, role))
+    }
+    async fn poll_revocations(&self) -> cognito_auth::Result<Vec<Revocation>> {
+        self.inner.poll_revocations().await
+    }
+    async fn purge_expired(&self) -> cognito_auth::Result<u64> {
+        self.inner.purge_expired().await
+    }
+    fn jwks(&self) -> Option<Jwks> {
+        self.inner.jwks()
+    }
+}
+
+/// A message store (DynamoDB) that fails fast while its service is down.
+#[derive(Debug)]
+pub struct GuardedStore {
+    inner: Arc<dyn MessageStore>,
+    dependency: Arc<Dependency>,
+}
+
+impl GuardedStore {
+    /// `inner`, asked only while `dependency` is up.
+    pub fn new(inner: Arc<dyn MessageStore>, dependency: Arc<Dependency>) -> Self {
+        Self { inner, dependency }
+    }
+}
+
+#[async_trait]
+impl MessageStore for GuardedStore {
+    async fn append(&self, draft: &Draft) -> chat_relay::Result<Appended> {
+        through!(self, ChatError, self.inner.append(draft))
+    }
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> chat_relay::Result<HistoryPage> {
+        through!(self, ChatError, self.inner.history(room, before, limit))
+    }
+    async fn after(
+        &self,
+        room: RoomId,
+        after: i64,
+        limit: usize,
+    ) -> chat_relay::Result<Vec<ChatMessage>> {
+        through!(self, ChatError, self.inner.after(room, after, limit))
     }
 }

@@ -166,6 +166,65 @@ impl Dependency {
     }
 }
 
+/// Every shared service this node watches: each gets its [`Dependency`] and a background
+/// [`watch`] task, and readiness and metrics list them all.
+#[derive(Clone)]
+pub struct Watches {
+    tasks: crate::tasks::Tasks,
+    all: Arc<std::sync::Mutex<Vec<Arc<Dependency>>>>,
+}
+
+impl Watches {
+    /// Watches whose tasks run under `tasks` (and stop at its shutdown).
+    pub fn new(tasks: &crate::tasks::Tasks) -> Self {
+        Self {
+            tasks: tasks.clone(),
+            all: Arc::default(),
+        }
+    }
+
+    /// The service `name` (`redis`, `kafka`, …), probed through `probe` from now on by a task
+    /// called `{name}-watch`.
+    pub fn watch(&self, name: &'static str, probe: Arc<dyn Probe>) -> Arc<Dependency> {
+        let dependency = Dependency::new(name);
+        let watched = dependency.clone();
+        let task: &'static str = match name {
+            "database" => "database-watch",
+            "redis" => "redis-watch",
+            "kafka" => "kafka-watch",
+            "cognito" => "cognito-watch",
+            "dynamodb" => "dynamodb-watch",
+            _ => "dependency-watch",
+        };
+        self.tasks
+            .spawn(task, move |cancel| watch(watched, probe, cancel));
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dependency.clone());
+        dependency
+    }
+
+    /// Every dependency watched so far.
+    pub fn all(&self) -> Vec<Arc<Dependency>> {
+        self.all.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A probe that is a call: `Call(|| async { … })` (an AWS request, say).
+pub struct Call<F>(pub F);
+
+#[async_trait]
+impl<F, Fut> Probe for Call<F>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    async fn probe(&self) -> Result<(), String> {
+        (self.0)().await
+    }
+}
+
 /// Probes `dependency` through `probe` until `cancel`: marks it down when a probe fails and up
 /// (after its recoveries) when one succeeds.
 pub async fn watch(dependency: Arc<Dependency>, probe: Arc<dyn Probe>, cancel: CancellationToken) {

@@ -166,7 +166,7 @@ async fn eventbridge(
     use push_notify::aws::{EventBridgeScheduler, SqsSource, Topology};
     let sdk = crate::backends::aws_config(&config.aws).await;
     let sns = aws_sdk_sns::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sqs = crate::backends::sqs_long_poll(&sdk);
     let topology = Topology::ensure(&sns, &sqs, &settings.sns_topic, &settings.sqs_queue)
         .await
         .map_err(|e| failed("push scheduler (sns/sqs)", e))?;

@@ -98,7 +98,7 @@ async fn sqs_driver(
     use waiting_queue::sqs::SqsDriver;
     let settings = &config.queue;
     let sdk = crate::backends::aws_config(&config.aws).await;
-    let client = aws_sdk_sqs::Client::new(&sdk);
+    let client = crate::backends::sqs_long_poll(&sdk);
     let url = client
         .create_queue()
         .queue_name(&settings.sqs_queue)

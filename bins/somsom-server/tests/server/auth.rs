@@ -360,17 +360,11 @@ async fn configured_admins_become_admins_once_confirmed() {
     ctx.server.shutdown().await;
 }
 
-/// The same routes with `auth.backend = "cognito"`, against a pool on moto (which accepts any
-/// confirmation code).
-#[tokio::test]
-async fn cognito_backend_end_to_end_on_moto() {
+/// A fresh user pool and app client (password and refresh-token flows) on the AWS endpoint
+/// `aws` names: `(pool id, client id)`.
+pub(crate) async fn cognito_pool(aws: &somsom_server::config::AwsSettings) -> (String, String) {
     use aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType;
-    let endpoint = test_support::require_service!(test_support::AWS);
-    let aws = somsom_server::config::AwsSettings {
-        region: Some(std::env::var("AWS_REGION").unwrap_or_else(|_| "ap-northeast-2".into())),
-        endpoint_url: Some(endpoint),
-    };
-    let sdk = somsom_server::backends::aws_config(&aws).await;
+    let sdk = somsom_server::backends::aws_config(aws).await;
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(&sdk);
     let pool = cognito
         .create_user_pool()
@@ -393,6 +387,19 @@ async fn cognito_backend_end_to_end_on_moto() {
         .and_then(|c| c.client_id())
         .unwrap()
         .to_owned();
+    (pool_id, client_id)
+}
+
+/// The same routes with `auth.backend = "cognito"`, against a pool on moto (which accepts any
+/// confirmation code).
+#[tokio::test]
+async fn cognito_backend_end_to_end_on_moto() {
+    let endpoint = test_support::require_service!(test_support::AWS);
+    let aws = somsom_server::config::AwsSettings {
+        region: Some(std::env::var("AWS_REGION").unwrap_or_else(|_| "ap-northeast-2".into())),
+        endpoint_url: Some(endpoint),
+    };
+    let (pool_id, client_id) = cognito_pool(&aws).await;
 
     let ctx = start(|c| {
         c.aws = aws.clone();

@@ -6,6 +6,7 @@ mod common;
 
 mod api_fuzz;
 mod auth;
+mod aws_outage;
 mod binary;
 mod chat;
 mod chat_multi_node;
@@ -23,6 +24,7 @@ mod push;
 mod push_crash;
 mod queues;
 mod reservations;
+mod restarts;
 mod rolling_restart;
 mod router;
 mod services;

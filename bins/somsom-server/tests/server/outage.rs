@@ -72,6 +72,11 @@ impl Proxy {
         }
     }
 
+    /// Everything sent into the black hole.
+    pub(crate) fn swallowed(&self) -> Vec<u8> {
+        self.state.swallowed.lock().unwrap().clone()
+    }
+
     /// The names of the commands sent into the black hole.
     fn swallowed_commands(&self) -> Vec<String> {
         commands(&self.state.swallowed.lock().unwrap())
