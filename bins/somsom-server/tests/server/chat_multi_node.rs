@@ -25,19 +25,9 @@ use common::{ServerProcess, start};
 const ROOMS: usize = 100;
 const PER_ROOM: usize = 1_000;
 
-async fn connect(node: &ServerProcess, token: &str) -> Client {
-    let url = node.url("/ws-chat").replacen("http://", "ws://", 1);
-    let (client, connected) =
-        Client::connect(&url, &[("Authorization", &format!("Bearer {token}"))])
-            .await
-            .unwrap();
-    assert_eq!(connected.command, Command::Connected, "{connected:?}");
-    client
-}
-
 /// Subscribes to every room and returns once the server confirmed each subscription.
 async fn listener(node: &ServerProcess, token: &str, rooms: &[i64]) -> Client {
-    let mut client = connect(node, token).await;
+    let mut client = common::stomp_to(node, token).await;
     for room in rooms {
         client
             .subscribe(
@@ -190,7 +180,7 @@ async fn a_hundred_thousand_messages_cross_two_server_processes_intact() {
     let sending = rooms.iter().zip(&senders).map(|(&room, token)| {
         let node = &node_a;
         async move {
-            let mut client = connect(node, token).await;
+            let mut client = common::stomp_to(node, token).await;
             for i in 0..PER_ROOM {
                 let receipt = if i + 1 == PER_ROOM {
                     vec![("receipt", "done")]

@@ -56,16 +56,6 @@ fn free_addr() -> String {
     listener.local_addr().unwrap().to_string()
 }
 
-async fn connect(node: &ServerProcess, token: &str) -> Client {
-    let url = node.url("/ws-chat").replacen("http://", "ws://", 1);
-    let (client, connected) =
-        Client::connect(&url, &[("Authorization", &format!("Bearer {token}"))])
-            .await
-            .unwrap();
-    assert_eq!(connected.command, Command::Connected, "{connected:?}");
-    client
-}
-
 /// A subscription and what it has shown.
 struct Subscriber {
     client: Client,
@@ -75,7 +65,7 @@ struct Subscriber {
 
 impl Subscriber {
     async fn new(node: &ServerProcess, token: &str, room: i64) -> Self {
-        let mut client = connect(node, token).await;
+        let mut client = common::stomp_to(node, token).await;
         client
             .subscribe(
                 "0",
@@ -265,8 +255,8 @@ async fn chat_keeps_going_on_both_nodes_while_kafka_is_down_and_loses_or_repeats
         Subscriber::new(&nodes[1], &tokens[1], room).await,
     ];
     let mut senders = [
-        connect(&nodes[0], &tokens[0]).await,
-        connect(&nodes[1], &tokens[1]).await,
+        common::stomp_to(&nodes[0], &tokens[0]).await,
+        common::stomp_to(&nodes[1], &tokens[1]).await,
     ];
     let kafka_up = r#"somsom_dependency_up{dependency="kafka"}"#;
     let phase = async |senders: &mut [Client; 2], range: std::ops::Range<usize>| {

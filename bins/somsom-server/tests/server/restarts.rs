@@ -23,6 +23,14 @@ use tokio_util::sync::CancellationToken;
 
 use common::{eventually, start};
 
+/// SIGKILLs the child, if any, and reaps it.
+fn sigkill(child: &mut Option<std::process::Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 /// A MariaDB server of the test's own, on its own files and port.
 struct PrivateMariaDb {
     dir: tempfile::TempDir,
@@ -91,10 +99,7 @@ impl PrivateMariaDb {
 
     /// SIGKILL: no clean shutdown, as in a crash.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        sigkill(&mut self.child);
     }
 }
 
@@ -355,10 +360,7 @@ impl PrivateRedis {
     }
 
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        sigkill(&mut self.child);
     }
 }
 

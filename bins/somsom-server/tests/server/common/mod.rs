@@ -416,6 +416,21 @@ impl Drop for ServerProcess {
     }
 }
 
+/// A STOMP client connected to a server process's `/ws-chat` with `token` (CONNECTED checked).
+pub async fn stomp_to(node: &ServerProcess, token: &str) -> chat_relay::client::Client {
+    let url = node.url("/ws-chat").replacen("http://", "ws://", 1);
+    let (client, connected) =
+        chat_relay::client::Client::connect(&url, &[("Authorization", &format!("Bearer {token}"))])
+            .await
+            .unwrap();
+    assert_eq!(
+        connected.command,
+        chat_relay::stomp::Command::Connected,
+        "{connected:?}"
+    );
+    client
+}
+
 /// Every buyer (token) tries to book three times at once, each attempt through the next of
 /// `urls` (one per node) in turn, `1 + (buyer + attempt) % max_quantity` tickets each. Every
 /// answer must be a booking, `TICKET_SOLD_OUT` or `TICKET_LIMIT_EXCEEDED`; returns the tickets
