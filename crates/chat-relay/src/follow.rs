@@ -94,13 +94,15 @@ impl Follower {
                         continue;
                     }
                     mode = match (*health.borrow_and_update(), mode) {
+                        (false, Mode::Relay) => {
+                            tracing::warn!("the chat relay is degraded: following rooms from the store");
+                            Mode::Store(None)
+                        }
                         (false, _) => Mode::Store(None),
-                        (true, Mode::Store(_)) => Mode::Store(Some(Instant::now() + self.follow.grace)),
-                        (true, Mode::Relay) => Mode::Relay,
+                        // Back: the grace runs from the first word of it.
+                        (true, Mode::Store(None)) => Mode::Store(Some(Instant::now() + self.follow.grace)),
+                        (true, mode) => mode,
                     };
-                    if mode == Mode::Store(None) {
-                        tracing::warn!("the chat relay is degraded: following rooms from the store");
-                    }
                 }
                 delivery = deliveries.next() => match delivery {
                     Some(delivery) => self.deliver(&delivery, mode != Mode::Relay).await,

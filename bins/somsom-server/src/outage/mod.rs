@@ -106,7 +106,8 @@ impl Dependency {
 
     /// Marks it down after `error` (logged once per outage).
     pub fn failed(&self, error: &(dyn std::error::Error + 'static)) {
-        if self.up.send_replace(false) {
+        // Watchers hear of changes only, not of every failed probe.
+        if self.up.send_if_modified(|up| std::mem::replace(up, false)) {
             self.outages.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 dependency = self.name,
@@ -136,7 +137,7 @@ impl Dependency {
                 return;
             }
         }
-        if !self.up.send_replace(true) {
+        if self.up.send_if_modified(|up| !std::mem::replace(up, true)) {
             tracing::info!(dependency = self.name, "dependency back");
         }
     }
@@ -377,6 +378,22 @@ mod tests {
             .call(|_| Boom, |_| true, async { Ok::<_, Boom>(7) })
             .await;
         assert_eq!(ok.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn watchers_hear_of_changes_not_of_every_failure() {
+        let kafka = Dependency::new("kafka");
+        let mut health = kafka.health();
+        kafka.failed(&Boom);
+        kafka.failed(&Boom);
+        assert!(health.has_changed().unwrap());
+        assert!(!*health.borrow_and_update());
+        kafka.failed(&Boom);
+        assert!(!health.has_changed().unwrap(), "still down: no news");
+        kafka.recover().await;
+        assert!(health.has_changed().unwrap());
+        assert!(*health.borrow_and_update());
+        assert_eq!(kafka.outages(), 1);
     }
 
     #[tokio::test]
