@@ -68,8 +68,8 @@ pub fn kafka_config(brokers: &str) -> rdkafka::ClientConfig {
 /// The AWS SDK configuration: the standard chain (credentials, region, `AWS_ENDPOINT_URL`), with
 /// the region and endpoint of `settings` taking precedence when set.
 ///
-/// Every call is bounded ([`aws_timeouts`]): the SDK sets no read timeout of its own, so a
-/// service that accepts connections and never answers would hold a request forever.
+/// Every call is bounded ([`aws_timeouts`]): by default the SDK bounds only the connect, so a
+/// service that accepts connections and never answers would hold a call indefinitely.
 #[cfg(feature = "aws")]
 pub async fn aws_config(settings: &crate::config::AwsSettings) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
