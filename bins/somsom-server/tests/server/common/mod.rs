@@ -238,18 +238,7 @@ impl Ctx {
 
     /// A STOMP client connected to `/ws-chat` with `token` (CONNECTED checked).
     pub async fn stomp(&self, token: &str) -> chat_relay::client::Client {
-        let url = self.server.url("/ws-chat").replacen("http://", "ws://", 1);
-        let auth = format!("Bearer {token}");
-        let (client, connected) =
-            chat_relay::client::Client::connect(&url, &[("Authorization", &auth)])
-                .await
-                .unwrap();
-        assert_eq!(
-            connected.command,
-            chat_relay::stomp::Command::Connected,
-            "{connected:?}"
-        );
-        client
+        stomp_at(&self.server.url("/ws-chat"), token).await
     }
 
     /// A GET that also returns the `Admission-Token` header.
@@ -418,7 +407,12 @@ impl Drop for ServerProcess {
 
 /// A STOMP client connected to a server process's `/ws-chat` with `token` (CONNECTED checked).
 pub async fn stomp_to(node: &ServerProcess, token: &str) -> chat_relay::client::Client {
-    let url = node.url("/ws-chat").replacen("http://", "ws://", 1);
+    stomp_at(&node.url("/ws-chat"), token).await
+}
+
+/// A STOMP client connected to `chat` (the `http://…/ws-chat` address) with `token`.
+async fn stomp_at(chat: &str, token: &str) -> chat_relay::client::Client {
+    let url = chat.replacen("http://", "ws://", 1);
     let (client, connected) =
         chat_relay::client::Client::connect(&url, &[("Authorization", &format!("Bearer {token}"))])
             .await
