@@ -371,8 +371,10 @@ impl Drop for PrivateRedis {
 }
 
 /// Polls its rank until `stop`; joins again whenever it is not in line (as the web app does
-/// when its rank comes back -1). Returns its answers by status, and whether it ended in line
-/// (or let in).
+/// when its rank comes back -1), and reports its first return to the line on `rejoined`.
+/// Returns its answers by status, and whether a last join after `stop` found it in line or let
+/// in. (The pause is Redis state too: after an empty restart some waiters are let in, and an
+/// admitted waiter's rank is -1 as well.)
 async fn waiter(
     url: String,
     token: String,
@@ -389,6 +391,7 @@ async fn waiter(
     let rank = format!("{url}/queues/festival{festival}/users/{email}/rank");
     let mut answers = HashMap::new();
     let mut in_line = true;
+    let mut back = false;
     while !stop.is_cancelled() {
         let target = if in_line { &rank } else { &join };
         let response = http
@@ -404,7 +407,8 @@ async fn waiter(
             200 => {
                 let placed = body["rank"].as_i64().is_some_and(|r| r >= 0)
                     || body["allowed"].as_bool() == Some(true);
-                if !in_line && placed {
+                if !in_line && placed && !back {
+                    back = true;
                     rejoined.send_modify(|n| *n += 1);
                 }
                 in_line = placed;
@@ -414,7 +418,18 @@ async fn waiter(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (answers, in_line)
+    let last: Value = http
+        .get(&join)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .unwrap();
+    let placed =
+        last["rank"].as_i64().is_some_and(|r| r >= 0) || last["allowed"].as_bool() == Some(true);
+    (answers, placed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
